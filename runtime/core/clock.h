@@ -12,8 +12,12 @@
 
 namespace ephemera {
 
-inline double MonotonicMs() { return static_cast<double>(uv_hrtime()) / 1e6; }
-inline uint64_t MonotonicUs() { return uv_hrtime() / 1000; }
+inline double MonotonicMs() {
+  return static_cast<double>(uv_hrtime()) / 1e6;
+}
+inline uint64_t MonotonicUs() {
+  return uv_hrtime() / 1000;
+}
 inline int64_t EpochMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -35,9 +35,13 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
+void SetLogLevel(LogLevel level) {
+  g_level = static_cast<int>(level);
+}
 
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load();
+}
 
 void LogF(LogLevel level, const char* component, const char* fmt, ...) {
   char line[2048];
@@ -45,9 +49,10 @@ void LogF(LogLevel level, const char* component, const char* fmt, ...) {
   gettimeofday(&tv, nullptr);
   tm utc{};
   gmtime_r(&tv.tv_sec, &utc);
-  int n = std::snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                        utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                        utc.tm_sec, static_cast<long>(tv.tv_usec / 1000), LevelName(level), component);
+  int n = std::snprintf(line, sizeof line,
+                        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", utc.tm_year + 1900,
+                        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                        static_cast<long>(tv.tv_usec / 1000), LevelName(level), component);
   va_list ap;
   va_start(ap, fmt);
   int m = std::vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

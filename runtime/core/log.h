@@ -19,8 +19,8 @@ void LogF(LogLevel level, const char* component, const char* fmt, ...)
 
 }  // namespace ephemera
 
-#define EPH_LOG(level, component, ...)                                            \
-  do {                                                                            \
+#define EPH_LOG(level, component, ...)                                                  \
+  do {                                                                                  \
     if (::ephemera::LogEnabled(level)) ::ephemera::LogF(level, component, __VA_ARGS__); \
   } while (0)
 #define LOG_DEBUG(component, ...) EPH_LOG(::ephemera::LogLevel::kDebug, component, __VA_ARGS__)

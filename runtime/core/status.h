@@ -39,13 +39,29 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status Conflict(std::string m) { return {StatusCode::kConflict, std::move(m)}; }
-inline Status TooLarge(std::string m) { return {StatusCode::kTooLarge, std::move(m)}; }
-inline Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
-inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
-inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {StatusCode::kNotFound, std::move(m)};
+}
+inline Status Conflict(std::string m) {
+  return {StatusCode::kConflict, std::move(m)};
+}
+inline Status TooLarge(std::string m) {
+  return {StatusCode::kTooLarge, std::move(m)};
+}
+inline Status Timeout(std::string m) {
+  return {StatusCode::kTimeout, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {StatusCode::kUnavailable, std::move(m)};
+}
+inline Status Cancelled(std::string m) {
+  return {StatusCode::kCancelled, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {StatusCode::kInternal, std::move(m)};
+}
 
 }  // namespace ephemera

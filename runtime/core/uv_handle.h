@@ -76,7 +76,9 @@ class Timer {
     if (handle_) uv_timer_stop(handle_.get());
   }
 
-  bool active() const { return handle_ && uv_is_active(reinterpret_cast<uv_handle_t*>(handle_.get())); }
+  bool active() const {
+    return handle_ && uv_is_active(reinterpret_cast<uv_handle_t*>(handle_.get()));
+  }
 
  private:
   uv_loop_t* loop_;

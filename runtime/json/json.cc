@@ -60,8 +60,12 @@ std::optional<std::vector<std::string>> GetStringArray(const cJSON* obj, const c
   return out;
 }
 
-Json NewObject() { return Json(cJSON_CreateObject()); }
-Json NewArray() { return Json(cJSON_CreateArray()); }
+Json NewObject() {
+  return Json(cJSON_CreateObject());
+}
+Json NewArray() {
+  return Json(cJSON_CreateArray());
+}
 
 void AddStringArray(cJSON* obj, const char* key, const std::vector<std::string>& items) {
   cJSON* arr = cJSON_AddArrayToObject(obj, key);

@@ -1,0 +1,299 @@
+#include "runtime/http/http_server.h"
+
+#include <cstring>
+
+#include "runtime/core/log.h"
+
+namespace ephemera::http {
+
+// One accepted TCP connection. It frees itself in its close callback (STYLE.md
+// rule 3), so nothing else may delete it; the server only asks it to close.
+class Connection {
+ public:
+  Connection(HttpServer* server, uv_loop_t* loop)
+      : server_(server),
+        parser_(server->options_.limits, server->options_.body_limit),
+        drain_timer_(loop) {
+    uv_tcp_init(loop, &tcp_);
+    tcp_.data = this;
+  }
+
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  void Start() {
+    uv_tcp_nodelay(&tcp_, 1);
+    uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead);
+  }
+
+  // Detaches from the server (which may be going away) and closes. Idempotent.
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
+    drain_timer_.Stop();
+    uv_read_stop(stream());
+    if (server_ != nullptr) server_->connections_.erase(this);
+    server_ = nullptr;
+    if (auto ex = std::move(current_)) ex->Abort();
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
+             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  }
+
+  void DetachServer() { server_ = nullptr; }
+
+  void Send(HttpExchange* exchange, HttpResponse response) {
+    if (closing_ || current_.get() != exchange) return;
+    bool keep_alive = exchange->request().keep_alive && !close_after_write_;
+    if (exchange->request().method == "HEAD" || response.status == 204) response.body.clear();
+    Write(std::move(response), keep_alive);
+    // This may drop the last reference to `exchange`, whose Reply() called us;
+    // Reply() touches nothing after this returns.
+    current_.reset();
+    if (!keep_alive) {
+      close_after_write_ = true;
+      return;
+    }
+    if (std::exchange(read_paused_, false)) {
+      uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead);
+    }
+    ProcessPending();
+  }
+
+ private:
+  struct WriteReq {
+    uv_write_t req;
+    std::string head;
+    std::string body;
+    Connection* connection;
+  };
+
+  static void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    auto* self = static_cast<Connection*>(h->data);
+    buf->base = self->read_buf_;
+    buf->len = sizeof self->read_buf_;
+  }
+
+  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<Connection*>(s->data);
+    if (nread < 0) {
+      self->Close();
+      return;
+    }
+    if (nread == 0) return;
+    if (self->draining_) return;  // after an error reply: read and discard until EOF
+    self->pending_.append(buf->base, static_cast<size_t>(nread));
+    self->ProcessPending();
+  }
+
+  // Parses buffered bytes into requests, one at a time, while no request is in
+  // flight. Re-entrant calls (a handler replying synchronously) fold into the loop.
+  void ProcessPending() {
+    if (processing_) return;
+    processing_ = true;
+    while (!closing_ && !close_after_write_ && current_ == nullptr && !pending_.empty()) {
+      size_t used = 0;
+      auto result = parser_.Feed(pending_.data(), pending_.size(), &used);
+      pending_.erase(0, used);
+      if (result == RequestParser::Result::kNeedMore) break;
+      if (result == RequestParser::Result::kError) {
+        RejectMalformed();
+        break;
+      }
+      Dispatch(parser_.TakeRequest());
+    }
+    // Hold back a client that pipelines far ahead of us.
+    if (!closing_ && current_ != nullptr && pending_.size() > kMaxPendingBytes && !read_paused_) {
+      uv_read_stop(stream());
+      read_paused_ = true;
+    }
+    processing_ = false;
+  }
+
+  void Dispatch(HttpRequest request) {
+    auto exchange = std::make_shared<HttpExchange>(std::move(request));
+    exchange->connection_ = this;
+    current_ = exchange;
+    if (server_ == nullptr) return;
+    ++server_->requests_;
+    try {
+      server_->handler_(exchange);
+    } catch (const std::exception& e) {
+      LOG_ERROR("http", "handler threw: %s", e.what());
+      exchange->Reply(HttpResponse(500, std::string("internal error: ") + e.what() + "\n"));
+    } catch (...) {
+      exchange->Reply(HttpResponse(500, "internal error\n"));
+    }
+  }
+
+  void RejectMalformed() {
+    HttpResponse response;
+    const auto& opts = server_ != nullptr ? server_->options_ : HttpServer::Options{};
+    if (opts.error_response) {
+      response =
+          opts.error_response(parser_.error_status(), parser_.error_message(), parser_.partial());
+    } else {
+      response = HttpResponse(parser_.error_status(), parser_.error_message() + "\n");
+    }
+    LOG_DEBUG("http", "refused a request: %d %s", parser_.error_status(),
+              parser_.error_message().c_str());
+    Write(std::move(response), false);
+    close_after_write_ = true;
+    // Keep reading (and discarding) what the client still sends, so it gets to
+    // read our answer instead of a reset; close when it is done or after a while.
+    draining_ = true;
+    pending_.clear();
+    drain_timer_.Start(kDrainTimeoutMs, [this] { Close(); });
+  }
+
+  void Write(HttpResponse response, bool keep_alive) {
+    auto* w = new WriteReq;
+    w->head = SerializeResponseHead(response, keep_alive);
+    w->body = std::move(response.body);
+    w->connection = this;
+    w->req.data = w;
+    uv_buf_t bufs[2] = {uv_buf_init(w->head.data(), static_cast<unsigned>(w->head.size())),
+                        uv_buf_init(w->body.data(), static_cast<unsigned>(w->body.size()))};
+    ++writes_in_flight_;
+    int rc = uv_write(&w->req, stream(), bufs, w->body.empty() ? 1 : 2, &Connection::OnWrite);
+    if (rc < 0) {
+      --writes_in_flight_;
+      delete w;
+      Close();
+    }
+  }
+
+  static void OnWrite(uv_write_t* req, int status) {
+    auto* w = static_cast<WriteReq*>(req->data);
+    Connection* self = w->connection;
+    delete w;
+    --self->writes_in_flight_;
+    if (status < 0) {
+      self->Close();
+      return;
+    }
+    if (self->close_after_write_ && self->writes_in_flight_ == 0 && !self->closing_) {
+      if (self->draining_) {
+        auto* sreq = new uv_shutdown_t;
+        if (uv_shutdown(sreq, self->stream(), [](uv_shutdown_t* r, int) { delete r; }) < 0) {
+          delete sreq;
+          self->Close();
+        }
+      } else {
+        self->Close();
+      }
+    }
+  }
+
+  static constexpr size_t kMaxPendingBytes = 1 << 20;
+  static constexpr uint64_t kDrainTimeoutMs = 2000;
+
+  uv_tcp_t tcp_{};
+  HttpServer* server_;
+  RequestParser parser_;
+  std::string pending_;
+  std::shared_ptr<HttpExchange> current_;
+  Timer drain_timer_;
+  bool processing_ = false;
+  bool closing_ = false;
+  bool close_after_write_ = false;
+  bool draining_ = false;
+  bool read_paused_ = false;
+  int writes_in_flight_ = 0;
+  char read_buf_[64 * 1024];
+};
+
+void HttpExchange::Reply(HttpResponse response) {
+  if (replied_) return;
+  replied_ = true;
+  on_abort_ = nullptr;
+  if (Connection* c = std::exchange(connection_, nullptr)) c->Send(this, std::move(response));
+}
+
+void HttpExchange::Abort() {
+  connection_ = nullptr;
+  if (replied_) return;
+  if (auto fn = std::move(on_abort_)) {
+    on_abort_ = nullptr;
+    fn();
+  }
+}
+
+HttpServer::HttpServer(uv_loop_t* loop, Handler handler, Options options)
+    : loop_(loop), handler_(std::move(handler)), options_(std::move(options)) {}
+
+HttpServer::~HttpServer() {
+  Close();
+}
+
+Status HttpServer::Listen(const std::string& host, int port) {
+  sockaddr_in addr{};
+  if (int rc = uv_ip4_addr(host.c_str(), port, &addr); rc < 0) {
+    return InvalidArgument(options_.name + ": bad listen address " + host + ": " + uv_strerror(rc));
+  }
+  if (int rc = listener_.Init(loop_, uv_tcp_init); rc < 0) {
+    return Internal(options_.name + ": uv_tcp_init: " + uv_strerror(rc));
+  }
+  listener_.get()->data = this;
+  int rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), 511, &HttpServer::OnConnection);
+  }
+  if (rc < 0) {
+    listener_.Close();
+    return Unavailable(options_.name + ": cannot listen on " + host + ":" + std::to_string(port) +
+                       ": " + uv_strerror(rc));
+  }
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  host_ = host;
+  return Status::Ok();
+}
+
+void HttpServer::OnConnection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<HttpServer*>(listener->data);
+  if (self == nullptr || status < 0) return;
+  auto* conn = new Connection(self, self->loop_);
+  if (uv_accept(listener, conn->stream()) < 0) {
+    conn->Close();
+    return;
+  }
+  self->connections_.insert(conn);
+  conn->Start();
+}
+
+void HttpServer::Close() {
+  listener_.Close();
+  // Close() erases from the set, so iterate over a copy.
+  auto conns = connections_;
+  for (Connection* c : conns) c->Close();
+  connections_.clear();
+}
+
+std::string SerializeResponseHead(const HttpResponse& response, bool keep_alive) {
+  std::string head;
+  head.reserve(256);
+  head += "HTTP/1.1 ";
+  head += std::to_string(response.status);
+  head += ' ';
+  head += ReasonPhrase(response.status);
+  head += "\r\n";
+  for (const auto& [k, v] : response.headers.items()) {
+    if (EqualsIgnoreCase(k, "Content-Length") || EqualsIgnoreCase(k, "Connection")) continue;
+    head += k;
+    head += ": ";
+    head += v;
+    head += "\r\n";
+  }
+  bool no_body = response.status == 204 || response.status == 304 ||
+                 (response.status >= 100 && response.status < 200);
+  if (!no_body) {
+    head += "Content-Length: ";
+    head += std::to_string(response.body.size());
+    head += "\r\n";
+  }
+  head += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  return head;
+}
+
+}  // namespace ephemera::http

@@ -1,0 +1,113 @@
+// runtime/http/http_server.h: an HTTP/1.1 server on one libuv loop.
+//
+// What it does: accepts TCP connections, parses requests with RequestParser,
+// hands each complete request to the handler as an HttpExchange, and writes the
+// reply. Keep-alive is the default; pipelined requests are answered strictly in
+// order because a connection parses its next request only after the current one
+// has been replied to. Malformed or oversized requests get an error response
+// (shaped by Options::error_response) and the connection is closed after it.
+//
+// Thread: the loop thread only; nothing blocks.
+// Ownership: the server owns its connections. A handler may keep the exchange
+// (shared_ptr) and reply later, from any later loop callback. If the connection
+// closes first, the exchange's abort callback runs once and Reply() becomes a
+// no-op. Destroying the server closes every connection (aborting exchanges) and
+// the listener; all memory is released in libuv close callbacks.
+// Depends on: libuv, llhttp (through RequestParser).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "runtime/core/status.h"
+#include "runtime/core/uv_handle.h"
+#include "runtime/http/http_message.h"
+#include "runtime/http/request_parser.h"
+
+namespace ephemera::http {
+
+class Connection;
+
+class HttpExchange {
+ public:
+  explicit HttpExchange(HttpRequest request) : request_(std::move(request)) {}
+  HttpExchange(const HttpExchange&) = delete;
+  HttpExchange& operator=(const HttpExchange&) = delete;
+
+  const HttpRequest& request() const { return request_; }
+  HttpRequest& mutable_request() { return request_; }
+
+  // Sends the response. Only the first call counts; after the connection has
+  // gone it does nothing.
+  void Reply(HttpResponse response);
+  bool replied() const { return replied_; }
+  // True while the client is still connected and no reply has been sent.
+  bool waiting() const { return connection_ != nullptr && !replied_; }
+
+  // Runs once if the connection closes before Reply().
+  void SetOnAbort(std::function<void()> fn) { on_abort_ = std::move(fn); }
+
+ private:
+  friend class Connection;
+  void Abort();
+
+  HttpRequest request_;
+  Connection* connection_ = nullptr;
+  bool replied_ = false;
+  std::function<void()> on_abort_;
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<void(std::shared_ptr<HttpExchange>)>;
+  // Shapes the response for a request the parser refused (400, 413, 431). `head`
+  // holds whatever was parsed (method, path and headers once they are complete).
+  using ErrorResponseFn =
+      std::function<HttpResponse(int status, const std::string& message, const HttpRequest& head)>;
+
+  struct Options {
+    RequestParser::Limits limits;
+    RequestParser::BodyLimitFn body_limit;  // per-request body limit; null = limits.max_body_bytes
+    ErrorResponseFn error_response;         // null = plain text
+    std::string name = "http";              // for logs
+  };
+
+  HttpServer(uv_loop_t* loop, Handler handler, Options options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens on host:port (port 0 picks a free one; see port()).
+  Status Listen(const std::string& host, int port);
+  int port() const { return port_; }
+  const std::string& host() const { return host_; }
+
+  // Stops accepting and closes every connection. Idempotent.
+  void Close();
+
+  size_t connection_count() const { return connections_.size(); }
+  uint64_t requests_served() const { return requests_; }
+
+ private:
+  friend class Connection;
+  static void OnConnection(uv_stream_t* listener, int status);
+
+  uv_loop_t* loop_;
+  Handler handler_;
+  Options options_;
+  UvHandle<uv_tcp_t> listener_;
+  std::string host_;
+  int port_ = 0;
+  std::unordered_set<Connection*> connections_;
+  uint64_t requests_ = 0;
+};
+
+// Serializes a response head (status line and headers, with Content-Length and
+// Connection added). Exposed for tests and for the microbenchmarks.
+std::string SerializeResponseHead(const HttpResponse& response, bool keep_alive);
+
+}  // namespace ephemera::http

@@ -1,0 +1,52 @@
+#include "runtime/http/router.h"
+
+#include <string_view>
+
+namespace ephemera::http {
+
+void Router::Add(std::string method, std::string pattern, RouteHandler handler) {
+  routes_.push_back({std::move(method), std::move(pattern), std::move(handler)});
+}
+
+bool Router::Match(const std::string& pattern, const std::string& path, Params* params) {
+  params->clear();
+  std::string_view pat = pattern, p = path;
+  while (true) {
+    size_t ps = pat.find('/'), xs = p.find('/');
+    std::string_view pseg = pat.substr(0, ps), xseg = p.substr(0, xs);
+    if (pseg == "{}") {
+      if (xseg.empty()) return false;
+      params->emplace_back(xseg);
+    } else if (pseg != xseg) {
+      return false;
+    }
+    if (ps == std::string_view::npos || xs == std::string_view::npos) {
+      return ps == std::string_view::npos && xs == std::string_view::npos;
+    }
+    pat = pat.substr(ps + 1);
+    p = p.substr(xs + 1);
+  }
+}
+
+void Router::Dispatch(const std::shared_ptr<HttpExchange>& exchange) const {
+  const HttpRequest& req = exchange->request();
+  bool path_matched = false;
+  Params params;
+  for (const auto& route : routes_) {
+    if (!Match(route.pattern, req.path, &params)) continue;
+    if (route.method != req.method) {
+      path_matched = true;
+      continue;
+    }
+    route.handler(exchange, params);
+    return;
+  }
+  int status = path_matched ? 405 : 404;
+  if (fallback_) {
+    fallback_(exchange, status);
+  } else {
+    exchange->Reply(HttpResponse(status, std::string(ReasonPhrase(status)) + "\n"));
+  }
+}
+
+}  // namespace ephemera::http

@@ -1,0 +1,44 @@
+// runtime/http/router.h: a first-match route table, h2o style.
+//
+// Patterns are '/'-separated segments; "{}" matches exactly one non-empty
+// segment and is handed to the handler as a parameter, in order. The first route
+// whose method and pattern match wins. A path that matches some route but not
+// with this method gives 405; nothing matching gives the fallback (404).
+// Thread: the loop thread. Depends on: http_server.h.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/http/http_server.h"
+
+namespace ephemera::http {
+
+class Router {
+ public:
+  using Params = std::vector<std::string>;
+  using RouteHandler = std::function<void(const std::shared_ptr<HttpExchange>&, const Params&)>;
+  using Fallback = std::function<void(const std::shared_ptr<HttpExchange>&, int status)>;
+
+  void Add(std::string method, std::string pattern, RouteHandler handler);
+  // Called with 404 (no route) or 405 (wrong method).
+  void SetFallback(Fallback fallback) { fallback_ = std::move(fallback); }
+
+  void Dispatch(const std::shared_ptr<HttpExchange>& exchange) const;
+
+  // Matches `path` against `pattern`, filling `params`. Exposed for tests.
+  static bool Match(const std::string& pattern, const std::string& path, Params* params);
+
+ private:
+  struct Route {
+    std::string method;
+    std::string pattern;
+    RouteHandler handler;
+  };
+  std::vector<Route> routes_;
+  Fallback fallback_;
+};
+
+}  // namespace ephemera::http
