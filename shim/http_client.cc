@@ -1,0 +1,425 @@
+// shim/http_client.cc: see http_client.h.
+#include "shim/http_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "shim/signals.h"
+
+namespace ephemera::shim {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxHeadBytes = 64 * 1024;
+
+char Lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
+
+bool ContainsTokenIgnoreCase(std::string_view value, std::string_view token) {
+  if (token.size() > value.size()) return false;
+  for (size_t i = 0; i + token.size() <= value.size(); ++i) {
+    if (EqualsIgnoreCase(value.substr(i, token.size()), token)) return true;
+  }
+  return false;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+void SleepMs(int ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !TerminationRequested()) {
+  }
+}
+
+long long NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+// Writes all of `parts`, resuming after partial writes and EINTR.
+bool WriteAll(int fd, struct iovec* parts, int count, std::string* error) {
+  while (count > 0) {
+    struct msghdr msg = {};
+    msg.msg_iov = parts;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR && !TerminationRequested()) continue;
+      *error = std::string("write failed: ") + strerror(errno);
+      return false;
+    }
+    size_t left = static_cast<size_t>(n);
+    while (count > 0 && left >= parts->iov_len) {
+      left -= parts->iov_len;
+      ++parts;
+      --count;
+    }
+    if (count > 0) {
+      parts->iov_base = static_cast<char*>(parts->iov_base) + left;
+      parts->iov_len -= left;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+const std::string* HttpResponse::Header(std::string_view name) const noexcept {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return &value;
+  }
+  return nullptr;
+}
+
+bool HttpClient::ParseHostPort(std::string_view spec, std::string* host, uint16_t* port) {
+  size_t colon = spec.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= spec.size()) return false;
+  unsigned long value = 0;
+  for (char c : spec.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned long>(c - '0');
+    if (value > 65535) return false;
+  }
+  if (value == 0) return false;
+  host->assign(spec.substr(0, colon));
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
+
+Status HttpClient::OpenOnce(int* error_number) {
+  *error_number = 0;
+  struct sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_);
+  const char* ip = host_ == "localhost" ? "127.0.0.1" : host_.c_str();
+  if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1) {
+    return Status::Error("cannot connect to " + host_ + ": not an IPv4 address");
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Error(std::string("socket: ") + strerror(errno));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc;
+  do {
+    rc = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  } while (rc != 0 && errno == EINTR && !TerminationRequested());
+  if (rc != 0) {
+    *error_number = errno;
+    close(fd);
+    return Status::Error("cannot connect to " + host_ + ":" + std::to_string(port_) + ": " +
+                         strerror(*error_number));
+  }
+  fd_ = fd;
+  ++connections_opened_;
+  buffer_.clear();
+  return Status::Ok();
+}
+
+Status HttpClient::Connect(int retry_for_ms, int retry_interval_ms) {
+  Close();
+  long long give_up = NowMs() + retry_for_ms;
+  while (true) {
+    int err = 0;
+    Status st = OpenOnce(&err);
+    if (st.ok()) return st;
+    bool retriable = err == ECONNREFUSED || err == ECONNRESET || err == EAGAIN;
+    if (!retriable || NowMs() >= give_up || TerminationRequested()) return st;
+    SleepMs(retry_interval_ms);
+  }
+}
+
+void HttpClient::Close() noexcept {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  buffer_.clear();
+}
+
+long HttpClient::ReadMore(std::string* error) {
+  size_t old = buffer_.size();
+  buffer_.resize(old + kReadChunk);
+  while (true) {
+    ssize_t n = recv(fd_, buffer_.data() + old, kReadChunk, 0);
+    if (n >= 0) {
+      buffer_.resize(old + static_cast<size_t>(n));
+      return static_cast<long>(n);
+    }
+    if (errno == EINTR && !TerminationRequested()) continue;
+    buffer_.resize(old);
+    *error = errno == EINTR ? "interrupted by a termination signal"
+                            : std::string("read failed: ") + strerror(errno);
+    return -1;
+  }
+}
+
+bool HttpClient::ReadHead(HttpResponse* response, bool* saw_any_byte, std::string* error) {
+  size_t end;
+  size_t searched = 0;
+  while ((end = buffer_.find("\r\n\r\n", searched)) == std::string::npos) {
+    if (buffer_.size() > kMaxHeadBytes) {
+      *error = "response head larger than 64 KiB";
+      return false;
+    }
+    searched = buffer_.size() >= 3 ? buffer_.size() - 3 : 0;
+    long n = ReadMore(error);
+    if (n < 0) return false;
+    if (n == 0) {
+      *error = buffer_.empty() ? "connection closed before a response"
+                               : "connection closed inside the response head";
+      return false;
+    }
+    *saw_any_byte = true;
+  }
+  *saw_any_byte = true;
+  std::string_view head(buffer_.data(), end);
+  size_t line_end = head.find("\r\n");
+  std::string_view status_line = head.substr(0, line_end);
+  // "HTTP/1.1 200 OK"
+  if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/") {
+    *error = "malformed status line";
+    return false;
+  }
+  size_t sp = status_line.find(' ');
+  if (sp == std::string_view::npos || sp + 4 > status_line.size()) {
+    *error = "malformed status line";
+    return false;
+  }
+  int status = 0;
+  for (size_t i = sp + 1; i < sp + 4; ++i) {
+    char c = status_line[i];
+    if (c < '0' || c > '9') {
+      *error = "malformed status code";
+      return false;
+    }
+    status = status * 10 + (c - '0');
+  }
+  response->status = status;
+  response->headers.clear();
+  last_http10_ = status_line.substr(0, 8) == "HTTP/1.0";
+  size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t eol = head.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = head.size();
+    std::string_view line = head.substr(pos, eol - pos);
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      response->headers.emplace_back(std::string(Trim(line.substr(0, colon))),
+                                     std::string(Trim(line.substr(colon + 1))));
+    }
+    pos = eol + 2;
+  }
+  buffer_.erase(0, end + 4);
+  return true;
+}
+
+bool HttpClient::ReadChunked(std::string* body, std::string* error) {
+  size_t pos = 0;
+  auto need = [&](size_t bytes) {
+    while (buffer_.size() - pos < bytes) {
+      long n = ReadMore(error);
+      if (n < 0) return false;
+      if (n == 0) {
+        *error = "connection closed inside a chunked body";
+        return false;
+      }
+    }
+    return true;
+  };
+  auto read_line = [&](std::string_view* line) {
+    size_t eol;
+    while ((eol = buffer_.find("\r\n", pos)) == std::string::npos) {
+      if (buffer_.size() - pos > 4096) {
+        *error = "chunk line too long";
+        return false;
+      }
+      if (!need(buffer_.size() - pos + 1)) return false;
+    }
+    *line = std::string_view(buffer_).substr(pos, eol - pos);
+    pos = eol + 2;
+    return true;
+  };
+  while (true) {
+    std::string_view line;
+    if (!read_line(&line)) return false;
+    size_t size = 0;
+    size_t digits = 0;
+    for (char c : line) {
+      int v;
+      if (c >= '0' && c <= '9')
+        v = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v = c - 'A' + 10;
+      else
+        break;  // chunk extensions (";...") and whitespace are ignored
+      if (size > (SIZE_MAX >> 4)) {
+        *error = "chunk size overflow";
+        return false;
+      }
+      size = size * 16 + static_cast<size_t>(v);
+      ++digits;
+    }
+    if (digits == 0) {
+      *error = "malformed chunk size";
+      return false;
+    }
+    if (size == 0) break;
+    if (!need(size + 2)) return false;
+    body->append(buffer_, pos, size);
+    pos += size + 2;
+    // Drop consumed bytes now and then so a large body does not keep two copies.
+    if (pos > 1024 * 1024) {
+      buffer_.erase(0, pos);
+      pos = 0;
+    }
+  }
+  // Trailers end with an empty line.
+  while (true) {
+    std::string_view line;
+    if (!read_line(&line)) return false;
+    if (line.empty()) break;
+  }
+  buffer_.erase(0, pos);
+  return true;
+}
+
+bool HttpClient::ReadBody(const HttpRequest& request, HttpResponse* response, bool* close_after,
+                          std::string* error) {
+  const std::string* connection = response->Header("Connection");
+  if (last_http10_) {
+    *close_after = connection == nullptr || !ContainsTokenIgnoreCase(*connection, "keep-alive");
+  } else {
+    *close_after = connection != nullptr && ContainsTokenIgnoreCase(*connection, "close");
+  }
+  response->body.clear();
+  int status = response->status;
+  if (request.method == "HEAD" || status == 204 || status == 304 ||
+      (status >= 100 && status < 200)) {
+    return true;
+  }
+  const std::string* te = response->Header("Transfer-Encoding");
+  if (te != nullptr && ContainsTokenIgnoreCase(*te, "chunked")) {
+    return ReadChunked(&response->body, error);
+  }
+  const std::string* cl = response->Header("Content-Length");
+  if (cl != nullptr) {
+    char* end = nullptr;
+    unsigned long long length = strtoull(cl->c_str(), &end, 10);
+    if (end == cl->c_str()) {
+      *error = "malformed Content-Length";
+      return false;
+    }
+    while (buffer_.size() < length) {
+      long n = ReadMore(error);
+      if (n < 0) return false;
+      if (n == 0) {
+        *error = "connection closed after " + std::to_string(buffer_.size()) + " of " +
+                 std::to_string(length) + " body bytes";
+        return false;
+      }
+    }
+    response->body.assign(buffer_, 0, length);
+    buffer_.erase(0, length);
+    return true;
+  }
+  // No framing: the body runs until the server closes the connection.
+  while (true) {
+    long n = ReadMore(error);
+    if (n < 0) return false;
+    if (n == 0) break;
+  }
+  response->body.swap(buffer_);
+  buffer_.clear();
+  *close_after = true;
+  return true;
+}
+
+HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpResponse* response,
+                                         std::string* error) {
+  std::string head;
+  head.reserve(256);
+  head.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding")) {
+      continue;  // the client frames the body itself
+    }
+    if (EqualsIgnoreCase(name, "Host")) has_host = true;
+    head.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!has_host)
+    head.append("Host: ").append(host_).append(":").append(std::to_string(port_)).append("\r\n");
+  if (!request.body.empty() || (request.method != "GET" && request.method != "HEAD")) {
+    head.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
+  }
+  head.append("\r\n");
+  struct iovec parts[2];
+  parts[0].iov_base = head.data();
+  parts[0].iov_len = head.size();
+  parts[1].iov_base = const_cast<char*>(request.body.data());
+  parts[1].iov_len = request.body.size();
+  if (!WriteAll(fd_, parts, request.body.empty() ? 1 : 2, error)) {
+    return errno == EINTR ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
+  }
+  bool saw_any_byte = false;
+  do {
+    if (!ReadHead(response, &saw_any_byte, error)) {
+      return saw_any_byte || TerminationRequested() ? Attempt::kFailed
+                                                    : Attempt::kRetryOnFreshConnection;
+    }
+  } while (response->status >= 100 && response->status < 200);
+  bool close_after = false;
+  if (!ReadBody(request, response, &close_after, error)) return Attempt::kFailed;
+  if (close_after) Close();
+  return Attempt::kOk;
+}
+
+Status HttpClient::Send(const HttpRequest& request, HttpResponse* response) {
+  bool reused = fd_ >= 0;
+  if (!reused) {
+    int err = 0;
+    Status st = OpenOnce(&err);
+    if (!st.ok()) return st;
+  }
+  std::string error;
+  Attempt attempt = SendOnce(request, response, &error);
+  if (attempt == Attempt::kRetryOnFreshConnection && reused) {
+    // The peer closed the idle keep-alive connection; one fresh try.
+    Close();
+    int err = 0;
+    Status st = OpenOnce(&err);
+    if (!st.ok()) return st;
+    error.clear();
+    attempt = SendOnce(request, response, &error);
+  }
+  if (attempt == Attempt::kOk) return Status::Ok();
+  Close();
+  return Status::Error(request.method + " " + request.target + " to " + host_ + ":" +
+                       std::to_string(port_) + ": " + error);
+}
+
+}  // namespace ephemera::shim
