@@ -8,24 +8,33 @@ namespace ephemera::http {
 
 // One accepted TCP connection. It frees itself in its close callback (STYLE.md
 // rule 3), so nothing else may delete it; the server only asks it to close.
+//
+// The request path, top to bottom: OnRead buffers bytes → ProcessPending feeds
+// the parser while no request is in flight → Dispatch hands the request to the
+// handler → the handler's Reply() lands in Send → Write queues the bytes →
+// OnWrite, and Send/OnWrite call Continue to take up the next buffered request.
 class Connection {
  public:
-  Connection(HttpServer* server, uv_loop_t* loop)
-      : server_(server),
-        parser_(server->options_.limits, server->options_.body_limit),
-        drain_timer_(loop) {
-    uv_tcp_init(loop, &tcp_);
-    tcp_.data = this;
+  // Returns nullptr (and owns nothing) if the handle cannot be initialised.
+  static Connection* Create(HttpServer* server, uv_loop_t* loop) {
+    auto* conn = new Connection(server, loop);
+    if (uv_tcp_init(loop, &conn->tcp_) < 0) {
+      delete conn;  // never initialised, so never to be closed
+      return nullptr;
+    }
+    conn->tcp_.data = conn;
+    return conn;
   }
 
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
   void Start() {
     uv_tcp_nodelay(&tcp_, 1);
-    uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead);
+    if (uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) Close();
   }
 
-  // Detaches from the server (which may be going away) and closes. Idempotent.
+  // Detaches from the server (which may be going away), aborts the exchange in
+  // flight and closes. Idempotent; the memory goes in the close callback.
   void Close() {
     if (closing_) return;
     closing_ = true;
@@ -33,29 +42,29 @@ class Connection {
     uv_read_stop(stream());
     if (server_ != nullptr) server_->connections_.erase(this);
     server_ = nullptr;
-    if (auto ex = std::move(current_)) ex->Abort();
+    pending_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+    // Last, so that an abort callback finds the connection already closed.
+    if (auto ex = std::move(current_)) ex->Abort();
   }
-
-  void DetachServer() { server_ = nullptr; }
 
   void Send(HttpExchange* exchange, HttpResponse response) {
     if (closing_ || current_.get() != exchange) return;
     bool keep_alive = exchange->request().keep_alive && !close_after_write_;
-    if (exchange->request().method == "HEAD" || response.status == 204) response.body.clear();
-    Write(std::move(response), keep_alive);
+    bool head_only = exchange->request().method == "HEAD";
+    Write(SerializeResponseHead(response, keep_alive),
+          head_only || !StatusHasBody(response.status) ? std::string() : std::move(response.body));
     // This may drop the last reference to `exchange`, whose Reply() called us;
     // Reply() touches nothing after this returns.
     current_.reset();
+    if (closing_) return;  // the write failed
     if (!keep_alive) {
+      // Nothing more is read from a connection we are about to close.
       close_after_write_ = true;
       return;
     }
-    if (std::exchange(read_paused_, false)) {
-      uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead);
-    }
-    ProcessPending();
+    Continue();
   }
 
  private:
@@ -66,6 +75,15 @@ class Connection {
     Connection* connection;
   };
 
+  Connection(HttpServer* server, uv_loop_t* loop)
+      : server_(server),
+        parser_(server->options_.limits, server->options_.body_limit),
+        drain_timer_(loop) {}
+
+  static bool StatusHasBody(int status) {
+    return status != 204 && status != 304 && !(status >= 100 && status < 200);
+  }
+
   static void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
     auto* self = static_cast<Connection*>(h->data);
     buf->base = self->read_buf_;
@@ -74,14 +92,33 @@ class Connection {
 
   static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<Connection*>(s->data);
+    if (nread == UV_EOF) {
+      self->OnPeerFinished();
+      return;
+    }
     if (nread < 0) {
       self->Close();
       return;
     }
-    if (nread == 0) return;
-    if (self->draining_) return;  // after an error reply: read and discard until EOF
+    if (nread == 0 || self->closing_) return;
+    // After an error reply, or once a reply that ends the connection has been
+    // sent, what the client still sends is read and dropped.
+    if (self->draining_ || self->close_after_write_) return;
     self->pending_.append(buf->base, static_cast<size_t>(nread));
     self->ProcessPending();
+  }
+
+  // The client will send nothing more. An exchange still waiting for its reply
+  // is aborted (this is how a client gives up); a reply still being written
+  // is allowed to finish first.
+  void OnPeerFinished() {
+    peer_finished_ = true;
+    uv_read_stop(stream());
+    if (current_ != nullptr || writes_in_flight_ == 0) {
+      Close();
+      return;
+    }
+    close_after_write_ = true;
   }
 
   // Parses buffered bytes into requests, one at a time, while no request is in
@@ -89,23 +126,52 @@ class Connection {
   void ProcessPending() {
     if (processing_) return;
     processing_ = true;
-    while (!closing_ && !close_after_write_ && current_ == nullptr && !pending_.empty()) {
+    while (!closing_ && !close_after_write_ && current_ == nullptr && !pending_.empty() &&
+           !WriteBacklogged()) {
       size_t used = 0;
       auto result = parser_.Feed(pending_.data(), pending_.size(), &used);
       pending_.erase(0, used);
-      if (result == RequestParser::Result::kNeedMore) break;
+      if (result == RequestParser::Result::kNeedMore) {
+        MaybeSendContinue();
+        break;
+      }
       if (result == RequestParser::Result::kError) {
         RejectMalformed();
         break;
       }
+      continue_sent_ = false;
       Dispatch(parser_.TakeRequest());
     }
     // Hold back a client that pipelines far ahead of us.
-    if (!closing_ && current_ != nullptr && pending_.size() > kMaxPendingBytes && !read_paused_) {
+    if (!closing_ && !read_paused_ && pending_.size() > kMaxPendingBytes) {
       uv_read_stop(stream());
       read_paused_ = true;
     }
     processing_ = false;
+  }
+
+  // After a reply or a finished write: take up the next buffered request and
+  // read again if we had stopped.
+  void Continue() {
+    if (closing_ || close_after_write_) return;
+    ProcessPending();
+    if (closing_ || close_after_write_ || !read_paused_ || pending_.size() > kMaxPendingBytes) {
+      return;
+    }
+    read_paused_ = false;
+    if (uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) Close();
+  }
+
+  // Responses the client has not read yet pile up in libuv's write queue; stop
+  // answering pipelined requests until it drains.
+  bool WriteBacklogged() { return stream()->write_queue_size > kMaxPendingBytes; }
+
+  // A client that sent "Expect: 100-continue" waits (curl: one second) for
+  // this before it sends the body.
+  void MaybeSendContinue() {
+    if (!parser_.expects_continue() || continue_sent_) return;
+    continue_sent_ = true;
+    Write("HTTP/1.1 100 Continue\r\n\r\n", std::string());
   }
 
   void Dispatch(HttpRequest request) {
@@ -120,34 +186,48 @@ class Connection {
       LOG_ERROR("http", "handler threw: %s", e.what());
       exchange->Reply(HttpResponse(500, std::string("internal error: ") + e.what() + "\n"));
     } catch (...) {
+      LOG_ERROR("http", "handler threw a non-exception");
       exchange->Reply(HttpResponse(500, "internal error\n"));
     }
   }
 
   void RejectMalformed() {
-    HttpResponse response;
-    const auto& opts = server_ != nullptr ? server_->options_ : HttpServer::Options{};
-    if (opts.error_response) {
-      response =
-          opts.error_response(parser_.error_status(), parser_.error_message(), parser_.partial());
-    } else {
-      response = HttpResponse(parser_.error_status(), parser_.error_message() + "\n");
+    int status = parser_.error_status();
+    const std::string& message = parser_.error_message();
+    LOG_DEBUG("http", "refused a request: %d %s", status, message.c_str());
+    HttpResponse response(status, message + "\n");
+    if (server_ != nullptr && server_->options_.error_response) {
+      try {
+        response = server_->options_.error_response(status, message, parser_.partial());
+      } catch (const std::exception& e) {
+        LOG_ERROR("http", "error_response threw: %s", e.what());
+      } catch (...) {
+        LOG_ERROR("http", "error_response threw a non-exception");
+      }
     }
-    LOG_DEBUG("http", "refused a request: %d %s", parser_.error_status(),
-              parser_.error_message().c_str());
-    Write(std::move(response), false);
+    const char* method = parser_.headers_complete() ? parser_.partial().method.c_str() : "";
+    Write(SerializeResponseHead(response, false),
+          std::strcmp(method, "HEAD") == 0 || !StatusHasBody(response.status)
+              ? std::string()
+              : std::move(response.body));
+    if (closing_) return;
     close_after_write_ = true;
     // Keep reading (and discarding) what the client still sends, so it gets to
     // read our answer instead of a reset; close when it is done or after a while.
     draining_ = true;
     pending_.clear();
+    if (std::exchange(read_paused_, false) &&
+        uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) {
+      Close();
+      return;
+    }
     drain_timer_.Start(kDrainTimeoutMs, [this] { Close(); });
   }
 
-  void Write(HttpResponse response, bool keep_alive) {
+  void Write(std::string head, std::string body) {
     auto* w = new WriteReq;
-    w->head = SerializeResponseHead(response, keep_alive);
-    w->body = std::move(response.body);
+    w->head = std::move(head);
+    w->body = std::move(body);
     w->connection = this;
     w->req.data = w;
     uv_buf_t bufs[2] = {uv_buf_init(w->head.data(), static_cast<unsigned>(w->head.size())),
@@ -161,25 +241,33 @@ class Connection {
     }
   }
 
+  // libuv runs this for every write, also with UV_ECANCELED when the handle is
+  // closed under it, always before the close callback frees the connection.
   static void OnWrite(uv_write_t* req, int status) {
     auto* w = static_cast<WriteReq*>(req->data);
     Connection* self = w->connection;
     delete w;
     --self->writes_in_flight_;
+    if (self->closing_) return;
     if (status < 0) {
       self->Close();
       return;
     }
-    if (self->close_after_write_ && self->writes_in_flight_ == 0 && !self->closing_) {
-      if (self->draining_) {
-        auto* sreq = new uv_shutdown_t;
-        if (uv_shutdown(sreq, self->stream(), [](uv_shutdown_t* r, int) { delete r; }) < 0) {
-          delete sreq;
-          self->Close();
-        }
-      } else {
-        self->Close();
-      }
+    if (!self->close_after_write_) {
+      self->Continue();  // the write queue may have drained below the limit
+      return;
+    }
+    if (self->writes_in_flight_ > 0) return;
+    if (!self->draining_ || self->peer_finished_) {
+      self->Close();
+      return;
+    }
+    // Send our FIN but keep discarding input until the client closes or the
+    // drain timer fires.
+    auto* sreq = new uv_shutdown_t;
+    if (uv_shutdown(sreq, self->stream(), [](uv_shutdown_t* r, int) { delete r; }) < 0) {
+      delete sreq;
+      self->Close();
     }
   }
 
@@ -197,6 +285,8 @@ class Connection {
   bool close_after_write_ = false;
   bool draining_ = false;
   bool read_paused_ = false;
+  bool peer_finished_ = false;
+  bool continue_sent_ = false;
   int writes_in_flight_ = 0;
   char read_buf_[64 * 1024];
 };
@@ -204,17 +294,25 @@ class Connection {
 void HttpExchange::Reply(HttpResponse response) {
   if (replied_) return;
   replied_ = true;
-  on_abort_ = nullptr;
-  if (Connection* c = std::exchange(connection_, nullptr)) c->Send(this, std::move(response));
+  // Move everything out first: the abort callback may hold the last reference
+  // to this exchange, and Send() or the sink may drop the connection's. Nothing
+  // below touches a member.
+  Connection* connection = std::exchange(connection_, nullptr);
+  ReplySink sink = std::move(sink_);
+  std::function<void()> dropped_abort = std::move(on_abort_);
+  if (connection != nullptr) {
+    connection->Send(this, std::move(response));
+  } else if (sink) {
+    sink(std::move(response));
+  }
 }
 
 void HttpExchange::Abort() {
   connection_ = nullptr;
-  if (replied_) return;
-  if (auto fn = std::move(on_abort_)) {
-    on_abort_ = nullptr;
-    fn();
-  }
+  if (replied_ || aborted_) return;
+  aborted_ = true;
+  // Moved out first: it may hold the last reference to this exchange.
+  if (auto fn = std::move(on_abort_)) fn();
 }
 
 HttpServer::HttpServer(uv_loop_t* loop, Handler handler, Options options)
@@ -253,7 +351,8 @@ Status HttpServer::Listen(const std::string& host, int port) {
 void HttpServer::OnConnection(uv_stream_t* listener, int status) {
   auto* self = static_cast<HttpServer*>(listener->data);
   if (self == nullptr || status < 0) return;
-  auto* conn = new Connection(self, self->loop_);
+  Connection* conn = Connection::Create(self, self->loop_);
+  if (conn == nullptr) return;
   if (uv_accept(listener, conn->stream()) < 0) {
     conn->Close();
     return;

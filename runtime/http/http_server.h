@@ -34,7 +34,14 @@ class Connection;
 
 class HttpExchange {
  public:
+  // Receives the reply of an exchange that belongs to no connection.
+  using ReplySink = std::function<void(HttpResponse)>;
+
   explicit HttpExchange(HttpRequest request) : request_(std::move(request)) {}
+  // An exchange without a connection (unit tests, in-process calls): the first
+  // Reply() hands the response to `sink`, synchronously. It is never aborted.
+  HttpExchange(HttpRequest request, ReplySink sink)
+      : request_(std::move(request)), sink_(std::move(sink)) {}
   HttpExchange(const HttpExchange&) = delete;
   HttpExchange& operator=(const HttpExchange&) = delete;
 
@@ -42,13 +49,19 @@ class HttpExchange {
   HttpRequest& mutable_request() { return request_; }
 
   // Sends the response. Only the first call counts; after the connection has
-  // gone it does nothing.
+  // gone it does nothing. The connection may drop its reference to this
+  // exchange inside the call, so a caller that holds only a raw pointer must
+  // not touch the exchange afterwards (Reply() itself touches nothing).
   void Reply(HttpResponse response);
   bool replied() const { return replied_; }
   // True while the client is still connected and no reply has been sent.
-  bool waiting() const { return connection_ != nullptr && !replied_; }
+  bool waiting() const { return (connection_ != nullptr || sink_ != nullptr) && !replied_; }
+  // True once the connection closed before a reply was sent.
+  bool aborted() const { return aborted_; }
 
-  // Runs once if the connection closes before Reply().
+  // Runs once, from the loop, if the connection closes before Reply(). Set it
+  // before returning from the handler: if the exchange was already aborted it
+  // never runs (check aborted()). Replying from inside it is a no-op.
   void SetOnAbort(std::function<void()> fn) { on_abort_ = std::move(fn); }
 
  private:
@@ -57,7 +70,9 @@ class HttpExchange {
 
   HttpRequest request_;
   Connection* connection_ = nullptr;
+  ReplySink sink_;
   bool replied_ = false;
+  bool aborted_ = false;
   std::function<void()> on_abort_;
 };
 

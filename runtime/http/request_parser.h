@@ -51,6 +51,10 @@ class RequestParser {
   // an error response can still be shaped by what was asked.
   const HttpRequest& partial() const { return request_; }
   bool headers_complete() const { return headers_done_; }
+  // True once the head of an HTTP/1.1 request with "Expect: 100-continue" has
+  // been accepted (within limits) and its body has not been read yet: the
+  // server should send "100 Continue" so the client stops waiting for it.
+  bool expects_continue() const { return expect_continue_; }
 
   int error_status() const { return error_status_; }
   const std::string& error_message() const { return error_message_; }
@@ -60,10 +64,13 @@ class RequestParser {
   static int OnUrl(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderValueComplete(llhttp_t* p);
   static int OnHeadersComplete(llhttp_t* p);
   static int OnBody(llhttp_t* p, const char* at, size_t len);
   static int OnMessageComplete(llhttp_t* p);
 
+  template <typename Fn>
+  static int Guard(llhttp_t* p, Fn&& fn) noexcept;
   int Fail(int status, std::string message);
   bool CountHeaderBytes(size_t len);
 
@@ -74,10 +81,10 @@ class RequestParser {
   HttpRequest request_;
   std::string field_;
   std::string value_;
-  bool in_value_ = false;
   size_t header_bytes_ = 0;
   size_t body_limit_ = 0;
   bool headers_done_ = false;
+  bool expect_continue_ = false;
   bool complete_ = false;
   int error_status_ = 0;
   std::string error_message_;

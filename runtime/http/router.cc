@@ -30,23 +30,26 @@ bool Router::Match(const std::string& pattern, const std::string& path, Params* 
 
 void Router::Dispatch(const std::shared_ptr<HttpExchange>& exchange) const {
   const HttpRequest& req = exchange->request();
-  bool path_matched = false;
+  std::string allowed;  // methods of routes whose pattern matched, for 405's Allow
   Params params;
   for (const auto& route : routes_) {
     if (!Match(route.pattern, req.path, &params)) continue;
     if (route.method != req.method) {
-      path_matched = true;
+      if (!allowed.empty()) allowed += ", ";
+      allowed += route.method;
       continue;
     }
     route.handler(exchange, params);
     return;
   }
-  int status = path_matched ? 405 : 404;
+  int status = allowed.empty() ? 404 : 405;
   if (fallback_) {
     fallback_(exchange, status);
-  } else {
-    exchange->Reply(HttpResponse(status, std::string(ReasonPhrase(status)) + "\n"));
+    return;
   }
+  HttpResponse response(status, std::string(ReasonPhrase(status)) + "\n");
+  if (status == 405) response.headers.Set("Allow", std::move(allowed));
+  exchange->Reply(std::move(response));
 }
 
 }  // namespace ephemera::http

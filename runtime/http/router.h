@@ -23,7 +23,8 @@ class Router {
   using Fallback = std::function<void(const std::shared_ptr<HttpExchange>&, int status)>;
 
   void Add(std::string method, std::string pattern, RouteHandler handler);
-  // Called with 404 (no route) or 405 (wrong method).
+  // Called with 404 (no route) or 405 (wrong method). Without a fallback the
+  // router replies itself, with an Allow header on 405.
   void SetFallback(Fallback fallback) { fallback_ = std::move(fallback); }
 
   void Dispatch(const std::shared_ptr<HttpExchange>& exchange) const;
