@@ -489,10 +489,15 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
   }
   bool has_image = false;
   std::string problem;
+  std::set<std::string_view> seen;
   const cJSON* item = nullptr;
   cJSON_ArrayForEach(item, obj) {
     std::string_view field = item->string != nullptr ? item->string : "";
     auto bad = [&]() { return FieldError(source, name, field, problem); };
+    if (!seen.insert(field).second) {
+      problem = "appears twice";
+      return bad();
+    }
     int64_t n = 0;
     if (field == "image") {
       if (!ReadString(item, &s.image, &problem)) return bad();
@@ -714,7 +719,7 @@ std::vector<std::shared_ptr<const FunctionSpec>> Registry::List() const {
 Status Registry::Create(FunctionSpec spec) {
   spec.from_manifest = false;
   if (spec.last_modified_ms == 0) spec.last_modified_ms = NowMs();
-  spec.image = NormalizeImage(spec.image);
+  if (ValidImage(spec.image)) spec.image = NormalizeImage(spec.image);
   if (Status s = ValidateSpec(spec, ""); !s.ok()) return s;
   if (visible_.count(spec.name) != 0) {
     return Conflict("function " + Quoted(spec.name) + " already exists");

@@ -137,23 +137,29 @@ start_dockerd() {
     # A dockerd that is still starting (or wedged): a second one would fight it over
     # /var/run/docker.pid, so wait for this one instead.
     say "dockerd: pid $pid is running but $sock does not answer yet; waiting for it"
+    log="the log of whoever started dockerd pid $pid (not this script)"
   else
     [[ $sock == /var/run/docker.sock ]] || die "dockerd: DOCKER_HOST points at $sock, which does not answer; only the default socket is started from here"
     mkdir -p "$LOG_DIR"
     say "dockerd: starting (log: $log)"
+    echo "=== scripts/setup.sh starting dockerd at $(date -u +%FT%TZ)" >>"$log"
     setsid dockerd >>"$log" 2>&1 </dev/null &
     pid=$!
     record_started dockerd "$pid"
   fi
   until docker_answers; do
     if [[ ! -d /proc/$pid ]]; then
-      echo "setup: dockerd (pid $pid) exited before answering; last lines of $log:" >&2
-      tail -n 20 "$log" >&2 || true
-      die "dockerd did not start; see $log"
+      if [[ -f $log ]]; then
+        echo "setup: dockerd (pid $pid) exited before answering; last lines of $log:" >&2
+        tail -n 20 "$log" >&2 || true
+      fi
+      die "dockerd (pid $pid) exited before answering on $sock; see $log"
     fi
     if ((waited >= 60)); then
-      echo "setup: last lines of $log:" >&2
-      tail -n 20 "$log" >&2 || true
+      if [[ -f $log ]]; then
+        echo "setup: last lines of $log:" >&2
+        tail -n 20 "$log" >&2 || true
+      fi
       die "dockerd (pid $pid) did not answer on $sock within 60 s; see $log"
     fi
     if ((waited > 0 && waited % 5 == 0)); then say "dockerd: waiting for $sock (${waited} s)"; fi
@@ -199,6 +205,7 @@ start_redis() {
     args+=(--dir "$RUN_DIR" --save "" --appendonly no)
   fi
   say "redis: starting on 127.0.0.1:$REDIS_PORT (log: $log)"
+  echo "=== scripts/setup.sh starting redis-server at $(date -u +%FT%TZ)" >>"$log"
   setsid redis-server "${args[@]}" >>"$log" 2>&1 </dev/null &
   pid=$!
   record_started redis-server "$pid"

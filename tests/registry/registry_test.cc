@@ -244,6 +244,7 @@ TEST(Registry, OtherFieldsAreChecked) {
 TEST(Registry, UnknownFieldsAreRejectedSoTyposAreCaught) {
   ExpectFieldError(R"({"image": "i", "timout": 5})", "timout", "unknown field");
   ExpectFieldError(R"({"image": "i", "Image": "j"})", "Image", "unknown field");
+  ExpectFieldError(R"({"image": "i", "timeout": 5, "timeout": 6})", "timeout", "twice");
 }
 
 TEST(Registry, SpecMustBeAnObjectWithAValidName) {
@@ -649,6 +650,10 @@ TEST(Registry, CreateValidatesLikeTheManifest) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("\"timeout\""), std::string::npos) << st.message();
   EXPECT_EQ(r->Create(MakeSpec("bad name")).code(), StatusCode::kInvalidArgument);
+  FunctionSpec empty_image = MakeSpec("e");
+  empty_image.image = "";
+  st = r->Create(empty_image);
+  EXPECT_NE(st.message().find("(got \"\")"), std::string::npos) << st.message();
   FunctionSpec untagged = MakeSpec("u");
   untagged.image = "ephemera/echo";
   ASSERT_TRUE(r->Create(untagged).ok());
