@@ -76,6 +76,12 @@ class Timer {
     if (handle_) uv_timer_stop(handle_.get());
   }
 
+  // Stops and releases the handle; Start() makes a new one. Safe inside the callback.
+  void Close() {
+    fn_ = nullptr;
+    handle_.Close();
+  }
+
   bool active() const {
     return handle_ && uv_is_active(reinterpret_cast<uv_handle_t*>(handle_.get()));
   }

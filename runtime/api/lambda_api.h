@@ -1,0 +1,80 @@
+// runtime/api/lambda_api.h: the daemon's public HTTP API.
+//
+// Routes (first match wins, see router.h):
+//   POST   /2015-03-31/functions/{FunctionName}/invocations   Lambda Invoke
+//   POST   /function/{name}                                   plain: raw body in, raw body out
+//   POST   /2015-03-31/functions                              CreateFunction
+//   GET    /2015-03-31/functions[/]                           ListFunctions (Marker, MaxItems)
+//   GET    /2015-03-31/functions/{name}                       GetFunction
+//   GET    /2015-03-31/functions/{name}/configuration         GetFunctionConfiguration
+//   DELETE /2015-03-31/functions/{name}                       DeleteFunction
+//   GET    /healthz, GET /metrics (Prometheus text)
+// Errors follow AWS: JSON {"Type":"User","Message":..} with x-amzn-ErrorType and
+// x-amzn-RequestId (PROTOCOLS.md §2). Request bodies are limited while they are
+// read: 6 MB for synchronous invokes, 1 MB for Event invokes.
+//
+// Thread: the loop thread. Ownership: borrows the registry and the invoker, which
+// must outlive it. Destroying it closes the listener and every connection.
+// Depends on: http, invoke, registry, core.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "registry/registry.h"
+#include "runtime/http/router.h"
+#include "runtime/invoke/invoker.h"
+
+namespace ephemera::api {
+
+inline constexpr size_t kMaxSyncPayload = 6291456;   // 6 MB
+inline constexpr size_t kMaxAsyncPayload = 1048576;  // 1 MB
+
+class LambdaApi {
+ public:
+  LambdaApi(uv_loop_t* loop, registry::Registry* registry, invoke::Invoker* invoker);
+  ~LambdaApi();
+  LambdaApi(const LambdaApi&) = delete;
+  LambdaApi& operator=(const LambdaApi&) = delete;
+
+  Status Listen(const std::string& host, int port);
+  int port() const { return server_.port(); }
+  // Stops accepting; connections close, invocations in flight are cancelled by
+  // the invoker's shutdown.
+  void Close() { server_.Close(); }
+
+  uint64_t async_pending() const { return async_pending_; }
+
+ private:
+  using Ex = std::shared_ptr<http::HttpExchange>;
+  void Invoke(const Ex& ex, const std::string& function_ref);
+  void InvokePlain(const Ex& ex, const std::string& name);
+  void CreateFunction(const Ex& ex);
+  void ListFunctions(const Ex& ex);
+  void GetFunction(const Ex& ex, const std::string& ref, bool configuration_only);
+  void DeleteFunction(const Ex& ex, const std::string& ref);
+  void Health(const Ex& ex);
+  void Metrics(const Ex& ex);
+  // Resolves a FunctionName (name, ARN, partial ARN; optional qualifier) or replies
+  // with the AWS error and returns null.
+  std::shared_ptr<const registry::FunctionSpec> Resolve(const Ex& ex, const std::string& ref,
+                                                        const std::string& request_id);
+
+  registry::Registry* registry_;
+  invoke::Invoker* invoker_;
+  http::Router router_;
+  http::HttpServer server_;
+  uint64_t async_pending_ = 0;
+  uint64_t async_accepted_ = 0;
+};
+
+// The AWS error response: status, x-amzn-ErrorType: code, body {"Type","Message"}.
+http::HttpResponse AwsError(int status, const std::string& code, const std::string& message,
+                            const std::string& request_id, const std::string& type = "User");
+
+// Lambda's log tail: START / output / END / REPORT lines, last 4 KB, base64.
+std::string LogResult(const std::string& request_id, const invoke::InvokeOutcome& outcome);
+
+}  // namespace ephemera::api

@@ -1,0 +1,155 @@
+#include "runtime/cli/serve.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "registry/registry.h"
+#include "runtime/api/lambda_api.h"
+#include "runtime/core/log.h"
+#include "runtime/core/uv_handle.h"
+#include "runtime/docker/docker_client.h"
+#include "runtime/invoke/invoker.h"
+
+namespace ephemera::cli {
+namespace {
+
+std::string DefaultShimPath() {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return "ephemera-shim";
+  exe[n] = '\0';
+  std::string path(exe);
+  return path.substr(0, path.rfind('/') + 1) + "ephemera-shim";
+}
+
+// Everything the daemon owns, torn down in reverse order of construction.
+struct Daemon {
+  explicit Daemon(uv_loop_t* l) : loop(l) {}
+  uv_loop_t* loop;
+  std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<docker::DockerClient> docker;
+  std::unique_ptr<invoke::Invoker> invoker;
+  std::unique_ptr<api::LambdaApi> api;
+  UvHandle<uv_signal_t> sigint, sigterm;
+  std::unique_ptr<Timer> teardown;
+  bool stopping = false;
+
+  void Stop(const char* why) {
+    if (stopping) {
+      LOG_WARN("serve", "second %s: exiting without waiting for containers to be removed", why);
+      _exit(130);
+    }
+    stopping = true;
+    LOG_INFO("serve", "%s: stopping; %zu invocation(s) in flight", why, invoker->in_flight());
+    api->Close();
+    // The teardown runs on a later loop turn: never free an object inside its own
+    // callback (STYLE.md rule 4).
+    teardown = std::make_unique<Timer>(loop);
+    invoker->Shutdown([this] {
+      teardown->Start(0, [this] {
+        LOG_INFO("serve", "all containers removed; closing");
+        api.reset();
+        invoker.reset();
+        docker.reset();
+        sigint.Close();
+        sigterm.Close();
+        teardown->Close();
+      });
+    });
+  }
+};
+
+}  // namespace
+
+int Serve(const ServeOptions& o) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Daemon d(&loop);
+
+  if (Status s = registry::Registry::Open(o.registry_path, o.state_path, &d.registry); !s.ok()) {
+    std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
+    uv_loop_close(&loop);
+    return 2;
+  }
+  std::string shim = o.shim_path.empty() ? DefaultShimPath() : o.shim_path;
+  char resolved[PATH_MAX];
+  if (realpath(shim.c_str(), resolved) == nullptr || access(resolved, X_OK) != 0) {
+    std::fprintf(stderr,
+                 "ephemera serve: the shim %s is missing or not executable (build it: cmake --build build, "
+                 "or pass --shim PATH)\n",
+                 shim.c_str());
+    uv_loop_close(&loop);
+    return 2;
+  }
+  shim = resolved;
+
+  Status err;
+  std::string endpoint = o.docker_endpoint.empty() ? docker::DockerClient::DefaultSocketPath() : o.docker_endpoint;
+  d.docker = docker::DockerClient::Create(&loop, endpoint, &err);
+  if (!d.docker) {
+    std::fprintf(stderr, "ephemera serve: %s\n", err.message().c_str());
+    uv_loop_close(&loop);
+    return 2;
+  }
+  invoke::InvokerOptions io;
+  io.shim_path = shim;
+  io.init_timeout_ms = o.init_timeout_ms;
+  io.max_concurrency = o.max_concurrency;
+  io.instance_label = std::to_string(getpid());
+  d.invoker = std::make_unique<invoke::Invoker>(&loop, d.docker.get(), io);
+  d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.invoker.get());
+  if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {
+    std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
+    d.api.reset();
+    d.invoker.reset();
+    d.docker.reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+
+  d.docker->Ping([&d, endpoint](Status s) {
+    if (!s.ok()) {
+      LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable", s.message().c_str());
+      return;
+    }
+    d.invoker->ReapLeftovers([](Status rs, size_t n) {
+      if (!rs.ok()) LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
+      if (n > 0) LOG_INFO("serve", "removed %zu leftover container(s) labelled ephemera.managed", n);
+    });
+  });
+
+  auto on_signal = [](uv_signal_t* h, int signum) {
+    static_cast<Daemon*>(h->data)->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
+  };
+  if (d.sigint.Init(&loop, uv_signal_init) == 0) {
+    d.sigint.get()->data = &d;
+    uv_signal_start(d.sigint.get(), on_signal, SIGINT);
+  }
+  if (d.sigterm.Init(&loop, uv_signal_init) == 0) {
+    d.sigterm.get()->data = &d;
+    uv_signal_start(d.sigterm.get(), on_signal, SIGTERM);
+  }
+
+  std::printf("ephemera: listening on http://%s:%d (%zu functions from %s; docker %s; shim %s)\n",
+              o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
+              endpoint.c_str(), shim.c_str());
+  std::fflush(stdout);
+
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop);
+  if (rc != 0) {
+    LOG_ERROR("serve", "uv_loop_close returned %s: a handle was left open", uv_err_name(rc));
+    return 1;
+  }
+  LOG_INFO("serve", "stopped cleanly");
+  return 0;
+}
+
+}  // namespace ephemera::cli
