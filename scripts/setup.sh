@@ -76,10 +76,28 @@ install_packages() {
   [[ $(id -u) == 0 ]] || die "packages missing (${missing[*]}) and not root: run as root or install them"
   say "packages: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q </dev/null
-  apt-get install -y -q --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" </dev/null
+  # Package scripts must not start dockerd or redis-server themselves (through invoke-rc.d):
+  # step 2 starts them, detached and recorded, so .ci/run can stop exactly those. A
+  # policy-rc.d that says "no" is the Debian way; ours exists only for the install.
+  local policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# scripts/setup.sh: no service starts during package installs\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT  # also if apt-get is interrupted
+  fi
+  local rc=0
+  {
+    apt-get update -q &&
+      apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}"
+  } </dev/null || rc=$?
+  if ((own_policy)); then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  ((rc == 0)) || die "packages: apt-get failed (exit $rc) installing ${missing[*]}"
   say "packages: installed ${#missing[@]}"
 }
 
