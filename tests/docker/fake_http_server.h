@@ -1,0 +1,201 @@
+// tests/docker/fake_http_server.h: a scripted HTTP/1.1 peer on a temporary unix socket,
+// served by the test's own libuv loop (uv_pipe_t), for unit tests of CurlMulti and
+// DockerClient without dockerd.
+//
+// For each complete request (head plus Content-Length body) the handler returns a script:
+// chunks of bytes to write, each after an optional delay (a timer, never a sleep), and
+// optionally a close. An empty script holds the request forever (a long poll).
+// Connections are kept alive between requests. Every handle is closed exactly once and
+// freed in its close callback; Close() closes the listener and every connection.
+// Thread: the loop thread only.
+#pragma once
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ephemera::testing {
+
+class FakeHttpServer {
+ public:
+  struct Step {
+    std::string bytes;
+    uint64_t delay_ms = 0;
+    bool close_after = false;
+  };
+  using Handler = std::function<std::vector<Step>(const std::string& request)>;
+
+  FakeHttpServer(uv_loop_t* loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {
+    char tmpl[] = "/tmp/ephemera-fake-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    path_ = dir_ + "/http.sock";
+    listener_ = new uv_pipe_t;
+    uv_pipe_init(loop_, listener_, 0);
+    listener_->data = this;
+    if (uv_pipe_bind(listener_, path_.c_str()) != 0 ||
+        uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 16, &OnConnection) != 0) {
+      std::fprintf(stderr, "fake server: cannot listen on %s\n", path_.c_str());
+    }
+  }
+  ~FakeHttpServer() { Close(); }
+
+  void Close() {
+    if (listener_ != nullptr) {
+      listener_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(listener_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+      listener_ = nullptr;
+      unlink(path_.c_str());
+      rmdir(dir_.c_str());
+    }
+    auto conns = conns_;
+    for (Conn* c : conns) c->Close();
+  }
+
+  const std::string& path() const { return path_; }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  int open_connections() const { return static_cast<int>(conns_.size()); }
+
+  // Helpers for scripts.
+  static std::string Response(int status, const std::string& body,
+                              const std::string& extra_headers = "") {
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
+           "\r\n" + body;
+  }
+  static std::string Chunk(const std::string& data) {
+    char size[20];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    return size + data + "\r\n";
+  }
+
+ private:
+  struct Conn {
+    FakeHttpServer* server;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    int open_handles = 0;
+    bool closing = false;
+    std::string in;
+    std::vector<Step> script;  // steps still to run for the current request
+    size_t next_step = 0;
+
+    void Close() {
+      if (closing) return;
+      closing = true;
+      server->conns_.erase(this);
+      auto on_close = [](uv_handle_t* h) {
+        auto* c = static_cast<Conn*>(h->data);
+        if (--c->open_handles == 0) delete c;
+      };
+      uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_close);
+      uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_close);
+    }
+
+    // Runs the script from next_step: writes until a step with a delay, which arms the timer.
+    void RunScript() {
+      while (!closing && next_step < script.size()) {
+        Step& s = script[next_step];
+        if (s.delay_ms > 0) {
+          uint64_t delay = s.delay_ms;
+          s.delay_ms = 0;
+          uv_timer_start(
+              &timer, [](uv_timer_t* t) { static_cast<Conn*>(t->data)->RunScript(); }, delay, 0);
+          return;
+        }
+        ++next_step;
+        Write(s.bytes);
+        if (s.close_after) return Close();
+      }
+      if (!closing && next_step >= script.size() && !script.empty()) {
+        script.clear();
+        next_step = 0;
+        Serve();  // a pipelined request may be waiting
+      }
+    }
+
+    void Write(const std::string& bytes) {
+      if (bytes.empty()) return;
+      struct WriteReq {
+        uv_write_t req;
+        std::string data;
+      };
+      auto* w = new WriteReq;
+      w->data = bytes;
+      uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+      if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&pipe), &buf, 1,
+                   [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); }) != 0) {
+        delete w;
+      }
+    }
+
+    // Takes one complete request off `in`, if there is one and no script is running.
+    void Serve() {
+      if (closing || !script.empty()) return;
+      size_t head_end = in.find("\r\n\r\n");
+      if (head_end == std::string::npos) return;
+      size_t body_len = 0;
+      std::string head = in.substr(0, head_end);
+      for (const char* key : {"Content-Length: ", "content-length: "}) {
+        if (size_t p = head.find(key); p != std::string::npos) {
+          body_len = std::stoul(head.substr(p + std::strlen(key)));
+        }
+      }
+      if (in.size() < head_end + 4 + body_len) return;
+      std::string request = in.substr(0, head_end + 4 + body_len);
+      in.erase(0, request.size());
+      ++server->requests_;
+      script = server->handler_(request);
+      next_step = 0;
+      if (script.empty()) return;  // held forever
+      RunScript();
+    }
+  };
+
+  static void OnConnection(uv_stream_t* listener, int status) {
+    auto* self = static_cast<FakeHttpServer*>(listener->data);
+    if (self == nullptr || status < 0) return;
+    auto* c = new Conn;
+    c->server = self;
+    uv_pipe_init(self->loop_, &c->pipe, 0);
+    uv_timer_init(self->loop_, &c->timer);
+    c->pipe.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    self->conns_.insert(c);
+    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) return c->Close();
+    ++self->connections_;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->pipe),
+        [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+          buf->base = new char[suggested];
+          buf->len = suggested;
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+          auto* c = static_cast<Conn*>(s->data);
+          if (n > 0) c->in.append(buf->base, static_cast<size_t>(n));
+          delete[] buf->base;
+          if (n < 0) return c->Close();
+          c->Serve();
+        });
+  }
+
+  uv_loop_t* loop_;
+  Handler handler_;
+  std::string dir_, path_;
+  uv_pipe_t* listener_ = nullptr;
+  std::set<Conn*> conns_;
+  int connections_ = 0;
+  int requests_ = 0;
+};
+
+}  // namespace ephemera::testing
