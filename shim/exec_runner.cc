@@ -323,13 +323,15 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
   }
 }
 
-bool ReapChildren(pid_t watched, int* watched_status) {
+bool ReapChildren(pid_t watched, int* watched_status, int* reaped) {
   bool found = false;
+  if (reaped != nullptr) *reaped = 0;
   while (true) {
     int status = 0;
     pid_t r = waitpid(-1, &status, WNOHANG);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
+    if (reaped != nullptr) ++*reaped;
     if (r == watched) {
       found = true;
       if (watched_status != nullptr) *watched_status = status;

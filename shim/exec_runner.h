@@ -66,8 +66,9 @@ struct ExecResult {
 void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* result);
 
 // Reaps every child that has exited, without blocking. If `watched` is among them, its
-// wait status is stored in *watched_status and true is returned.
-bool ReapChildren(pid_t watched = -1, int* watched_status = nullptr);
+// wait status is stored in *watched_status and true is returned. *reaped (if given)
+// receives how many children were collected.
+bool ReapChildren(pid_t watched = -1, int* watched_status = nullptr, int* reaped = nullptr);
 
 // "exited with status 3" / "was killed by signal 9 (Killed)", for error messages.
 std::string DescribeWaitStatus(int wait_status);

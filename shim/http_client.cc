@@ -161,6 +161,11 @@ void HttpClient::Close() noexcept {
 long HttpClient::ReadMore(std::string* error) {
   size_t old = buffer_.size();
   buffer_.resize(old + kReadChunk);
+  // Servers that write the head and the body separately without TCP_NODELAY (Python's
+  // http.server, for one) would otherwise stall 40 ms on Nagle vs. our delayed ACK.
+  // Linux clears quick-ACK mode by itself, so it is re-armed before every read.
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
   while (true) {
     ssize_t n = recv(fd_, buffer_.data() + old, kReadChunk, 0);
     if (n >= 0) {
