@@ -398,13 +398,18 @@ void DockerClient::OnTransferDone(uint64_t request_id, int curl_code) {
   if (it == requests_.end()) return;
   std::unique_ptr<Request> r = std::move(it->second);
   requests_.erase(it);
-  if (r->http_status == 0 && r->easy) {
-    curl_easy_getinfo(r->easy.get(), CURLINFO_RESPONSE_CODE, &r->http_status);
+  long new_connections = 0;
+  if (r->easy) {
+    if (r->http_status == 0)
+      curl_easy_getinfo(r->easy.get(), CURLINFO_RESPONSE_CODE, &r->http_status);
+    curl_easy_getinfo(r->easy.get(), CURLINFO_NUM_CONNECTS, &new_connections);
+    connections_opened_ += static_cast<uint64_t>(std::max(0L, new_connections));
   }
-  LOG_DEBUG("docker", "%s %s -> %ld%s%s in %s", r->method.c_str(), r->path.c_str(), r->http_status,
-            curl_code == CURLE_OK ? "" : ", curl: ",
+  LOG_DEBUG("docker", "%s %s -> %ld%s%s in %s%s", r->method.c_str(), r->path.c_str(),
+            r->http_status, curl_code == CURLE_OK ? "" : ", curl: ",
             curl_code == CURLE_OK ? "" : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
-            FormatDuration(MonotonicMs() - r->started_ms).c_str());
+            FormatDuration(MonotonicMs() - r->started_ms).c_str(),
+            new_connections > 0 ? " (new connection)" : "");
   if (r->streaming && !DeliverStreamEventsOf(*r)) return;
   // The request stays alive (local) while finish runs, and is freed after it: its easy
   // handle is no longer in the multi, so nothing reaches it.

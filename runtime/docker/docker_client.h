@@ -148,6 +148,8 @@ class DockerClient final {
   size_t in_flight() const noexcept;
   // Number of image inspections that went to the engine (a cache hit does not count).
   uint64_t image_inspections_sent() const noexcept { return image_inspections_sent_; }
+  // Connections curl opened to the engine so far (keep-alive keeps this low).
+  uint64_t connections_opened() const noexcept { return connections_opened_; }
 
  private:
   DockerClient(uv_loop_t* loop, std::string endpoint, std::string unix_socket,
@@ -175,6 +177,7 @@ class DockerClient final {
   std::unordered_map<std::string, std::vector<std::function<void(Status, const ImageConfig&)>>>
       image_waiters_;
   uint64_t image_inspections_sent_ = 0;
+  uint64_t connections_opened_ = 0;
   UvHandle<uv_timer_t> defer_timer_;
   std::vector<std::function<void()>> deferred_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -95,9 +95,12 @@ class DockerIntegration : public testing::LoopTest {
   std::string label_value_;
 };
 
-TEST_F(DockerIntegration, PingSucceeds) {
-  Status s = Call<Status>([&](auto done) { client_->Ping(done); });
-  EXPECT_TRUE(s.ok()) << s.message();
+TEST_F(DockerIntegration, PingSucceedsAndReusesTheConnection) {
+  for (int i = 0; i < 3; ++i) {
+    Status s = Call<Status>([&](auto done) { client_->Ping(done); });
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  EXPECT_EQ(client_->connections_opened(), 1u);  // keep-alive
 }
 
 TEST_F(DockerIntegration, InspectImageReadsConfigAndCachesIt) {

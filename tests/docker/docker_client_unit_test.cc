@@ -2,6 +2,7 @@
 // client against a fake engine on a unix socket.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -148,6 +149,20 @@ TEST(DockerClientEndpoint, AcceptsUnixAndTcpAndRejectsTheRest) {
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   EXPECT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(DockerClientEndpoint, DefaultHonoursDockerHost) {
+  const char* saved = std::getenv("DOCKER_HOST");
+  std::string saved_value = saved ? saved : "";
+  unsetenv("DOCKER_HOST");
+  EXPECT_EQ(DockerClient::DefaultSocketPath(), "/var/run/docker.sock");
+  setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock", 1);
+  EXPECT_EQ(DockerClient::DefaultSocketPath(), "unix:///run/user/1000/docker.sock");
+  if (saved) {
+    setenv("DOCKER_HOST", saved_value.c_str(), 1);
+  } else {
+    unsetenv("DOCKER_HOST");
+  }
 }
 
 // The client against a scripted engine.
