@@ -53,8 +53,10 @@ class Connection {
     if (closing_ || current_.get() != exchange) return;
     bool keep_alive = exchange->request().keep_alive && !close_after_write_;
     bool head_only = exchange->request().method == "HEAD";
-    Write(SerializeResponseHead(response, keep_alive),
-          head_only || !StatusHasBody(response.status) ? std::string() : std::move(response.body));
+    // Serialized first: the head carries the length of the body moved below.
+    std::string head = SerializeResponseHead(response, keep_alive);
+    if (head_only || !StatusHasBody(response.status)) response.body.clear();
+    Write(std::move(head), std::move(response.body));
     // This may drop the last reference to `exchange`, whose Reply() called us;
     // Reply() touches nothing after this returns.
     current_.reset();
@@ -206,10 +208,9 @@ class Connection {
       }
     }
     const char* method = parser_.headers_complete() ? parser_.partial().method.c_str() : "";
-    Write(SerializeResponseHead(response, false),
-          std::strcmp(method, "HEAD") == 0 || !StatusHasBody(response.status)
-              ? std::string()
-              : std::move(response.body));
+    std::string head = SerializeResponseHead(response, false);
+    if (std::strcmp(method, "HEAD") == 0 || !StatusHasBody(response.status)) response.body.clear();
+    Write(std::move(head), std::move(response.body));
     if (closing_) return;
     close_after_write_ = true;
     // Keep reading (and discarding) what the client still sends, so it gets to

@@ -1,0 +1,678 @@
+// Tests of HttpServer over real TCP on 127.0.0.1: the server and the client
+// sockets run on the same loop, which the fixture owns. Nothing sleeps: the
+// tests run the loop until what they wait for has happened (a watchdog timer
+// fails a test that would otherwise hang).
+#include "runtime/http/http_server.h"
+
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ephemera::http {
+namespace {
+
+// One response as the client saw it.
+struct ClientResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+};
+
+// Splits the bytes a client received into responses (Content-Length framing;
+// no body for 1xx, 204, 304 and answers to HEAD). Stops at an incomplete one.
+std::vector<ClientResponse> ParseResponses(const std::string& wire, size_t* used = nullptr,
+                                           bool head_request = false) {
+  std::vector<ClientResponse> out;
+  size_t pos = 0;
+  while (true) {
+    size_t end = wire.find("\r\n\r\n", pos);
+    if (end == std::string::npos) break;
+    ClientResponse r;
+    std::string head = wire.substr(pos, end - pos);
+    size_t line_end = head.find("\r\n");
+    std::string status_line = head.substr(0, line_end);
+    if (status_line.rfind("HTTP/1.1 ", 0) != 0) break;
+    r.status = std::stoi(status_line.substr(9, 3));
+    size_t p = line_end;
+    while (p != std::string::npos && p < head.size()) {
+      size_t next = head.find("\r\n", p + 2);
+      std::string line = head.substr(p + 2, next == std::string::npos ? next : next - p - 2);
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        size_t v = line.find_first_not_of(' ', colon + 1);
+        r.headers.Add(line.substr(0, colon), v == std::string::npos ? "" : line.substr(v));
+      }
+      p = next;
+    }
+    size_t body_start = end + 4;
+    size_t length = 0;
+    bool has_body = !head_request && r.status >= 200 && r.status != 204 && r.status != 304;
+    if (has_body) {
+      if (auto cl = r.headers.Get("Content-Length")) length = std::stoul(std::string(*cl));
+    }
+    if (wire.size() - body_start < length) break;
+    r.body = wire.substr(body_start, length);
+    pos = body_start + length;
+    out.push_back(std::move(r));
+  }
+  if (used != nullptr) *used = pos;
+  return out;
+}
+
+// A TCP client on the test loop. It connects at once, queues writes (libuv
+// holds them until the connection is up) and collects what arrives.
+class TestClient {
+ public:
+  TestClient(uv_loop_t* loop, int port, bool start_reading = true) {
+    tcp_ = new uv_tcp_t;
+    EXPECT_EQ(uv_tcp_init(loop, tcp_), 0);
+    tcp_->data = this;
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    connect_.data = this;
+    start_reading_ = start_reading;
+    EXPECT_EQ(uv_tcp_connect(&connect_, tcp_, reinterpret_cast<const sockaddr*>(&addr),
+                             &TestClient::OnConnect),
+              0);
+  }
+  ~TestClient() { Close(); }
+  TestClient(const TestClient&) = delete;
+  TestClient& operator=(const TestClient&) = delete;
+
+  void Send(std::string data) {
+    ASSERT_NE(tcp_, nullptr);
+    auto* w = new Write{{}, std::move(data)};
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    ++writes_pending_;
+    ASSERT_EQ(uv_write(&w->req, Stream(), &buf, 1, &TestClient::OnWrite), 0);
+  }
+
+  void StartReading() {
+    start_reading_ = true;
+    if (connected_) uv_read_start(Stream(), &TestClient::OnAlloc, &TestClient::OnRead);
+  }
+
+  void Shutdown() {
+    auto* req = new uv_shutdown_t;
+    ASSERT_EQ(uv_shutdown(req, Stream(), [](uv_shutdown_t* r, int) { delete r; }), 0);
+  }
+
+  // Closes with FIN (or with RST if `reset`). The handle memory goes in the
+  // close callback; nothing reaches this object afterwards.
+  void Close(bool reset = false) {
+    if (tcp_ == nullptr) return;
+    auto* h = std::exchange(tcp_, nullptr);
+    h->data = nullptr;
+    auto on_close = [](uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); };
+    if (reset && connected_) {
+      uv_tcp_close_reset(h, on_close);
+    } else {
+      uv_close(reinterpret_cast<uv_handle_t*>(h), on_close);
+    }
+  }
+
+  std::vector<ClientResponse> Responses(bool head_request = false) const {
+    return ParseResponses(received_, nullptr, head_request);
+  }
+  const std::string& received() const { return received_; }
+  bool connected() const { return connected_; }
+  bool eof() const { return eof_; }
+  int read_error() const { return read_error_; }
+  int write_error() const { return write_error_; }
+  int writes_pending() const { return writes_pending_; }
+
+ private:
+  struct Write {
+    uv_write_t req;
+    std::string data;
+  };
+
+  uv_stream_t* Stream() { return reinterpret_cast<uv_stream_t*>(tcp_); }
+
+  static void OnConnect(uv_connect_t* req, int status) {
+    auto* self = static_cast<TestClient*>(req->data);
+    if (status == UV_ECANCELED) return;  // closed before it connected
+    ASSERT_EQ(status, 0) << uv_strerror(status);
+    self->connected_ = true;
+    if (self->start_reading_) self->StartReading();
+  }
+
+  static void OnWrite(uv_write_t* req, int status) {
+    auto* w = reinterpret_cast<Write*>(req);
+    auto* self = static_cast<TestClient*>(req->handle->data);
+    delete w;
+    if (self == nullptr) return;  // cancelled by Close()
+    --self->writes_pending_;
+    if (status < 0) self->write_error_ = status;
+  }
+
+  static void OnAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+    static char storage[64 * 1024];
+    *buf = uv_buf_init(storage, sizeof storage);
+  }
+
+  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<TestClient*>(s->data);
+    if (self == nullptr) return;
+    if (nread == UV_EOF) {
+      self->eof_ = true;
+      uv_read_stop(s);
+    } else if (nread < 0) {
+      self->read_error_ = static_cast<int>(nread);
+      uv_read_stop(s);
+    } else {
+      self->received_.append(buf->base, static_cast<size_t>(nread));
+    }
+  }
+
+  uv_tcp_t* tcp_ = nullptr;
+  uv_connect_t connect_{};
+  bool start_reading_ = true;
+  bool connected_ = false;
+  bool eof_ = false;
+  int read_error_ = 0;
+  int write_error_ = 0;
+  int writes_pending_ = 0;
+  std::string received_;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+    ASSERT_EQ(uv_timer_init(&loop_, &watchdog_), 0);
+    ASSERT_EQ(uv_timer_init(&loop_, &alarm_), 0);
+    alarm_.data = this;
+  }
+
+  void TearDown() override {
+    server_.reset();
+    clients_.clear();
+    uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&alarm_), nullptr);
+    // Everything left must close within a few loop turns, without a timer.
+    for (int i = 0; i < 100 && uv_run(&loop_, UV_RUN_NOWAIT) != 0; ++i) {
+    }
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          ADD_FAILURE() << "handle still open: " << uv_handle_type_name(uv_handle_get_type(h))
+                        << (uv_is_closing(h) ? " (closing)" : "");
+        },
+        nullptr);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  void StartServer(HttpServer::Handler handler, HttpServer::Options options = {}) {
+    server_ = std::make_unique<HttpServer>(&loop_, std::move(handler), std::move(options));
+    Status st = server_->Listen("127.0.0.1", 0);
+    ASSERT_TRUE(st.ok()) << st.message();
+    ASSERT_GT(server_->port(), 0);
+  }
+
+  TestClient& Connect(bool start_reading = true) {
+    clients_.push_back(std::make_unique<TestClient>(&loop_, server_->port(), start_reading));
+    return *clients_.back();
+  }
+
+  // Runs the loop until `done` holds; fails the test after `timeout_ms`.
+  bool RunUntil(const std::function<bool()>& done, uint64_t timeout_ms = 10000) {
+    bool timed_out = false;
+    watchdog_.data = &timed_out;
+    uv_timer_start(
+        &watchdog_, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, timeout_ms, 0);
+    while (!done() && !timed_out) uv_run(&loop_, UV_RUN_ONCE);
+    uv_timer_stop(&watchdog_);
+    EXPECT_FALSE(timed_out) << "timed out waiting";
+    return !timed_out;
+  }
+
+  // Runs the loop for `ms` of loop time (a timer, not a sleep), for checks that
+  // something does NOT happen.
+  void RunFor(uint64_t ms) {
+    bool fired = false;
+    alarm_.data = &fired;
+    uv_timer_start(
+        &alarm_, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, ms, 0);
+    while (!fired) uv_run(&loop_, UV_RUN_ONCE);
+  }
+
+  // Calls `fn` from a loop callback after `ms`.
+  void After(uint64_t ms, std::function<void()> fn) {
+    auto* t = new uv_timer_t;
+    uv_timer_init(&loop_, t);
+    t->data = new std::function<void()>(std::move(fn));
+    uv_timer_start(
+        t,
+        [](uv_timer_t* timer) {
+          auto* f = static_cast<std::function<void()>*>(timer->data);
+          (*f)();
+          delete f;
+          uv_close(reinterpret_cast<uv_handle_t*>(timer),
+                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        },
+        ms, 0);
+  }
+
+  uv_loop_t loop_{};
+  uv_timer_t watchdog_{};
+  uv_timer_t alarm_{};
+  std::unique_ptr<HttpServer> server_;
+  std::vector<std::unique_ptr<TestClient>> clients_;
+};
+
+void EchoPath(std::shared_ptr<HttpExchange> ex) {
+  ex->Reply(HttpResponse(200, "path=" + ex->request().path + " body=" + ex->request().body));
+}
+
+TEST_F(HttpServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+  StartServer(EchoPath);
+  TestClient& c = Connect();
+  c.Send("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  c.Send("POST /two HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; })) << c.received();
+  auto rs = c.Responses();
+  EXPECT_EQ(rs[0].status, 200);
+  EXPECT_EQ(rs[0].body, "path=/one body=");
+  EXPECT_EQ(rs[0].headers.Get("Connection"), "keep-alive");
+  EXPECT_EQ(rs[1].body, "path=/two body=hi");
+  EXPECT_EQ(server_->connection_count(), 1u);
+  EXPECT_EQ(server_->requests_served(), 2u);
+  EXPECT_FALSE(c.eof());
+}
+
+TEST_F(HttpServerTest, PipelinedRepliesGoOutInRequestOrder) {
+  std::vector<std::string> handled;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    handled.push_back(ex->request().path);
+    if (ex->request().path == "/slow") {
+      // Asynchronous: answered from a timer, after the fast one has arrived.
+      After(20, [ex] { ex->Reply(HttpResponse(200, "slow")); });
+    } else {
+      ex->Reply(HttpResponse(200, "fast" + ex->request().path));
+    }
+  });
+  TestClient& c = Connect();
+  c.Send(
+      "GET /slow HTTP/1.1\r\n\r\n"
+      "GET /fast1 HTTP/1.1\r\n\r\n"
+      "POST /fast2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx");
+  ASSERT_TRUE(RunUntil([&] { return !handled.empty(); }));
+  // One request in flight at a time: the others wait for the slow reply.
+  EXPECT_EQ(handled, (std::vector<std::string>{"/slow"}));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 3; }));
+  auto rs = c.Responses();
+  EXPECT_EQ(rs[0].body, "slow");
+  EXPECT_EQ(rs[1].body, "fast/fast1");
+  EXPECT_EQ(rs[2].body, "fast/fast2");
+  EXPECT_EQ(handled, (std::vector<std::string>{"/slow", "/fast1", "/fast2"}));
+  EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+TEST_F(HttpServerTest, ClientDisconnectBeforeReplyRunsAbortOnce) {
+  std::shared_ptr<HttpExchange> held;
+  int aborts = 0;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->SetOnAbort([&aborts] { ++aborts; });
+    held = std::move(ex);  // a long poll: answered much later, if ever
+  });
+  TestClient& c = Connect();
+  c.Send("GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return held != nullptr; }));
+  EXPECT_TRUE(held->waiting());
+  c.Close();
+  ASSERT_TRUE(RunUntil([&] { return aborts > 0; }));
+  EXPECT_TRUE(held->aborted());
+  EXPECT_FALSE(held->waiting());
+  held->Reply(HttpResponse(200, "too late"));  // a no-op
+  held->Reply(HttpResponse(200, "still too late"));
+  ASSERT_TRUE(RunUntil([&] { return server_->connection_count() == 0; }));
+  EXPECT_EQ(aborts, 1);
+}
+
+TEST_F(HttpServerTest, ClientResetBeforeReplyRunsAbortOnce) {
+  std::shared_ptr<HttpExchange> held;
+  int aborts = 0;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->SetOnAbort([&aborts] { ++aborts; });
+    held = std::move(ex);
+  });
+  TestClient& c = Connect();
+  c.Send("GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return held != nullptr; }));
+  c.Close(/*reset=*/true);
+  ASSERT_TRUE(RunUntil([&] { return aborts > 0; }));
+  held->Reply(HttpResponse(200, "too late"));
+  RunFor(5);
+  EXPECT_EQ(aborts, 1);
+  EXPECT_EQ(server_->connection_count(), 0u);
+}
+
+TEST_F(HttpServerTest, AbortCallbackHoldingTheExchangeItselfIsSafe) {
+  // The callback owns the last reference to its own exchange.
+  int aborts = 0;
+  bool got = false;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    got = true;
+    std::weak_ptr<HttpExchange> weak = ex;
+    ex->SetOnAbort([&aborts, ex, weak] {
+      ++aborts;
+      EXPECT_FALSE(weak.expired());
+      ex->Reply(HttpResponse(200, "ignored"));
+    });
+  });
+  TestClient& c = Connect();
+  c.Send("GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return got; }));
+  c.Close();
+  ASSERT_TRUE(RunUntil([&] { return server_->connection_count() == 0; }));
+  EXPECT_EQ(aborts, 1);
+}
+
+TEST_F(HttpServerTest, ReplyThroughARawPointerWhenTheConnectionHoldsTheLastReference) {
+  // Reply() is documented as safe even though the connection drops the last
+  // reference to the exchange inside it; ASan checks that nothing is touched.
+  HttpExchange* raw = nullptr;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->SetOnAbort([] {});
+    raw = ex.get();
+  });
+  TestClient& c = Connect();
+  c.Send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return raw != nullptr; }));
+  std::exchange(raw, nullptr)->Reply(HttpResponse(200, "a"));
+  ASSERT_TRUE(RunUntil([&] { return raw != nullptr; }));
+  std::exchange(raw, nullptr)->Reply(HttpResponse(200, "b"));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  EXPECT_EQ(c.Responses()[1].body, "b");
+}
+
+TEST_F(HttpServerTest, OversizedContentLengthGets413WhileTheClientIsStillSending) {
+  HttpServer::Options options;  // default limit: 6 MB
+  bool handled = false;
+  StartServer([&](std::shared_ptr<HttpExchange>) { handled = true; }, options);
+  TestClient& c = Connect();
+  const size_t declared = 7 * 1024 * 1024;
+  c.Send("POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nContent-Length: " +
+         std::to_string(declared) + "\r\n\r\n");
+  c.Send(std::string(1024 * 1024, 'a'));
+  // The answer comes before the client has sent the rest.
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  auto r = c.Responses()[0];
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.headers.Get("Connection"), "close");
+  EXPECT_NE(r.body.find("exceeds the limit"), std::string::npos) << r.body;
+  // The server keeps reading and discarding, so the rest of the body goes
+  // through without a reset, and the server's FIN arrives.
+  c.Send(std::string(declared - 1024 * 1024, 'b'));
+  ASSERT_TRUE(RunUntil([&] { return c.writes_pending() == 0 && c.eof(); }));
+  EXPECT_EQ(c.write_error(), 0) << uv_strerror(c.write_error());
+  EXPECT_EQ(c.read_error(), 0);
+  c.Close();
+  ASSERT_TRUE(RunUntil([&] { return server_->connection_count() == 0; }));
+  EXPECT_FALSE(handled);
+}
+
+TEST_F(HttpServerTest, BodyLimitFnRaisesTheLimitForOneRoute) {
+  HttpServer::Options options;
+  options.limits.max_body_bytes = 10;
+  options.body_limit = [](const HttpRequest& head) -> size_t {
+    return head.path == "/big" ? 100 : 10;
+  };
+  StartServer([](std::shared_ptr<HttpExchange> ex) { EchoPath(ex); }, options);
+  TestClient& c = Connect();
+  c.Send("POST /big HTTP/1.1\r\nContent-Length: 50\r\n\r\n" + std::string(50, 'x'));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  EXPECT_EQ(c.Responses()[0].status, 200);
+  c.Send("POST /small HTTP/1.1\r\nContent-Length: 50\r\n\r\n" + std::string(50, 'x'));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  EXPECT_EQ(c.Responses()[1].status, 413);
+}
+
+TEST_F(HttpServerTest, ErrorResponseHookShapesTheBody) {
+  HttpServer::Options options;
+  options.limits.max_header_bytes = 200;
+  options.limits.max_body_bytes = 10;
+  options.error_response = [](int status, const std::string& message, const HttpRequest& head) {
+    HttpResponse r(status,
+                   "{\"status\":" + std::to_string(status) + ",\"path\":\"" + head.path +
+                       "\",\"message\":\"" + message + "\"}",
+                   "application/json");
+    r.headers.Set("X-Amzn-ErrorType", "RequestTooLargeException");
+    return r;
+  };
+  StartServer(EchoPath, options);
+
+  TestClient& a = Connect();
+  a.Send("GARBAGE\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return a.Responses().size() == 1 && a.eof(); }));
+  EXPECT_EQ(a.Responses()[0].status, 400);
+  EXPECT_EQ(a.Responses()[0].headers.Get("Content-Type"), "application/json");
+  EXPECT_EQ(a.Responses()[0].body.rfind("{\"status\":400,\"path\":\"\"", 0), 0u)
+      << a.Responses()[0].body;
+
+  TestClient& b = Connect();
+  b.Send("POST /f HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return b.Responses().size() == 1; }));
+  EXPECT_EQ(b.Responses()[0].status, 413);
+  EXPECT_EQ(b.Responses()[0].headers.Get("X-Amzn-ErrorType"), "RequestTooLargeException");
+  EXPECT_EQ(b.Responses()[0].body.rfind("{\"status\":413,\"path\":\"/f\"", 0), 0u)
+      << b.Responses()[0].body;
+
+  TestClient& d = Connect();
+  d.Send("GET / HTTP/1.1\r\nX-Big: " + std::string(300, 'h') + "\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return d.Responses().size() == 1; }));
+  EXPECT_EQ(d.Responses()[0].status, 431);
+}
+
+TEST_F(HttpServerTest, ErrorResponseHookThatThrowsStillAnswers) {
+  HttpServer::Options options;
+  options.error_response = [](int, const std::string&, const HttpRequest&) -> HttpResponse {
+    throw std::runtime_error("hook broke");
+  };
+  StartServer(EchoPath, options);
+  TestClient& c = Connect();
+  c.Send("NOT HTTP\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  EXPECT_EQ(c.Responses()[0].status, 400);
+}
+
+TEST_F(HttpServerTest, NoContentHasNoBodyAndTheConnectionStaysInSync) {
+  StartServer([](std::shared_ptr<HttpExchange> ex) {
+    if (ex->request().path == "/nc") {
+      ex->Reply(HttpResponse(204, "must not be sent"));
+    } else {
+      EchoPath(ex);
+    }
+  });
+  TestClient& c = Connect();
+  c.Send("DELETE /nc HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  auto rs = c.Responses();
+  EXPECT_EQ(rs[0].status, 204);
+  EXPECT_FALSE(rs[0].headers.Has("Content-Length"));
+  EXPECT_EQ(c.received().find("must not be sent"), std::string::npos);
+  EXPECT_EQ(rs[1].body, "path=/after body=");
+}
+
+TEST_F(HttpServerTest, HeadGetsTheLengthButNoBody) {
+  StartServer([](std::shared_ptr<HttpExchange> ex) { ex->Reply(HttpResponse(200, "12345")); });
+  TestClient& c = Connect();
+  c.Send("HEAD / HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses(/*head_request=*/true).size() == 1; }));
+  EXPECT_EQ(c.Responses(true)[0].headers.Get("Content-Length"), "5");
+  RunFor(5);
+  EXPECT_EQ(c.received().find("12345"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, ConnectionCloseAndHttp10EndTheConnectionAfterTheReply) {
+  StartServer(EchoPath);
+  TestClient& a = Connect();
+  a.Send("GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n");
+  TestClient& b = Connect();
+  b.Send("GET /b HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return a.eof() && b.eof(); }));
+  ASSERT_EQ(a.Responses().size(), 1u);
+  EXPECT_EQ(a.Responses()[0].headers.Get("Connection"), "close");
+  ASSERT_EQ(b.Responses().size(), 1u);
+  EXPECT_EQ(b.Responses()[0].body, "path=/b body=");
+  EXPECT_EQ(b.Responses()[0].headers.Get("Connection"), "close");
+  EXPECT_EQ(server_->requests_served(), 2u);
+}
+
+TEST_F(HttpServerTest, HandlerThatThrowsGets500) {
+  StartServer([](std::shared_ptr<HttpExchange>) -> void { throw std::runtime_error("boom"); });
+  TestClient& c = Connect();
+  c.Send("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  EXPECT_EQ(c.Responses()[0].status, 500);
+  EXPECT_NE(c.Responses()[0].body.find("boom"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, ExpectContinueGets100BeforeTheBody) {
+  StartServer(EchoPath);
+  TestClient& c = Connect();
+  c.Send("POST /up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.received().find("\r\n\r\n") != std::string::npos; }));
+  EXPECT_EQ(c.received(), "HTTP/1.1 100 Continue\r\n\r\n");
+  c.Send("hello");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  EXPECT_EQ(c.Responses()[1].body, "path=/up body=hello");
+}
+
+TEST_F(HttpServerTest, ExpectContinueOverTheLimitGets413Instead) {
+  HttpServer::Options options;
+  options.limits.max_body_bytes = 4;
+  StartServer(EchoPath, options);
+  TestClient& c = Connect();
+  c.Send("POST /up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  EXPECT_EQ(c.Responses()[0].status, 413);
+}
+
+TEST_F(HttpServerTest, StopsAnsweringAClientThatDoesNotReadUntilItDoes) {
+  // Every response is 1 MB; the client pipelines 40 requests and reads nothing.
+  const int kRequests = 40;
+  const size_t kBody = 1 << 20;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->Reply(HttpResponse(200, std::string(kBody, 'r')));
+  });
+  TestClient& c = Connect(/*start_reading=*/false);
+  std::string burst;
+  for (int i = 0; i < kRequests; ++i) burst += "GET /r HTTP/1.1\r\n\r\n";
+  c.Send(burst);
+  ASSERT_TRUE(RunUntil([&] { return server_->requests_served() > 0; }));
+  RunFor(50);
+  EXPECT_LT(server_->requests_served(), static_cast<uint64_t>(kRequests))
+      << "responses should wait for the client to read";
+  c.StartReading();
+  // Byte count first: parsing 40 MB on every loop turn would be quadratic.
+  ASSERT_TRUE(RunUntil([&] { return c.received().size() >= kRequests * kBody; }));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == kRequests; }));
+  EXPECT_EQ(server_->requests_served(), static_cast<uint64_t>(kRequests));
+}
+
+TEST_F(HttpServerTest, ClientGoneWhileALargeReplyIsBeingWritten) {
+  bool replied = false;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->Reply(HttpResponse(200, std::string(16 << 20, 'z')));
+    replied = true;
+  });
+  TestClient& c = Connect(/*start_reading=*/false);
+  c.Send("GET /big HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return replied; }));
+  RunFor(5);
+  c.Close(/*reset=*/true);
+  ASSERT_TRUE(RunUntil([&] { return server_->connection_count() == 0; }));
+}
+
+TEST_F(HttpServerTest, ServerDestroyedWhileALargeReplyIsBeingWritten) {
+  bool replied = false;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->Reply(HttpResponse(200, std::string(16 << 20, 'z')));
+    replied = true;
+  });
+  TestClient& c = Connect(/*start_reading=*/false);
+  c.Send("GET /big HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return replied; }));
+  server_.reset();
+  c.StartReading();
+  ASSERT_TRUE(RunUntil([&] { return c.eof() || c.read_error() != 0; }));
+}
+
+TEST_F(HttpServerTest, ServerDestroyedWithOpenConnectionsAndAPendingExchange) {
+  std::shared_ptr<HttpExchange> held;
+  int aborts = 0;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    if (ex->request().path == "/next") {
+      ex->SetOnAbort([&aborts] { ++aborts; });
+      held = std::move(ex);
+    } else {
+      EchoPath(ex);
+    }
+  });
+  TestClient& polling = Connect();
+  polling.Send("GET /next HTTP/1.1\r\n\r\n");
+  TestClient& idle = Connect();
+  idle.Send("GET /idle HTTP/1.1\r\n\r\n");
+  TestClient& partial = Connect();
+  partial.Send("POST /half HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc");
+  ASSERT_TRUE(RunUntil([&] {
+    return held != nullptr && idle.Responses().size() == 1 && server_->connection_count() == 3;
+  }));
+  server_.reset();
+  EXPECT_EQ(aborts, 1);
+  EXPECT_TRUE(held->aborted());
+  held->Reply(HttpResponse(200, "after the server is gone"));
+  ASSERT_TRUE(RunUntil([&] { return polling.eof() && idle.eof() && partial.eof(); }));
+  EXPECT_TRUE(polling.received().empty());
+  EXPECT_EQ(aborts, 1);
+}
+
+TEST_F(HttpServerTest, AbortCallbackMayDestroyTheServer) {
+  std::shared_ptr<HttpExchange> held;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->SetOnAbort([this] { server_.reset(); });
+    held = std::move(ex);
+  });
+  TestClient& a = Connect();
+  a.Send("GET /next HTTP/1.1\r\n\r\n");
+  TestClient& b = Connect();
+  b.Send("GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return held != nullptr && server_->connection_count() == 2; }));
+  a.Close();
+  ASSERT_TRUE(RunUntil([&] { return server_ == nullptr; }));
+  ASSERT_TRUE(RunUntil([&] { return b.eof(); }));
+}
+
+TEST_F(HttpServerTest, ListenOnABusyPortFails) {
+  StartServer(EchoPath);
+  HttpServer second(&loop_, EchoPath, {});
+  Status st = second.Listen("127.0.0.1", server_->port());
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  Status bad = second.Listen("not-an-address", 0);
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SerializeResponseHead, AddsLengthAndConnectionAndDropsTheirDuplicates) {
+  HttpResponse r(200, "abc", "text/plain");
+  r.headers.Add("content-length", "999");
+  r.headers.Add("Connection", "upgrade");
+  r.headers.Add("X-A", "1");
+  EXPECT_EQ(SerializeResponseHead(r, true),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n"
+            "Content-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+  HttpResponse nc(204, "");
+  EXPECT_EQ(SerializeResponseHead(nc, false),
+            "HTTP/1.1 204 No Content\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Connection: close\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace ephemera::http
