@@ -5,14 +5,26 @@
 // reply. Keep-alive is the default; pipelined requests are answered strictly in
 // order because a connection parses its next request only after the current one
 // has been replied to. Malformed or oversized requests get an error response
-// (shaped by Options::error_response) and the connection is closed after it.
+// (shaped by Options::error_response) and the connection is closed after it;
+// until then what the client still sends is read and dropped, so it can read
+// the answer (a 413 arrives while a too-large body is still being sent). A
+// request with "Expect: 100-continue" gets "100 Continue" once its head is
+// accepted. Responses to HEAD and 1xx/204/304 carry no body.
+//
+// Backpressure: a connection stops reading while more than 1 MB of pipelined
+// input waits behind the request in flight, and stops answering pipelined
+// requests while more than 1 MB of replies wait for the client to read them.
 //
 // Thread: the loop thread only; nothing blocks.
 // Ownership: the server owns its connections. A handler may keep the exchange
 // (shared_ptr) and reply later, from any later loop callback. If the connection
-// closes first, the exchange's abort callback runs once and Reply() becomes a
-// no-op. Destroying the server closes every connection (aborting exchanges) and
-// the listener; all memory is released in libuv close callbacks.
+// closes first (the client closes or resets it, or sends EOF while the
+// exchange waits), the exchange's abort callback runs once, from the loop, and
+// Reply() becomes a no-op. Exceptions thrown by a handler become a 500.
+// Destroying (or Close()-ing) the server closes every connection at once: the
+// waiting exchanges are aborted, replies still queued in libuv are dropped,
+// and all memory is released in libuv close callbacks. The handler and the
+// abort callbacks may close or destroy the server.
 // Depends on: libuv, llhttp (through RequestParser).
 #pragma once
 
@@ -101,7 +113,7 @@ class HttpServer {
   int port() const { return port_; }
   const std::string& host() const { return host_; }
 
-  // Stops accepting and closes every connection. Idempotent.
+  // Stops accepting and closes every connection (see above). Idempotent.
   void Close();
 
   size_t connection_count() const { return connections_.size(); }
