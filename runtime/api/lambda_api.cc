@@ -48,8 +48,9 @@ http::HttpServer::Options ServerOptions() {
                           " bytes for the InvokeFunction operation: " + message,
                       id);
     }
-    return AwsError(status, status == 431 ? "RequestHeaderFieldsTooLarge" : "InvalidRequestContentException",
-                    message, id);
+    return AwsError(
+        status, status == 431 ? "RequestHeaderFieldsTooLarge" : "InvalidRequestContentException",
+        message, id);
   };
   return o;
 }
@@ -80,9 +81,9 @@ http::HttpResponse ServiceErrorResponse(const InvokeOutcome& out, const std::str
 
 http::HttpResponse AwsError(int status, const std::string& code, const std::string& message,
                             const std::string& request_id, const std::string& type) {
-  http::HttpResponse r(status,
-                       "{\"Type\":" + json::Quote(type) + ",\"Message\":" + json::Quote(message) + "}",
-                       "application/json");
+  http::HttpResponse r(
+      status, "{\"Type\":" + json::Quote(type) + ",\"Message\":" + json::Quote(message) + "}",
+      "application/json");
   r.headers.Set("x-amzn-ErrorType", code);
   r.headers.Set("x-amzn-RequestId", request_id);
   return r;
@@ -113,37 +114,52 @@ std::string LogResult(const std::string& request_id, const InvokeOutcome& out) {
 LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, invoke::Invoker* invoker)
     : registry_(registry),
       invoker_(invoker),
-      server_(loop, [this](std::shared_ptr<http::HttpExchange> ex) { router_.Dispatch(ex); },
-              ServerOptions()) {
+      server_(
+          loop, [this](std::shared_ptr<http::HttpExchange> ex) { router_.Dispatch(ex); },
+          ServerOptions()) {
   using P = http::Router::Params;
-  router_.Add("POST", "/2015-03-31/functions/{}/invocations", [this](const Ex& ex, const P& p) { Invoke(ex, p[0]); });
+  router_.Add("POST", "/2015-03-31/functions/{}/invocations",
+              [this](const Ex& ex, const P& p) { Invoke(ex, p[0]); });
   router_.Add("POST", "/function/{}", [this](const Ex& ex, const P& p) { InvokePlain(ex, p[0]); });
-  router_.Add("POST", "/2015-03-31/functions", [this](const Ex& ex, const P&) { CreateFunction(ex); });
-  router_.Add("POST", "/2015-03-31/functions/", [this](const Ex& ex, const P&) { CreateFunction(ex); });
-  router_.Add("GET", "/2015-03-31/functions", [this](const Ex& ex, const P&) { ListFunctions(ex); });
-  router_.Add("GET", "/2015-03-31/functions/", [this](const Ex& ex, const P&) { ListFunctions(ex); });
-  router_.Add("GET", "/2015-03-31/functions/{}", [this](const Ex& ex, const P& p) { GetFunction(ex, p[0], false); });
+  router_.Add("POST", "/2015-03-31/functions",
+              [this](const Ex& ex, const P&) { CreateFunction(ex); });
+  router_.Add("POST", "/2015-03-31/functions/",
+              [this](const Ex& ex, const P&) { CreateFunction(ex); });
+  router_.Add("GET", "/2015-03-31/functions",
+              [this](const Ex& ex, const P&) { ListFunctions(ex); });
+  router_.Add("GET", "/2015-03-31/functions/",
+              [this](const Ex& ex, const P&) { ListFunctions(ex); });
+  router_.Add("GET", "/2015-03-31/functions/{}",
+              [this](const Ex& ex, const P& p) { GetFunction(ex, p[0], false); });
   router_.Add("GET", "/2015-03-31/functions/{}/configuration",
               [this](const Ex& ex, const P& p) { GetFunction(ex, p[0], true); });
-  router_.Add("DELETE", "/2015-03-31/functions/{}", [this](const Ex& ex, const P& p) { DeleteFunction(ex, p[0]); });
+  router_.Add("DELETE", "/2015-03-31/functions/{}",
+              [this](const Ex& ex, const P& p) { DeleteFunction(ex, p[0]); });
   router_.Add("GET", "/healthz", [this](const Ex& ex, const P&) { Health(ex); });
   router_.Add("GET", "/metrics", [this](const Ex& ex, const P&) { Metrics(ex); });
   router_.SetFallback([](const Ex& ex, int status) {
     const auto& req = ex->request();
     std::string what = req.method + " " + req.path;
     if (status == 405) {
-      ex->Reply(AwsError(405, "MethodNotAllowedException", "method not allowed: " + what, NewRequestId()));
+      ex->Reply(AwsError(405, "MethodNotAllowedException", "method not allowed: " + what,
+                         NewRequestId()));
     } else {
-      ex->Reply(AwsError(404, "UnknownOperationException", "no such route: " + what, NewRequestId()));
+      ex->Reply(
+          AwsError(404, "UnknownOperationException", "no such route: " + what, NewRequestId()));
     }
   });
 }
 
-LambdaApi::~LambdaApi() { server_.Close(); }
+LambdaApi::~LambdaApi() {
+  server_.Close();
+}
 
-Status LambdaApi::Listen(const std::string& host, int port) { return server_.Listen(host, port); }
+Status LambdaApi::Listen(const std::string& host, int port) {
+  return server_.Listen(host, port);
+}
 
-std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex, const std::string& ref,
+std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex,
+                                                                 const std::string& ref,
                                                                  const std::string& request_id) {
   std::string name, qualifier;
   if (Status s = registry::ParseFunctionRef(ref, &name, &qualifier); !s.ok()) {
@@ -152,9 +168,10 @@ std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex, c
   }
   if (auto q = ex->request().QueryParam("Qualifier"); q && !q->empty()) {
     if (!qualifier.empty() && qualifier != *q) {
-      ex->Reply(AwsError(400, "InvalidParameterValueException",
-                         "The derived qualifier from the function name does not match the specified qualifier.",
-                         request_id));
+      ex->Reply(AwsError(
+          400, "InvalidParameterValueException",
+          "The derived qualifier from the function name does not match the specified qualifier.",
+          request_id));
       return nullptr;
     }
     qualifier = *q;
@@ -180,9 +197,10 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
 
   std::string type(req.headers.Get("X-Amz-Invocation-Type").value_or("RequestResponse"));
   if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
-    ex->Reply(AwsError(400, "InvalidParameterValueException",
-                       "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun (got " + type + ")",
-                       request_id));
+    ex->Reply(AwsError(
+        400, "InvalidParameterValueException",
+        "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun (got " + type + ")",
+        request_id));
     return;
   }
   std::string log_type(req.headers.Get("X-Amz-Log-Type").value_or("None"));
@@ -217,9 +235,10 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   if (type == "DryRun") {
     invoker_->Validate(*spec, [ex, request_id](Status s) {
       if (!s.ok()) {
-        ex->Reply(AwsError(s.code() == StatusCode::kUnavailable ? 503 : 502,
-                           s.code() == StatusCode::kNotFound ? "ResourceNotReadyException" : "ServiceException",
-                           s.message(), request_id, "Service"));
+        ex->Reply(AwsError(
+            s.code() == StatusCode::kUnavailable ? 503 : 502,
+            s.code() == StatusCode::kNotFound ? "ResourceNotReadyException" : "ServiceException",
+            s.message(), request_id, "Service"));
         return;
       }
       http::HttpResponse r(204, "", "");
@@ -235,7 +254,8 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   ir.payload = std::move(ex->mutable_request().body);
   ir.client_context = type == "Event" ? "" : std::move(client_context);
   ir.capture_logs = log_type == "Tail" && type == "RequestResponse";
-  if (auto ct = req.headers.Get("Content-Type"); ct && !ct->empty()) ir.content_type = std::string(*ct);
+  if (auto ct = req.headers.Get("Content-Type"); ct && !ct->empty())
+    ir.content_type = std::string(*ct);
 
   if (type == "Event") {
     // Accepted now, run in the background. Durability (Redis) is a later step:
@@ -245,9 +265,10 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
     std::string name = spec->name;
     invoker_->Invoke(std::move(ir), [this, name, request_id](InvokeOutcome out) {
       --async_pending_;
-      const char* what = out.kind == InvokeOutcome::Kind::kSuccess        ? "succeeded"
-                         : out.kind == InvokeOutcome::Kind::kFunctionError ? "failed (function error)"
-                                                                           : "failed (service error)";
+      const char* what = out.kind == InvokeOutcome::Kind::kSuccess ? "succeeded"
+                         : out.kind == InvokeOutcome::Kind::kFunctionError
+                             ? "failed (function error)"
+                             : "failed (service error)";
       LOG_INFO("invoke", "event %s for %s %s: %s", request_id.c_str(), name.c_str(), what,
                out.kind == InvokeOutcome::Kind::kSuccess ? "" : out.body.substr(0, 300).c_str());
     });
@@ -268,7 +289,8 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
     r.headers.Set("x-amzn-RequestId", request_id);
     r.headers.Set("X-Amz-Executed-Version", "$LATEST");
     r.headers.Set("Server-Timing", out.phases.ServerTiming());
-    if (out.kind == InvokeOutcome::Kind::kFunctionError) r.headers.Set("X-Amz-Function-Error", "Unhandled");
+    if (out.kind == InvokeOutcome::Kind::kFunctionError)
+      r.headers.Set("X-Amz-Function-Error", "Unhandled");
     if (tail) r.headers.Set("X-Amz-Log-Result", LogResult(request_id, out));
     ex->Reply(std::move(r));
   });
@@ -282,21 +304,24 @@ void LambdaApi::InvokePlain(const Ex& ex, const std::string& name) {
   auto spec = registry_->Find(name);
   if (!spec) {
     ex->Reply(AwsError(404, "ResourceNotFoundException",
-                       "Function not found: " + name + " (see GET /2015-03-31/functions)", request_id));
+                       "Function not found: " + name + " (see GET /2015-03-31/functions)",
+                       request_id));
     return;
   }
   invoke::InvokeRequest ir;
   ir.function = spec;
   ir.request_id = request_id;
   ir.payload = std::move(ex->mutable_request().body);
-  if (auto ct = ex->request().headers.Get("Content-Type"); ct && !ct->empty()) ir.content_type = std::string(*ct);
+  if (auto ct = ex->request().headers.Get("Content-Type"); ct && !ct->empty())
+    ir.content_type = std::string(*ct);
   auto handle = invoker_->Invoke(std::move(ir), [ex, request_id](InvokeOutcome out) {
     if (out.kind == InvokeOutcome::Kind::kServiceError) {
       ex->Reply(ServiceErrorResponse(out, request_id));
       return;
     }
     bool failed = out.kind == InvokeOutcome::Kind::kFunctionError;
-    http::HttpResponse r(failed ? 500 : 200, std::move(out.body), failed ? "application/json" : out.content_type);
+    http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
+                         failed ? "application/json" : out.content_type);
     r.headers.Set("x-amzn-RequestId", request_id);
     r.headers.Set("Server-Timing", out.phases.ServerTiming());
     if (failed) r.headers.Set("X-Amz-Function-Error", "Unhandled");
@@ -312,10 +337,11 @@ void LambdaApi::CreateFunction(const Ex& ex) {
   size_t at = 0;
   auto body = json::Parse(ex->request().body, &at);
   if (!body || !cJSON_IsObject(body.get())) {
-    ex->Reply(AwsError(400, "InvalidRequestContentException",
-                       "Could not parse request body into json: expected a JSON object (error at byte " +
-                           std::to_string(at) + ")",
-                       request_id));
+    ex->Reply(
+        AwsError(400, "InvalidRequestContentException",
+                 "Could not parse request body into json: expected a JSON object (error at byte " +
+                     std::to_string(at) + ")",
+                 request_id));
     return;
   }
   registry::FunctionSpec spec;
@@ -324,20 +350,24 @@ void LambdaApi::CreateFunction(const Ex& ex) {
     return;
   }
   if (registry_->Find(spec.name)) {
-    ex->Reply(AwsError(409, "ResourceConflictException", "Function already exist: " + spec.name, request_id));
+    ex->Reply(AwsError(409, "ResourceConflictException", "Function already exist: " + spec.name,
+                       request_id));
     return;
   }
   // The image must exist here: nothing can be pulled (DESIGN.md decision 6).
   invoker_->Validate(spec, [this, ex, request_id, spec](Status s) mutable {
     if (!s.ok()) {
       bool missing = s.code() == StatusCode::kNotFound;
-      ex->Reply(AwsError(missing ? 400 : 503, missing ? "InvalidParameterValueException" : "ServiceException",
+      ex->Reply(AwsError(missing ? 400 : 503,
+                         missing ? "InvalidParameterValueException" : "ServiceException",
                          s.message(), request_id, missing ? "User" : "Service"));
       return;
     }
     std::string name = spec.name;
     if (Status c = registry_->Create(std::move(spec)); !c.ok()) {
-      int status = c.code() == StatusCode::kConflict ? 409 : c.code() == StatusCode::kInvalidArgument ? 400 : 500;
+      int status = c.code() == StatusCode::kConflict          ? 409
+                   : c.code() == StatusCode::kInvalidArgument ? 400
+                                                              : 500;
       const char* code = status == 409   ? "ResourceConflictException"
                          : status == 400 ? "InvalidParameterValueException"
                                          : "ServiceException";
@@ -359,7 +389,8 @@ void LambdaApi::ListFunctions(const Ex& ex) {
     long v = std::strtol(m->c_str(), &end, 10);
     if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
       ex->Reply(AwsError(400, "InvalidParameterValueException",
-                         "MaxItems must be an integer between 1 and 10000 (got " + *m + ")", request_id));
+                         "MaxItems must be an integer between 1 and 10000 (got " + *m + ")",
+                         request_id));
       return;
     }
     max_items = static_cast<size_t>(v);
@@ -391,7 +422,8 @@ void LambdaApi::GetFunction(const Ex& ex, const std::string& ref, bool configura
   std::string request_id = NewRequestId();
   auto spec = Resolve(ex, ref, request_id);
   if (!spec) return;
-  auto body = configuration_only ? registry::FunctionConfiguration(*spec) : registry::GetFunctionResult(*spec);
+  auto body = configuration_only ? registry::FunctionConfiguration(*spec)
+                                 : registry::GetFunctionResult(*spec);
   ex->Reply(JsonResponse(200, body.get(), request_id));
 }
 
@@ -400,9 +432,10 @@ void LambdaApi::DeleteFunction(const Ex& ex, const std::string& ref) {
   auto spec = Resolve(ex, ref, request_id);
   if (!spec) return;
   if (Status s = registry_->Remove(spec->name); !s.ok()) {
-    ex->Reply(AwsError(s.code() == StatusCode::kNotFound ? 404 : 500,
-                       s.code() == StatusCode::kNotFound ? "ResourceNotFoundException" : "ServiceException",
-                       s.message(), request_id));
+    ex->Reply(AwsError(
+        s.code() == StatusCode::kNotFound ? 404 : 500,
+        s.code() == StatusCode::kNotFound ? "ResourceNotFoundException" : "ServiceException",
+        s.message(), request_id));
     return;
   }
   LOG_INFO("api", "deleted function %s", spec->name.c_str());
@@ -415,7 +448,8 @@ void LambdaApi::DeleteFunction(const Ex& ex, const std::string& ref) {
 
 void LambdaApi::Health(const Ex& ex) {
   char body[200];
-  std::snprintf(body, sizeof body, "{\"status\":\"ok\",\"in_flight\":%zu,\"disposing\":%zu,\"functions\":%zu}\n",
+  std::snprintf(body, sizeof body,
+                "{\"status\":\"ok\",\"in_flight\":%zu,\"disposing\":%zu,\"functions\":%zu}\n",
                 invoker_->in_flight(), invoker_->disposing(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }
@@ -424,29 +458,44 @@ void LambdaApi::Metrics(const Ex& ex) {
   const invoke::InvokerStats& s = invoker_->stats();
   std::string out;
   char line[256];
-  auto counter = [&](const char* name, const char* help, const char* labels, double v, const char* kind) {
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s%s %.6g\n", name, help, name, kind, name,
-                  labels, v);
+  auto counter = [&](const char* name, const char* help, const char* labels, double v,
+                     const char* kind) {
+    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s%s %.6g\n", name, help, name,
+                  kind, name, labels, v);
     out += line;
   };
-  counter("ephemera_invocations_started_total", "Invocations admitted.", "", double(s.started), "counter");
-  counter("ephemera_invocations_succeeded_total", "Invocations answered by /response.", "", double(s.succeeded), "counter");
-  counter("ephemera_invocations_function_errors_total", "Invocations that ended in a function error.", "",
-          double(s.function_errors), "counter");
+  counter("ephemera_invocations_started_total", "Invocations admitted.", "", double(s.started),
+          "counter");
+  counter("ephemera_invocations_succeeded_total", "Invocations answered by /response.", "",
+          double(s.succeeded), "counter");
+  counter("ephemera_invocations_function_errors_total",
+          "Invocations that ended in a function error.", "", double(s.function_errors), "counter");
   counter("ephemera_invocations_service_errors_total", "Invocations ephemera could not run.", "",
           double(s.service_errors), "counter");
-  counter("ephemera_invocations_timeouts_total", "Invocations killed at their timeout.", "", double(s.timeouts), "counter");
-  counter("ephemera_invocations_throttled_total", "Invocations refused with 429.", "", double(s.throttled), "counter");
-  counter("ephemera_containers_created_total", "Containers created.", "", double(s.containers_created), "counter");
+  counter("ephemera_invocations_timeouts_total", "Invocations killed at their timeout.", "",
+          double(s.timeouts), "counter");
+  counter("ephemera_invocations_throttled_total", "Invocations refused with 429.", "",
+          double(s.throttled), "counter");
+  counter("ephemera_containers_created_total", "Containers created.", "",
+          double(s.containers_created), "counter");
   counter("ephemera_containers_removed_total", "Containers removed after their invocation.", "",
           double(s.containers_removed), "counter");
-  counter("ephemera_invocations_in_flight", "Invocations running now.", "", double(invoker_->in_flight()), "gauge");
-  counter("ephemera_async_pending", "Event invocations accepted and not finished.", "", double(async_pending_), "gauge");
-  out += "# HELP ephemera_phase_seconds_sum Time spent per cold-start phase, summed over successful invocations.\n"
-         "# TYPE ephemera_phase_seconds_sum counter\n";
-  for (auto [name, v] : {std::pair{"image", s.sum.image}, {"create", s.sum.create}, {"start", s.sum.start},
-                         {"init", s.sum.init}, {"handler", s.sum.handler}, {"total", s.sum.total}}) {
-    std::snprintf(line, sizeof line, "ephemera_phase_seconds_sum{phase=\"%s\"} %.6f\n", name, v / 1000.0);
+  counter("ephemera_invocations_in_flight", "Invocations running now.", "",
+          double(invoker_->in_flight()), "gauge");
+  counter("ephemera_async_pending", "Event invocations accepted and not finished.", "",
+          double(async_pending_), "gauge");
+  out +=
+      "# HELP ephemera_phase_seconds_sum Time spent per cold-start phase, summed over successful "
+      "invocations.\n"
+      "# TYPE ephemera_phase_seconds_sum counter\n";
+  for (auto [name, v] : {std::pair{"image", s.sum.image},
+                         {"create", s.sum.create},
+                         {"start", s.sum.start},
+                         {"init", s.sum.init},
+                         {"handler", s.sum.handler},
+                         {"total", s.sum.total}}) {
+    std::snprintf(line, sizeof line, "ephemera_phase_seconds_sum{phase=\"%s\"} %.6f\n", name,
+                  v / 1000.0);
     out += line;
   }
   ex->Reply(http::HttpResponse(200, std::move(out), "text/plain; version=0.0.4"));

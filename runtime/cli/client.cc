@@ -1,7 +1,6 @@
 #include "runtime/cli/client.h"
 
 #include <curl/curl.h>
-
 #include <unistd.h>
 
 #include <cctype>
@@ -64,12 +63,14 @@ bool Request(const std::string& method, const std::string& url, const std::strin
   curl_easy_setopt(curl.get(), CURLOPT_NOPROXY, "*");
   if (body != nullptr) {
     curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body->data());
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(body->size()));
   }
   CURLcode rc = curl_easy_perform(curl.get());
   curl_slist_free_all(list);
   if (rc != CURLE_OK) {
-    std::fprintf(stderr, "ephemera: cannot reach the daemon at %s: %s (is `ephemera serve` running?)\n",
+    std::fprintf(stderr,
+                 "ephemera: cannot reach the daemon at %s: %s (is `ephemera serve` running?)\n",
                  url.c_str(), curl_easy_strerror(rc));
     return false;
   }
@@ -80,8 +81,8 @@ bool Request(const std::string& method, const std::string& url, const std::strin
 void PrintServiceError(const Reply& r) {
   auto j = json::Parse(r.body);
   std::string message = j ? json::GetString(j.get(), "Message").value_or(r.body) : r.body;
-  std::fprintf(stderr, "ephemera: %s (HTTP %ld): %s\n", r.error_type.empty() ? "error" : r.error_type.c_str(),
-               r.status, message.c_str());
+  std::fprintf(stderr, "ephemera: %s (HTTP %ld): %s\n",
+               r.error_type.empty() ? "error" : r.error_type.c_str(), r.status, message.c_str());
 }
 
 }  // namespace
@@ -103,7 +104,8 @@ int Invoke(const InvokeOptions& o) {
     PrintServiceError(r);
     return 2;
   }
-  if (o.timing && !r.server_timing.empty()) std::fprintf(stderr, "Server-Timing: %s\n", r.server_timing.c_str());
+  if (o.timing && !r.server_timing.empty())
+    std::fprintf(stderr, "Server-Timing: %s\n", r.server_timing.c_str());
   if (!r.log_result.empty()) {
     if (auto logs = Base64Decode(r.log_result)) std::fprintf(stderr, "%s", logs->c_str());
   }
@@ -122,7 +124,8 @@ int Invoke(const InvokeOptions& o) {
 
 int ListFunctions(const std::string& endpoint) {
   Reply r;
-  if (!Request("GET", endpoint + "/2015-03-31/functions/?MaxItems=10000", nullptr, {}, &r)) return 2;
+  if (!Request("GET", endpoint + "/2015-03-31/functions/?MaxItems=10000", nullptr, {}, &r))
+    return 2;
   if (r.status != 200) {
     PrintServiceError(r);
     return 2;
@@ -141,9 +144,11 @@ int ListFunctions(const std::string& endpoint) {
     std::string mode = "exec";
     // ListFunctions carries no image (as in AWS); GetFunction has it under Code.
     Reply g;
-    if (Request("GET", endpoint + "/2015-03-31/functions/" + name, nullptr, {}, &g) && g.status == 200) {
+    if (Request("GET", endpoint + "/2015-03-31/functions/" + name, nullptr, {}, &g) &&
+        g.status == 200) {
       if (auto gj = json::Parse(g.body)) {
-        image = json::GetString(cJSON_GetObjectItemCaseSensitive(gj.get(), "Code"), "ImageUri").value_or("");
+        image = json::GetString(cJSON_GetObjectItemCaseSensitive(gj.get(), "Code"), "ImageUri")
+                    .value_or("");
       }
     }
     if (const cJSON* env = cJSON_GetObjectItemCaseSensitive(fn, "Environment")) {
@@ -151,8 +156,8 @@ int ListFunctions(const std::string& endpoint) {
         mode = json::GetString(vars, "EPHEMERA_MODE").value_or(mode);
       }
     }
-    std::printf("%-20s %-32s %-12s %7.0fs %5.0f MB\n", name.c_str(),
-                image.c_str(), mode.c_str(), json::GetNumber(fn, "Timeout").value_or(0),
+    std::printf("%-20s %-32s %-12s %7.0fs %5.0f MB\n", name.c_str(), image.c_str(), mode.c_str(),
+                json::GetNumber(fn, "Timeout").value_or(0),
                 json::GetNumber(fn, "MemorySize").value_or(0));
   }
   return 0;

@@ -4,10 +4,10 @@
 // benchmark tool built beside this binary.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cerrno>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -92,7 +92,8 @@ int RunServe(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (!TakeValue(argc, argv, &i, &v)) return Usage(("option " + arg + " needs a value (or is unknown)").c_str());
+    if (!TakeValue(argc, argv, &i, &v))
+      return Usage(("option " + arg + " needs a value (or is unknown)").c_str());
     long n = 0;
     if (arg == "--listen") {
       listen = v;
@@ -105,25 +106,32 @@ int RunServe(int argc, char** argv) {
     } else if (arg == "--docker") {
       o.docker_endpoint = v;
     } else if (arg == "--init-timeout") {
-      if (!ParsePositive(v, 900000, &n)) return Usage("--init-timeout must be milliseconds, 1..900000");
+      if (!ParsePositive(v, 900000, &n))
+        return Usage("--init-timeout must be milliseconds, 1..900000");
       o.init_timeout_ms = static_cast<uint64_t>(n);
     } else if (arg == "--max-concurrency") {
       if (!ParsePositive(v, 100000, &n)) return Usage("--max-concurrency must be 1..100000");
       o.max_concurrency = static_cast<int>(n);
     } else if (arg == "--log-level") {
       using ephemera::LogLevel;
-      if (v == "debug") ephemera::SetLogLevel(LogLevel::kDebug);
-      else if (v == "info") ephemera::SetLogLevel(LogLevel::kInfo);
-      else if (v == "warn") ephemera::SetLogLevel(LogLevel::kWarn);
-      else if (v == "error") ephemera::SetLogLevel(LogLevel::kError);
-      else return Usage("--log-level must be debug, info, warn or error");
+      if (v == "debug")
+        ephemera::SetLogLevel(LogLevel::kDebug);
+      else if (v == "info")
+        ephemera::SetLogLevel(LogLevel::kInfo);
+      else if (v == "warn")
+        ephemera::SetLogLevel(LogLevel::kWarn);
+      else if (v == "error")
+        ephemera::SetLogLevel(LogLevel::kError);
+      else
+        return Usage("--log-level must be debug, info, warn or error");
     } else {
       return Usage(("unknown serve option " + arg).c_str());
     }
   }
   size_t colon = listen.rfind(':');
   long port = 0;
-  if (colon == std::string::npos || !(listen.substr(colon + 1) == "0" || ParsePositive(listen.substr(colon + 1), 65535, &port))) {
+  if (colon == std::string::npos ||
+      !(listen.substr(colon + 1) == "0" || ParsePositive(listen.substr(colon + 1), 65535, &port))) {
     return Usage(("--listen must be HOST:PORT (got " + listen + ")").c_str());
   }
   o.host = listen.substr(0, colon);
@@ -157,7 +165,8 @@ int RunInvoke(int argc, char** argv) {
         o.payload.assign(std::istreambuf_iterator<char>(std::cin.rdbuf()), {});
       } else {
         std::ifstream in(v, std::ios::binary);
-        if (!in) return Usage(("cannot read payload file " + v + ": " + std::strerror(errno)).c_str());
+        if (!in)
+          return Usage(("cannot read payload file " + v + ": " + std::strerror(errno)).c_str());
         o.payload.assign(std::istreambuf_iterator<char>(in), {});
       }
     } else if (!arg.empty() && arg[0] == '-') {
@@ -187,8 +196,8 @@ int RunBench(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
   execv(tool.c_str(), args.data());
-  std::fprintf(stderr, "ephemera: cannot run %s: %s (build it: cmake --build build)\n", tool.c_str(),
-               std::strerror(errno));
+  std::fprintf(stderr, "ephemera: cannot run %s: %s (build it: cmake --build build)\n",
+               tool.c_str(), std::strerror(errno));
   return 2;
 }
 

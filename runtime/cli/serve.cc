@@ -80,17 +80,19 @@ int Serve(const ServeOptions& o) {
   std::string shim = o.shim_path.empty() ? DefaultShimPath() : o.shim_path;
   char resolved[PATH_MAX];
   if (realpath(shim.c_str(), resolved) == nullptr || access(resolved, X_OK) != 0) {
-    std::fprintf(stderr,
-                 "ephemera serve: the shim %s is missing or not executable (build it: cmake --build build, "
-                 "or pass --shim PATH)\n",
-                 shim.c_str());
+    std::fprintf(
+        stderr,
+        "ephemera serve: the shim %s is missing or not executable (build it: cmake --build build, "
+        "or pass --shim PATH)\n",
+        shim.c_str());
     uv_loop_close(&loop);
     return 2;
   }
   shim = resolved;
 
   Status err;
-  std::string endpoint = o.docker_endpoint.empty() ? docker::DockerClient::DefaultSocketPath() : o.docker_endpoint;
+  std::string endpoint =
+      o.docker_endpoint.empty() ? docker::DockerClient::DefaultSocketPath() : o.docker_endpoint;
   d.docker = docker::DockerClient::Create(&loop, endpoint, &err);
   if (!d.docker) {
     std::fprintf(stderr, "ephemera serve: %s\n", err.message().c_str());
@@ -116,12 +118,15 @@ int Serve(const ServeOptions& o) {
 
   d.docker->Ping([&d, endpoint](Status s) {
     if (!s.ok()) {
-      LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable", s.message().c_str());
+      LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",
+               s.message().c_str());
       return;
     }
     d.invoker->ReapLeftovers([](Status rs, size_t n) {
-      if (!rs.ok()) LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
-      if (n > 0) LOG_INFO("serve", "removed %zu leftover container(s) labelled ephemera.managed", n);
+      if (!rs.ok())
+        LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
+      if (n > 0)
+        LOG_INFO("serve", "removed %zu leftover container(s) labelled ephemera.managed", n);
     });
   });
 

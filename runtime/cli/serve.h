@@ -15,8 +15,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 9000;
   std::string registry_path = "registry/functions.json";
-  std::string state_path;  // "" = in memory only
-  std::string shim_path;   // "" = next to the ephemera binary
+  std::string state_path;       // "" = in memory only
+  std::string shim_path;        // "" = next to the ephemera binary
   std::string docker_endpoint;  // "" = DOCKER_HOST or /var/run/docker.sock
   uint64_t init_timeout_ms = 10000;
   int max_concurrency = 64;

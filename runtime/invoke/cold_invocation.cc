@@ -18,7 +18,9 @@ constexpr char kShimMountPoint[] = "/opt/ephemera/shim";
 // Output kept for X-Amz-Log-Result; Lambda returns the last 4 KB, we keep a margin.
 constexpr size_t kMaxLogBytes = 64 * 1024;
 
-bool InjectsShim(ShimMode mode) { return mode == ShimMode::kExec || mode == ShimMode::kHttp; }
+bool InjectsShim(ShimMode mode) {
+  return mode == ShimMode::kExec || mode == ShimMode::kHttp;
+}
 
 std::string ErrorJson(const std::string& type, const std::string& message) {
   return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";
@@ -121,7 +123,9 @@ void ColdInvocation::OpenEnvironment(const docker::ImageConfig& image) {
   cb.on_response = [this](const std::string&, std::string body, std::string type) {
     OnRuntimeResponse(std::move(body), std::move(type));
   };
-  cb.on_error = [this](const std::string&, runtime_api::RuntimeError e) { OnRuntimeError(std::move(e)); };
+  cb.on_error = [this](const std::string&, runtime_api::RuntimeError e) {
+    OnRuntimeError(std::move(e));
+  };
   cb.on_init_error = [this](runtime_api::RuntimeError e) { OnRuntimeInitError(std::move(e)); };
   environment_ = std::make_unique<runtime_api::RuntimeApiServer>(owner_->loop(), std::move(cb));
   if (Status s = environment_->Listen(owner_->options().runtime_api_host); !s.ok()) {
@@ -183,66 +187,68 @@ void ColdInvocation::CreateContainer(const docker::ImageConfig& image) {
   }
 
   create_in_flight_ = true;
-  owner_->docker()->CreateContainer(spec, Guard([](ColdInvocation* self, Status status, std::string id) {
-    self->create_in_flight_ = false;
-    self->t_created_ = MonotonicMs();
-    if (status.ok()) {
-      self->container_id_ = std::move(id);
-      ++self->owner_->stats_.containers_created;
-    }
-    if (self->finished_) {  // cancelled while creating: Finish already ran
-      self->Dispose();
-      return;
-    }
-    if (!status.ok()) {
-      int http = status.code() == StatusCode::kUnavailable ? 503 : 502;
-      self->FailService(http, status.code() == StatusCode::kNotFound ? "ResourceNotReadyException" : "ServiceException",
-                        status);
-      return;
-    }
-    self->WatchContainer();
-  }));
+  owner_->docker()->CreateContainer(
+      spec, Guard([](ColdInvocation* self, Status status, std::string id) {
+        self->create_in_flight_ = false;
+        self->t_created_ = MonotonicMs();
+        if (status.ok()) {
+          self->container_id_ = std::move(id);
+          ++self->owner_->stats_.containers_created;
+        }
+        if (self->finished_) {  // cancelled while creating: Finish already ran
+          self->Dispose();
+          return;
+        }
+        if (!status.ok()) {
+          int http = status.code() == StatusCode::kUnavailable ? 503 : 502;
+          self->FailService(http,
+                            status.code() == StatusCode::kNotFound ? "ResourceNotReadyException"
+                                                                   : "ServiceException",
+                            status);
+          return;
+        }
+        self->WatchContainer();
+      }));
 }
 
 // ---- Stage 4: register the wait (and the attach for logs) before start ----
 
 void ColdInvocation::WatchContainer() {
   auto* docker = owner_->docker();
-  docker->WaitContainer(
-      container_id_,
-      Guard([](ColdInvocation* self, Status status) {
-        if (self->finished_) return;
-        if (!status.ok()) {
-          self->FailService(502, "ServiceException", status);
-          return;
-        }
-        self->wait_ready_ = true;
-        self->StartContainer();
-      }),
-      Guard([](ColdInvocation* self, Status status, int code) { self->OnContainerExit(status, code); }));
+  docker->WaitContainer(container_id_, Guard([](ColdInvocation* self, Status status) {
+                          if (self->finished_) return;
+                          if (!status.ok()) {
+                            self->FailService(502, "ServiceException", status);
+                            return;
+                          }
+                          self->wait_ready_ = true;
+                          self->StartContainer();
+                        }),
+                        Guard([](ColdInvocation* self, Status status, int code) {
+                          self->OnContainerExit(status, code);
+                        }));
   if (!request_.capture_logs) {
     attach_ready_ = true;
     return;
   }
-  docker->Attach(
-      container_id_,
-      Guard([](ColdInvocation* self, Status status) {
-        if (self->finished_) return;
-        if (!status.ok()) {
-          self->FailService(502, "ServiceException", status);
-          return;
-        }
-        self->attach_ready_ = true;
-        self->StartContainer();
-      }),
-      Guard([](ColdInvocation* self, docker::StreamType, std::string_view data) {
-        self->logs_.append(data);
-        if (self->logs_.size() > kMaxLogBytes) self->logs_.erase(0, self->logs_.size() - kMaxLogBytes);
-      }),
-      Guard([](ColdInvocation* self, Status) {
-        self->attach_ended_ = true;
-        if (self->finished_) self->Deliver();
-      }));
+  docker->Attach(container_id_, Guard([](ColdInvocation* self, Status status) {
+                   if (self->finished_) return;
+                   if (!status.ok()) {
+                     self->FailService(502, "ServiceException", status);
+                     return;
+                   }
+                   self->attach_ready_ = true;
+                   self->StartContainer();
+                 }),
+                 Guard([](ColdInvocation* self, docker::StreamType, std::string_view data) {
+                   self->logs_.append(data);
+                   if (self->logs_.size() > kMaxLogBytes)
+                     self->logs_.erase(0, self->logs_.size() - kMaxLogBytes);
+                 }),
+                 Guard([](ColdInvocation* self, Status) {
+                   self->attach_ended_ = true;
+                   if (self->finished_) self->Deliver();
+                 }));
 }
 
 // ---- Stage 5: start; the init clock runs until the runtime's first /next ----
@@ -250,23 +256,27 @@ void ColdInvocation::WatchContainer() {
 void ColdInvocation::StartContainer() {
   if (!wait_ready_ || !attach_ready_ || started_) return;
   started_ = true;
-  owner_->docker()->StartContainer(container_id_, Guard([](ColdInvocation* self, Status status) {
-    self->t_started_ = MonotonicMs();
-    if (self->finished_) return;
-    if (!status.ok()) {
-      if (status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kInternal) {
-        // The engine refused to run the process (e.g. a missing executable): the
-        // function's entrypoint is wrong, which Lambda reports as a function error.
-        self->FailFunction("Runtime.InvalidEntrypoint", status.message());
-      } else {
-        self->FailService(status.code() == StatusCode::kUnavailable ? 503 : 502, "ServiceException", status);
-      }
-      return;
-    }
-    if (!self->event_taken_) {
-      self->timer_.Start(self->owner_->options().init_timeout_ms, [self] { self->OnTimeout(); });
-    }
-  }));
+  owner_->docker()->StartContainer(
+      container_id_, Guard([](ColdInvocation* self, Status status) {
+        self->t_started_ = MonotonicMs();
+        if (self->finished_) return;
+        if (!status.ok()) {
+          if (status.code() == StatusCode::kInvalidArgument ||
+              status.code() == StatusCode::kInternal) {
+            // The engine refused to run the process (e.g. a missing executable): the
+            // function's entrypoint is wrong, which Lambda reports as a function error.
+            self->FailFunction("Runtime.InvalidEntrypoint", status.message());
+          } else {
+            self->FailService(status.code() == StatusCode::kUnavailable ? 503 : 502,
+                              "ServiceException", status);
+          }
+          return;
+        }
+        if (!self->event_taken_) {
+          self->timer_.Start(self->owner_->options().init_timeout_ms,
+                             [self] { self->OnTimeout(); });
+        }
+      }));
 }
 
 // ---- The runtime at work ----
@@ -302,7 +312,8 @@ void ColdInvocation::OnRuntimeInitError(runtime_api::RuntimeError error) {
            error.error_type.c_str());
   InvokeOutcome out;
   out.kind = InvokeOutcome::Kind::kFunctionError;
-  out.body = error.body.empty() ? ErrorJson(error.error_type, "init failed") : std::move(error.body);
+  out.body =
+      error.body.empty() ? ErrorJson(error.error_type, "init failed") : std::move(error.body);
   Finish(std::move(out));
 }
 
@@ -313,8 +324,9 @@ void ColdInvocation::OnContainerExit(Status status, int exit_code) {
     FailService(502, "ServiceException", status);
     return;
   }
-  std::string reason = exit_code == 0 ? "Runtime exited without providing a reason"
-                                      : "Runtime exited with error: exit status " + std::to_string(exit_code);
+  std::string reason = exit_code == 0
+                           ? "Runtime exited without providing a reason"
+                           : "Runtime exited with error: exit status " + std::to_string(exit_code);
   FailFunction("Runtime.ExitError", "RequestId: " + request_.request_id + " Error: " + reason);
 }
 
@@ -326,7 +338,9 @@ void ColdInvocation::OnTimeout() {
     std::snprintf(msg, sizeof msg, "%s %s Task timed out after %d.00 seconds", IsoNow().c_str(),
                   request_.request_id.c_str(), request_.function->timeout_s);
   } else {
-    std::snprintf(msg, sizeof msg, "%s %s Task timed out after %.2f seconds during init: the runtime never asked for the event",
+    std::snprintf(msg, sizeof msg,
+                  "%s %s Task timed out after %.2f seconds during init: the runtime never asked "
+                  "for the event",
                   IsoNow().c_str(), request_.request_id.c_str(),
                   static_cast<double>(owner_->options().init_timeout_ms) / 1000.0);
   }
@@ -411,14 +425,16 @@ void ColdInvocation::Dispose() {
     return;
   }
   // Read the peak before the cgroup disappears; only the log REPORT line needs it.
-  if (!delivered_ && request_.capture_logs) outcome_.max_memory_used_mb = MaxMemoryUsedMb(container_id_);
-  owner_->docker()->RemoveContainer(container_id_, Guard([](ColdInvocation* self, Status status) {
-    if (!status.ok()) {
-      LOG_WARN("invoke", "could not remove container %s of %s: %s", self->container_id_.c_str(),
-               self->function_name().c_str(), status.message().c_str());
-    }
-    self->owner_->OnDisposed(self, status.ok());
-  }));
+  if (!delivered_ && request_.capture_logs)
+    outcome_.max_memory_used_mb = MaxMemoryUsedMb(container_id_);
+  owner_->docker()->RemoveContainer(
+      container_id_, Guard([](ColdInvocation* self, Status status) {
+        if (!status.ok()) {
+          LOG_WARN("invoke", "could not remove container %s of %s: %s", self->container_id_.c_str(),
+                   self->function_name().c_str(), status.message().c_str());
+        }
+        self->owner_->OnDisposed(self, status.ok());
+      }));
 }
 
 std::vector<std::string> ColdInvocation::ContainerEnv() const {

@@ -32,7 +32,8 @@ struct PhaseTimes {
   double total = -1;    // invocation accepted -> outcome known
   // total minus the phases above: what the daemon itself costs.
   double overhead() const;
-  // "image;dur=0.1, create;dur=8.4, start;dur=181.2, init;dur=1.3, handler;dur=0.4, total;dur=192.0"
+  // "image;dur=0.1, create;dur=8.4, start;dur=181.2, init;dur=1.3, handler;dur=0.4,
+  // total;dur=192.0"
   std::string ServerTiming() const;
 };
 
@@ -52,7 +53,7 @@ struct InvokeOutcome {
   PhaseTimes phases;
   std::string logs;  // the function's stdout/stderr when capture_logs was set
   int memory_mb = 0;
-  int max_memory_used_mb = 0;  // peak from the container's cgroup; 0 if unknown
+  int max_memory_used_mb = 0;    // peak from the container's cgroup; 0 if unknown
   double init_duration_ms = -1;  // for the REPORT line
 };
 

@@ -48,7 +48,8 @@ Invoker::Handle Invoker::Invoke(InvokeRequest request, Done done) {
   const char* reason = nullptr;
   if (fn.concurrency > 0 && running >= fn.concurrency) {
     reason = "ReservedFunctionConcurrentInvocationLimitExceeded";
-  } else if (options_.max_concurrency > 0 && live_.size() >= static_cast<size_t>(options_.max_concurrency)) {
+  } else if (options_.max_concurrency > 0 &&
+             live_.size() >= static_cast<size_t>(options_.max_concurrency)) {
     reason = "ConcurrentInvocationLimitExceeded";
   }
   if (reason != nullptr) {
@@ -58,13 +59,16 @@ Invoker::Handle Invoker::Invoke(InvokeRequest request, Done done) {
     out.http_status = 429;
     out.error_code = "TooManyRequestsException";
     out.body = reason;  // the Reason field
-    out.status = Status(StatusCode::kConflict, fn.concurrency > 0 && running >= fn.concurrency
-                                                   ? "Rate Exceeded. Function " + fn.name + " has reached its concurrency limit of " +
-                                                         std::to_string(fn.concurrency)
-                                                   : "Rate Exceeded. ephemera is running its limit of " +
-                                                         std::to_string(options_.max_concurrency) + " invocations");
+    out.status =
+        Status(StatusCode::kConflict,
+               fn.concurrency > 0 && running >= fn.concurrency
+                   ? "Rate Exceeded. Function " + fn.name +
+                         " has reached its concurrency limit of " + std::to_string(fn.concurrency)
+                   : "Rate Exceeded. ephemera is running its limit of " +
+                         std::to_string(options_.max_concurrency) + " invocations");
     // Callbacks never run inside the call that started them.
-    refused_.push_back([done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
+    refused_.push_back(
+        [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
     refuse_timer_.Start(0, [this] {
       auto pending = std::move(refused_);
       refused_.clear();
@@ -88,14 +92,14 @@ void Invoker::Cancel(Handle handle) {
 }
 
 void Invoker::Validate(const registry::FunctionSpec& spec, std::function<void(Status)> done) {
-  docker_->InspectImage(spec.image, [done = std::move(done), name = spec.name](
-                                        Status s, const docker::ImageConfig&) {
-    if (!s.ok() && s.code() == StatusCode::kNotFound) {
-      done(Status(s.code(), "function " + name + ": " + s.message()));
-      return;
-    }
-    done(s);
-  });
+  docker_->InspectImage(
+      spec.image, [done = std::move(done), name = spec.name](Status s, const docker::ImageConfig&) {
+        if (!s.ok() && s.code() == StatusCode::kNotFound) {
+          done(Status(s.code(), "function " + name + ": " + s.message()));
+          return;
+        }
+        done(s);
+      });
 }
 
 void Invoker::OnOutcome(ColdInvocation* inv, const InvokeOutcome& outcome) {
@@ -105,7 +109,9 @@ void Invoker::OnOutcome(ColdInvocation* inv, const InvokeOutcome& outcome) {
     case InvokeOutcome::Kind::kSuccess: {
       ++stats_.succeeded;
       const PhaseTimes& p = outcome.phases;
-      auto acc = [](double& sum, double v) { if (v > 0) sum += v; };
+      auto acc = [](double& sum, double v) {
+        if (v > 0) sum += v;
+      };
       acc(stats_.sum.image, p.image);
       acc(stats_.sum.create, p.create);
       acc(stats_.sum.start, p.start);
@@ -165,7 +171,9 @@ void Invoker::ReapLeftovers(std::function<void(Status, size_t)> done) {
     size_t count = ids.size();
     for (const auto& id : ids) {
       docker_->RemoveContainer(id, [remaining, shared_done, count, id](Status rs) {
-        if (!rs.ok()) LOG_WARN("invoke", "could not remove leftover container %s: %s", id.c_str(), rs.message().c_str());
+        if (!rs.ok())
+          LOG_WARN("invoke", "could not remove leftover container %s: %s", id.c_str(),
+                   rs.message().c_str());
         if (--*remaining == 0) (*shared_done)(Status::Ok(), count);
       });
     }

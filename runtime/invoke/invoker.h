@@ -79,7 +79,8 @@ class Invoker {
   void ReapLeftovers(std::function<void(Status, size_t removed)> done);
   void Shutdown(std::function<void()> done);
 
-  size_t in_flight() const { return live_.size(); }
+  // Invocations whose outcome is not known yet (disposal not counted).
+  size_t in_flight() const { return live_.size() - disposing_; }
   size_t disposing() const { return disposing_; }
   const InvokerStats& stats() const { return stats_; }
   const InvokerOptions& options() const { return options_; }

@@ -39,35 +39,42 @@ RuntimeError ReadRuntimeError(const http::HttpRequest& req) {
   return err;
 }
 
-http::HttpResponse Accepted() { return http::HttpResponse(202, "{\"status\":\"OK\"}\n", "application/json"); }
+http::HttpResponse Accepted() {
+  return http::HttpResponse(202, "{\"status\":\"OK\"}\n", "application/json");
+}
 
 }  // namespace
 
-http::HttpResponse RuntimeApiError(int status, const std::string& type, const std::string& message) {
+http::HttpResponse RuntimeApiError(int status, const std::string& type,
+                                   const std::string& message) {
   return http::HttpResponse(
-      status, "{\"errorMessage\":" + json::Quote(message) + ",\"errorType\":" + json::Quote(type) + "}\n",
+      status,
+      "{\"errorMessage\":" + json::Quote(message) + ",\"errorType\":" + json::Quote(type) + "}\n",
       "application/json");
 }
 
 RuntimeApiServer::RuntimeApiServer(uv_loop_t* loop, Callbacks callbacks)
     : callbacks_(std::move(callbacks)),
-      server_(loop, [this](std::shared_ptr<http::HttpExchange> ex) { router_.Dispatch(ex); },
-              ServerOptions()) {
+      server_(
+          loop, [this](std::shared_ptr<http::HttpExchange> ex) { router_.Dispatch(ex); },
+          ServerOptions()) {
   using Ex = std::shared_ptr<http::HttpExchange>;
   using Params = http::Router::Params;
   const std::string p = kPrefix;
-  router_.Add("GET", p + "/runtime/invocation/next", [this](const Ex& ex, const Params&) { HandleNext(ex); });
+  router_.Add("GET", p + "/runtime/invocation/next",
+              [this](const Ex& ex, const Params&) { HandleNext(ex); });
   router_.Add("POST", p + "/runtime/invocation/{}/response",
               [this](const Ex& ex, const Params& a) { HandleResponse(ex, a[0]); });
   router_.Add("POST", p + "/runtime/invocation/{}/error",
               [this](const Ex& ex, const Params& a) { HandleError(ex, a[0]); });
-  router_.Add("POST", p + "/runtime/init/error", [this](const Ex& ex, const Params&) { HandleInitError(ex); });
-  router_.Add("GET", p + "/ping", [](const Ex& ex, const Params&) {
-    ex->Reply(http::HttpResponse(200, "pong\n"));
-  });
+  router_.Add("POST", p + "/runtime/init/error",
+              [this](const Ex& ex, const Params&) { HandleInitError(ex); });
+  router_.Add("GET", p + "/ping",
+              [](const Ex& ex, const Params&) { ex->Reply(http::HttpResponse(200, "pong\n")); });
   router_.SetFallback([](const Ex& ex, int status) {
-    ex->Reply(RuntimeApiError(status, status == 405 ? "MethodNotAllowed" : "NotFound",
-                              "no Runtime API route for " + ex->request().method + " " + ex->request().path));
+    ex->Reply(RuntimeApiError(
+        status, status == 405 ? "MethodNotAllowed" : "NotFound",
+        "no Runtime API route for " + ex->request().method + " " + ex->request().path));
   });
 }
 
@@ -76,13 +83,17 @@ RuntimeApiServer::~RuntimeApiServer() {
   server_.Close();
 }
 
-Status RuntimeApiServer::Listen(const std::string& host) { return server_.Listen(host, 0); }
+Status RuntimeApiServer::Listen(const std::string& host) {
+  return server_.Listen(host, 0);
+}
 
 std::string RuntimeApiServer::address() const {
   return server_.host() + ":" + std::to_string(server_.port());
 }
 
-bool RuntimeApiServer::runtime_waiting() const { return parked_next_ && parked_next_->waiting(); }
+bool RuntimeApiServer::runtime_waiting() const {
+  return parked_next_ && parked_next_->waiting();
+}
 
 void RuntimeApiServer::Deliver(Event event) {
   queue_.push_back(std::move(event));
@@ -121,7 +132,8 @@ void RuntimeApiServer::HandOut(const std::shared_ptr<http::HttpExchange>& ex) {
                 std::to_string(EpochMs() + static_cast<int64_t>(event.timeout_ms)));
   r.headers.Set("Lambda-Runtime-Invoked-Function-Arn", event.function_arn);
   if (!event.trace_id.empty()) r.headers.Set("Lambda-Runtime-Trace-Id", event.trace_id);
-  if (!event.client_context.empty()) r.headers.Set("Lambda-Runtime-Client-Context", event.client_context);
+  if (!event.client_context.empty())
+    r.headers.Set("Lambda-Runtime-Client-Context", event.client_context);
   if (!event.cognito_identity.empty()) {
     r.headers.Set("Lambda-Runtime-Cognito-Identity", event.cognito_identity);
   }
@@ -144,8 +156,9 @@ void RuntimeApiServer::HandleResponse(const std::shared_ptr<http::HttpExchange>&
   const auto& req = ex->request();
   if (auto mode = req.headers.Get("Lambda-Runtime-Function-Response-Mode");
       mode && !http::EqualsIgnoreCase(*mode, "buffered")) {
-    ex->Reply(RuntimeApiError(400, "InvalidFunctionResponseMode",
-                              "Invalid function response mode: ephemera supports buffered responses only"));
+    ex->Reply(RuntimeApiError(
+        400, "InvalidFunctionResponseMode",
+        "Invalid function response mode: ephemera supports buffered responses only"));
     return;
   }
   if (!ClaimRequestId(ex, id)) return;
@@ -155,7 +168,8 @@ void RuntimeApiServer::HandleResponse(const std::shared_ptr<http::HttpExchange>&
   if (callbacks_.on_response) callbacks_.on_response(id, std::move(body), std::move(content_type));
 }
 
-void RuntimeApiServer::HandleError(const std::shared_ptr<http::HttpExchange>& ex, const std::string& id) {
+void RuntimeApiServer::HandleError(const std::shared_ptr<http::HttpExchange>& ex,
+                                   const std::string& id) {
   if (!ClaimRequestId(ex, id)) return;
   RuntimeError err = ReadRuntimeError(ex->request());
   ex->Reply(Accepted());

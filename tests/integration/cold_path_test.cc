@@ -1,0 +1,177 @@
+// The cold path end to end (issue 2): a fresh container per invocation, the shim
+// or the function's own runtime speaking the Runtime API, the answer back to the
+// caller, and nothing left behind.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "tests/integration/daemon_fixture.h"
+
+namespace ephemera::testing {
+namespace {
+
+class ColdPath : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon;
+    std::string err = daemon_->Start();
+    ASSERT_EQ(err, "");
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  static HttpResult Plain(const std::string& function, const std::string& body) {
+    return Http("POST", daemon_->url() + "/function/" + function, body,
+                {"Content-Type: application/octet-stream"});
+  }
+  static Daemon* daemon_;
+};
+Daemon* ColdPath::daemon_ = nullptr;
+
+std::string AllByteValues() {
+  std::string s;
+  for (int round = 0; round < 4; ++round) {
+    for (int b = 0; b < 256; ++b) s.push_back(static_cast<char>(b));
+  }
+  return s;
+}
+
+TEST_F(ColdPath, EchoReturnsEmptyPayload) {
+  HttpResult r = Plain("echo", "");
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(ColdPath, EchoReturnsOneByte) {
+  HttpResult r = Plain("echo", "x");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "x");
+}
+
+TEST_F(ColdPath, EchoReturnsBinaryByteForByte) {
+  std::string payload = AllByteValues();
+  HttpResult r = Plain("echo", payload);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.size(), payload.size());
+  EXPECT_TRUE(r.body == payload) << "binary payload came back altered";
+}
+
+TEST_F(ColdPath, EchoReturnsOneMebibyteByteForByte) {
+  std::string payload(1 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>((i * 7919) >> 3);
+  HttpResult r = Plain("echo", payload);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_EQ(r.body.size(), payload.size());
+  EXPECT_TRUE(r.body == payload) << "1 MiB payload came back altered";
+}
+
+TEST_F(ColdPath, EchoThroughExecModeMatchesNative) {
+  std::string payload = AllByteValues();
+  HttpResult r = Plain("echo-exec", payload);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.body == payload);
+}
+
+TEST_F(ColdPath, ShoutUpperCasesThroughTheShim) {
+  HttpResult r = daemon_->Invoke("shout", "\"hello, world\"");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "\"HELLO, WORLD\"");
+  EXPECT_EQ(r.Header("x-amz-function-error"), "");
+}
+
+TEST_F(ColdPath, ReplyCarriesPhasesAndVersion) {
+  HttpResult r = daemon_->Invoke("echo", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-executed-version"), "$LATEST");
+  std::string timing = r.Header("server-timing");
+  for (const char* phase :
+       {"create;dur=", "start;dur=", "init;dur=", "handler;dur=", "total;dur="}) {
+    EXPECT_NE(timing.find(phase), std::string::npos) << phase << " missing from " << timing;
+  }
+  EXPECT_FALSE(r.Header("x-amzn-requestid").empty());
+}
+
+TEST_F(ColdPath, UnknownFunctionIs404InTheAwsShape) {
+  HttpResult r = daemon_->Invoke("no-such-function", "{}");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "ResourceNotFoundException");
+  EXPECT_NE(r.body.find("\"Type\":\"User\""), std::string::npos) << r.body;
+  EXPECT_NE(
+      r.body.find(
+          "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function"),
+      std::string::npos)
+      << r.body;
+}
+
+TEST_F(ColdPath, SleepingFunctionTimesOutAndIsKilled) {
+  HttpResult r = daemon_->Invoke("sleeper", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(r.body.find("\"errorType\":\"Sandbox.Timedout\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("Task timed out after 1.00 seconds"), std::string::npos) << r.body;
+  ASSERT_TRUE(daemon_->WaitIdle());
+  EXPECT_TRUE(ContainersWithLabel("ephemera.function=sleeper").empty());
+}
+
+TEST_F(ColdPath, RuntimeThatExitsGivesExitErrorWithStatus) {
+  HttpResult r = daemon_->Invoke("crash", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(r.body.find("\"errorType\":\"Runtime.ExitError\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("Runtime exited with error: exit status 3"), std::string::npos) << r.body;
+}
+
+TEST_F(ColdPath, TwentyInvocationsLeaveNoContainers) {
+  for (int i = 0; i < 20; ++i) {
+    std::string payload = "{\"i\":" + std::to_string(i) + "}";
+    HttpResult r = daemon_->Invoke("echo", payload);
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(r.body, payload);
+  }
+  ASSERT_TRUE(daemon_->WaitIdle());
+  std::string mine = "ephemera.daemon=" + std::to_string(daemon_->pid());
+  EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "containers left by this daemon";
+}
+
+TEST_F(ColdPath, HealthzAnswers) {
+  HttpResult r = Http("GET", daemon_->url() + "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"status\":\"ok\""), std::string::npos);
+}
+
+// A daemon stopped while an invocation runs cancels it, removes the container and
+// exits 0 (uv_loop_close succeeded).
+TEST(ColdPathShutdown, SigtermDuringInvocationRemovesContainerAndExitsCleanly) {
+  Daemon d;
+  ASSERT_EQ(d.Start(), "");
+  std::string url = d.url();
+  HttpResult pending;
+  std::thread caller([&] { pending = Http("POST", url + "/function/sleeper", "{}"); });
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  // Wait until the container exists, then stop the daemon under it.
+  for (int i = 0; i < 500 && ContainersWithLabel(mine).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(ContainersWithLabel(mine).empty());
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  caller.join();
+  EXPECT_TRUE(ContainersWithLabel(mine).empty());
+  EXPECT_NE(d.log().find("stopped cleanly"), std::string::npos) << d.log();
+}
+
+TEST(ColdPathEngine, UnreachableEngineGives503NamingIt) {
+  Daemon d;
+  ASSERT_EQ(d.Start({{"--docker", "/tmp/ephemera-no-such-docker.sock"}, ""}), "");
+  HttpResult r = d.Invoke("echo", "{}");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "ServiceException");
+  EXPECT_NE(r.body.find("ephemera-no-such-docker.sock"), std::string::npos) << r.body;
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace ephemera::testing

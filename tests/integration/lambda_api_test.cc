@@ -1,0 +1,227 @@
+// Lambda API fidelity against the real daemon and dockerd (issue 3): invocation
+// types, log tails, error shapes and codes, size limits, the control plane.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "runtime/core/base64.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace ephemera::testing {
+namespace {
+
+class LambdaApi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon;
+    ASSERT_EQ(daemon_->Start(), "");
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    delete daemon_;
+  }
+  static std::string Url(const std::string& path) { return daemon_->url() + path; }
+  static double Metric(const std::string& name) {
+    HttpResult r = Http("GET", Url("/metrics"));
+    size_t at = r.body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stod(r.body.substr(at + name.size() + 2));
+  }
+  static HttpResult CreateFunction(const std::string& json) {
+    return Http("POST", Url("/2015-03-31/functions"), json, {"Content-Type: application/json"});
+  }
+  static Daemon* daemon_;
+};
+Daemon* LambdaApi::daemon_ = nullptr;
+
+TEST_F(LambdaApi, FunctionNameAsFullAndPartialArn) {
+  for (const char* ref : {"arn:aws:lambda:us-east-1:123456789012:function:echo",
+                          "123456789012:function:echo", "echo:$LATEST"}) {
+    HttpResult r = daemon_->Invoke(ref, "{\"a\":1}");
+    EXPECT_EQ(r.status, 200) << ref << ": " << r.body;
+    EXPECT_EQ(r.body, "{\"a\":1}") << ref;
+  }
+}
+
+TEST_F(LambdaApi, QualifierLatestAcceptedOthersAre404) {
+  HttpResult ok =
+      Http("POST", Url("/2015-03-31/functions/echo/invocations?Qualifier=%24LATEST"), "{}");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  HttpResult bad = Http("POST", Url("/2015-03-31/functions/echo/invocations?Qualifier=7"), "{}");
+  EXPECT_EQ(bad.status, 404);
+  EXPECT_EQ(bad.Header("x-amzn-errortype"), "ResourceNotFoundException");
+  EXPECT_NE(bad.body.find("function:echo:7"), std::string::npos) << bad.body;
+}
+
+TEST_F(LambdaApi, PayloadThatIsNotJsonIs400) {
+  for (const char* type : {"RequestResponse", "Event"}) {
+    HttpResult r =
+        daemon_->Invoke("echo", "not json", {std::string("X-Amz-Invocation-Type: ") + type});
+    EXPECT_EQ(r.status, 400) << type;
+    EXPECT_EQ(r.Header("x-amzn-errortype"), "InvalidRequestContentException") << type;
+    EXPECT_NE(r.body.find("Could not parse request body into json"), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(LambdaApi, BadInvocationTypeIs400) {
+  HttpResult r = daemon_->Invoke("echo", "{}", {"X-Amz-Invocation-Type: Sometimes"});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "InvalidParameterValueException");
+}
+
+TEST_F(LambdaApi, EventInvocationIsAcceptedThenRuns) {
+  ASSERT_TRUE(daemon_->WaitIdle());
+  double before = Metric("ephemera_invocations_succeeded_total");
+  HttpResult r = daemon_->Invoke("echo", "{\"async\":true}", {"X-Amz-Invocation-Type: Event"});
+  EXPECT_EQ(r.status, 202);
+  EXPECT_EQ(r.body, "");
+  ASSERT_TRUE(daemon_->WaitIdle());
+  EXPECT_EQ(Metric("ephemera_invocations_succeeded_total"), before + 1);
+}
+
+TEST_F(LambdaApi, DryRunValidatesWithoutRunning) {
+  double before = Metric("ephemera_invocations_started_total");
+  HttpResult r = daemon_->Invoke("echo", "{}", {"X-Amz-Invocation-Type: DryRun"});
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(Metric("ephemera_invocations_started_total"), before);
+}
+
+TEST_F(LambdaApi, LogTailHasOutputAndLambdaLines) {
+  HttpResult r = daemon_->Invoke("crash", "{}", {"X-Amz-Log-Type: Tail"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto logs = Base64Decode(r.Header("x-amz-log-result"));
+  ASSERT_TRUE(logs.has_value()) << r.Header("x-amz-log-result");
+  EXPECT_NE(logs->find("START RequestId: "), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("about to crash"), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("END RequestId: "), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("REPORT RequestId: "), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("Billed Duration: "), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("Memory Size: 128 MB"), std::string::npos) << *logs;
+  EXPECT_NE(logs->find("Max Memory Used: "), std::string::npos) << *logs;
+  EXPECT_LE(logs->size(), 4096u);
+}
+
+TEST_F(LambdaApi, PayloadJustUnderSixMegabytesWorks) {
+  std::string payload = "\"" + std::string(6186598, 'a') + "\"";
+  HttpResult r = daemon_->Invoke("echo", payload);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_TRUE(r.body == payload);
+}
+
+TEST_F(LambdaApi, PayloadOverSixMegabytesRefusedWithoutBuffering) {
+  long rss_before = daemon_->RssKib();
+  std::string payload = "\"" + std::string(6396314, 'a') + "\"";
+  HttpResult r = daemon_->Invoke("echo", payload);
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "RequestEntityTooLargeException");
+  long rss_after = daemon_->RssKib();
+  EXPECT_LT(rss_after - rss_before, 6 * 1024)
+      << "the daemon grew by " << rss_after - rss_before << " KiB";
+}
+
+TEST_F(LambdaApi, EventPayloadOverOneMegabyteRefused) {
+  std::string payload = "\"" + std::string(1100 * 1000, 'a') + "\"";
+  HttpResult r = daemon_->Invoke("echo", payload, {"X-Amz-Invocation-Type: Event"});
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "RequestEntityTooLargeException");
+}
+
+TEST_F(LambdaApi, ClientContextMustBeBase64Json) {
+  HttpResult r = daemon_->Invoke("echo", "{}", {"X-Amz-Client-Context: %%%notbase64"});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "InvalidParameterValueException");
+  std::string ok = Base64Encode("{\"custom\":{\"k\":\"v\"}}");
+  HttpResult fine = daemon_->Invoke("echo", "{}", {"X-Amz-Client-Context: " + ok});
+  EXPECT_EQ(fine.status, 200) << fine.body;
+}
+
+TEST_F(LambdaApi, InitErrorReachesTheCaller) {
+  HttpResult c = CreateFunction(
+      R"({"FunctionName":"init-fails","Role":"r","PackageType":"Image",)"
+      R"("Code":{"ImageUri":"ephemera/busybox:latest"},"ImageConfig":{"EntryPoint":["/no/such/binary"]}})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  HttpResult r = daemon_->Invoke("init-fails", "{}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(r.body.find("/no/such/binary"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("errorType"), std::string::npos) << r.body;
+  ASSERT_TRUE(daemon_->WaitIdle());
+  EXPECT_TRUE(ContainersWithLabel("ephemera.function=init-fails").empty());
+}
+
+TEST_F(LambdaApi, ConcurrencyLimitGives429WithRetryAfter) {
+  HttpResult c = CreateFunction(
+      R"({"FunctionName":"one-at-a-time","Role":"r","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+      R"("ImageConfig":{"EntryPoint":["sh","-c","sleep 3; cat"]},"Timeout":10,)"
+      R"("Environment":{"Variables":{"EPHEMERA_CONCURRENCY":"1"}}})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  HttpResult first;
+  std::thread t([&] { first = daemon_->Invoke("one-at-a-time", "{}"); });
+  for (int i = 0; i < 500 && ContainersWithLabel("ephemera.function=one-at-a-time").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  HttpResult second = daemon_->Invoke("one-at-a-time", "{}");
+  t.join();
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(second.status, 429) << second.body;
+  EXPECT_EQ(second.Header("x-amzn-errortype"), "TooManyRequestsException");
+  EXPECT_EQ(second.Header("retry-after"), "1");
+  EXPECT_NE(second.body.find("ReservedFunctionConcurrentInvocationLimitExceeded"),
+            std::string::npos);
+}
+
+TEST_F(LambdaApi, CreateGetListDeleteAndPersistAcrossRestart) {
+  std::string spec =
+      R"({"FunctionName":"made-by-test","Role":"r","PackageType":"Image","Code":{"ImageUri":"ephemera/shout:latest"},)"
+      R"("Timeout":5,"MemorySize":256,"Environment":{"Variables":{"GREETING":"hi"}}})";
+  HttpResult c = CreateFunction(spec);
+  ASSERT_EQ(c.status, 201) << c.body;
+  EXPECT_NE(c.body.find("\"FunctionName\":\"made-by-test\""), std::string::npos);
+  EXPECT_EQ(CreateFunction(spec).status, 409);
+
+  HttpResult invoked = daemon_->Invoke("made-by-test", "\"quiet\"");
+  EXPECT_EQ(invoked.body, "\"QUIET\"");
+
+  HttpResult list = Http("GET", Url("/2015-03-31/functions/"));
+  EXPECT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find("made-by-test"), std::string::npos);
+  HttpResult page = Http("GET", Url("/2015-03-31/functions/?MaxItems=2"));
+  EXPECT_NE(page.body.find("\"NextMarker\""), std::string::npos) << page.body;
+
+  // Restart on the same state file: the function is still there.
+  std::string state = daemon_->state_path();
+  ASSERT_EQ(daemon_->Stop(), 0);
+  ASSERT_EQ(daemon_->Start({{}, state}), "");
+  HttpResult get = Http("GET", Url("/2015-03-31/functions/made-by-test"));
+  ASSERT_EQ(get.status, 200) << get.body;
+  EXPECT_NE(get.body.find("\"MemorySize\":256"), std::string::npos) << get.body;
+  EXPECT_NE(get.body.find("ephemera/shout:latest"), std::string::npos) << get.body;
+  HttpResult conf = Http("GET", Url("/2015-03-31/functions/made-by-test/configuration"));
+  EXPECT_EQ(conf.status, 200);
+
+  HttpResult del = Http("DELETE", Url("/2015-03-31/functions/made-by-test"));
+  EXPECT_EQ(del.status, 204);
+  EXPECT_EQ(Http("GET", Url("/2015-03-31/functions/made-by-test")).status, 404);
+}
+
+TEST_F(LambdaApi, CreateWithBadSpecNamesTheField) {
+  HttpResult name = CreateFunction(R"({"FunctionName":")" + std::string(65, 'a') +
+                                   R"(","Role":"r","Code":{"ImageUri":"ephemera/echo:latest"}})");
+  EXPECT_EQ(name.status, 400);
+  EXPECT_EQ(name.Header("x-amzn-errortype"), "InvalidParameterValueException");
+  HttpResult timeout = CreateFunction(
+      R"({"FunctionName":"t","Role":"r","Code":{"ImageUri":"ephemera/echo:latest"},"Timeout":901})");
+  EXPECT_EQ(timeout.status, 400);
+  EXPECT_NE(timeout.body.find("Timeout"), std::string::npos) << timeout.body;
+  HttpResult image = CreateFunction(
+      R"({"FunctionName":"noimg","Role":"r","Code":{"ImageUri":"ephemera/not-built:latest"}})");
+  EXPECT_EQ(image.status, 400);
+  EXPECT_NE(image.body.find("ephemera/not-built:latest"), std::string::npos) << image.body;
+  HttpResult garbage = CreateFunction("{not json");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_EQ(garbage.Header("x-amzn-errortype"), "InvalidRequestContentException");
+}
+
+}  // namespace
+}  // namespace ephemera::testing
