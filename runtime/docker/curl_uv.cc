@@ -183,7 +183,11 @@ void CurlMulti::Act(curl_socket_t s, int events) {
   auto alive = alive_;
   if (after_action_) {
     auto hook = after_action_;  // the hook may destroy us, and with us after_action_
-    hook();
+    try {
+      hook();
+    } catch (...) {
+      LOG_ERROR("curl", "exception escaped the after-action hook");
+    }
     if (!*alive) return;
   }
   DeliverFinished();
@@ -212,7 +216,13 @@ void CurlMulti::DeliverFinished() {
     DoneCallback done = std::move(it->second.done);
     transfers_.erase(it);
     curl_multi_remove_handle(multi_, f.easy);
-    if (done) done(f.result);
+    // The messages of this batch are already off curl's queue: an exception must not
+    // lose the rest of them, so it stops here.
+    try {
+      if (done) done(f.result);
+    } catch (...) {
+      LOG_ERROR("curl", "exception escaped a transfer's done callback");
+    }
     if (!*alive) return;
   }
 }

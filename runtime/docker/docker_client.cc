@@ -326,7 +326,11 @@ void DockerClient::RunDeferred() {
   deferred_.clear();
   auto alive = alive_;
   for (auto& fn : batch) {
-    fn();
+    try {
+      fn();
+    } catch (...) {
+      LOG_ERROR("docker", "exception escaped a callback");
+    }
     if (!*alive) return;
   }
 }

@@ -250,6 +250,35 @@ TEST_F(DockerIntegration, KillRunningContainerThenRemoveLeavesNothing) {
   EXPECT_NE(start_gone.message().find(id), std::string::npos);
 }
 
+// The dispose path may remove a container that still runs (force=true): the removal
+// succeeds and a registered wait still gets its exit.
+TEST_F(DockerIntegration, ForceRemoveOfARunningContainerEndsItsWait) {
+  ContainerSpec spec = Spec({"/bin/sleep", "30"});
+  spec.labels["ephemera-test.force"] = label_value_;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  bool waiting = false, exited = false;
+  Status wait_status;
+  int exit_code = -1;
+  client_->WaitContainer(
+      id, [&](Status s) { waiting = s.ok(); },
+      [&](Status s, int code) {
+        wait_status = s;
+        exit_code = code;
+        exited = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return waiting; }));
+  ASSERT_TRUE(Call<Status>([&](auto done) { client_->StartContainer(id, done); }).ok());
+  Status removed = Call<Status>([&](auto done) { client_->RemoveContainer(id, done); });
+  EXPECT_TRUE(removed.ok()) << removed.message();
+  ASSERT_TRUE(RunUntil([&] { return exited; }, 10000));
+  EXPECT_TRUE(wait_status.ok()) << wait_status.message();
+  EXPECT_EQ(exit_code, 137);
+  auto [ls, ids] = Call2<std::vector<std::string>>(
+      [&](auto done) { client_->ListContainers("ephemera-test.force=" + label_value_, done); });
+  EXPECT_TRUE(ids.empty());
+}
+
 TEST_F(DockerIntegration, ListContainersFiltersByLabel) {
   ContainerSpec spec = Spec({"/bin/true"});
   spec.labels["ephemera-test.list"] = label_value_;
