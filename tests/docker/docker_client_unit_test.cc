@@ -414,6 +414,26 @@ TEST_F(DockerFakeEngine, ACallbackMayDestroyTheClient) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST_F(DockerFakeEngine, SpeaksPlainHttpOverTcpForATcpDockerHost) {
+  server_ = std::make_unique<FakeHttpServer>(
+      &loop_,
+      [&](const std::string& request) {
+        requests_.push_back(request);
+        return std::vector<FakeHttpServer::Step>{{FakeHttpServer::Response(200, "OK")}};
+      },
+      FakeHttpServer::Transport::kTcp);
+  client_ = DockerClient::Create(&loop_, server_->path());
+  ASSERT_NE(client_, nullptr);
+  bool done = false;
+  client_->Ping([&](Status s) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0].rfind("GET /v1.41/_ping HTTP/1.1\r\n", 0), 0u) << requests_[0];
+}
+
 TEST_F(DockerFakeEngine, UnreachableEngineIsUnavailable) {
   client_ = DockerClient::Create(&loop_, "/tmp/ephemera-no-such-docker.sock");
   Status got;

@@ -2,6 +2,7 @@
 // served by the test's own libuv loop (uv_pipe_t), for unit tests of CurlMulti and
 // DockerClient without dockerd.
 //
+// It listens on a unix socket by default, or on 127.0.0.1:<ephemeral port> (Transport::kTcp).
 // For each complete request (head plus Content-Length body) the handler returns a script:
 // chunks of bytes to write, each after an optional delay (a timer, never a sleep), and
 // optionally a close. An empty script holds the request forever (a long poll).
@@ -10,6 +11,7 @@
 // Thread: the loop thread only.
 #pragma once
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <uv.h>
@@ -32,16 +34,30 @@ class FakeHttpServer {
     bool close_after = false;
   };
   using Handler = std::function<std::vector<Step>(const std::string& request)>;
+  enum class Transport { kUnixSocket, kTcp };
 
-  FakeHttpServer(uv_loop_t* loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {
-    char tmpl[] = "/tmp/ephemera-fake-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    path_ = dir_ + "/http.sock";
-    listener_ = new uv_pipe_t;
-    uv_pipe_init(loop_, listener_, 0);
-    listener_->data = this;
-    if (uv_pipe_bind(listener_, path_.c_str()) != 0 ||
-        uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 16, &OnConnection) != 0) {
+  FakeHttpServer(uv_loop_t* loop, Handler handler, Transport transport = Transport::kUnixSocket)
+      : loop_(loop), handler_(std::move(handler)), tcp_(transport == Transport::kTcp) {
+    listener_ = new Stream;
+    int rc = 0;
+    if (tcp_) {
+      uv_tcp_init(loop_, &listener_->tcp);
+      sockaddr_in addr;
+      uv_ip4_addr("127.0.0.1", 0, &addr);
+      rc = uv_tcp_bind(&listener_->tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
+      sockaddr_in bound;
+      int len = sizeof bound;
+      uv_tcp_getsockname(&listener_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+      path_ = "tcp://127.0.0.1:" + std::to_string(ntohs(bound.sin_port));
+    } else {
+      char tmpl[] = "/tmp/ephemera-fake-XXXXXX";
+      dir_ = mkdtemp(tmpl);
+      path_ = dir_ + "/http.sock";
+      uv_pipe_init(loop_, &listener_->pipe, 0);
+      rc = uv_pipe_bind(&listener_->pipe, path_.c_str());
+    }
+    listener_->handle.data = this;
+    if (rc != 0 || uv_listen(&listener_->stream, 16, &OnConnection) != 0) {
       std::fprintf(stderr, "fake server: cannot listen on %s\n", path_.c_str());
     }
   }
@@ -49,17 +65,19 @@ class FakeHttpServer {
 
   void Close() {
     if (listener_ != nullptr) {
-      listener_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(listener_),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+      listener_->handle.data = nullptr;
+      uv_close(&listener_->handle, [](uv_handle_t* h) { delete reinterpret_cast<Stream*>(h); });
       listener_ = nullptr;
-      unlink(path_.c_str());
-      rmdir(dir_.c_str());
+      if (!tcp_) {
+        unlink(path_.c_str());
+        rmdir(dir_.c_str());
+      }
     }
     auto conns = conns_;
     for (Conn* c : conns) c->Close();
   }
 
+  // The unix socket path, or "tcp://127.0.0.1:<port>": what DockerClient::Create takes.
   const std::string& path() const { return path_; }
   int connections() const { return connections_; }
   int requests() const { return requests_; }
@@ -79,9 +97,16 @@ class FakeHttpServer {
   }
 
  private:
+  union Stream {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
+  };
+
   struct Conn {
     FakeHttpServer* server;
-    uv_pipe_t pipe;
+    Stream pipe;
     uv_timer_t timer;
     int open_handles = 0;
     bool closing = false;
@@ -97,7 +122,7 @@ class FakeHttpServer {
         auto* c = static_cast<Conn*>(h->data);
         if (--c->open_handles == 0) delete c;
       };
-      uv_close(reinterpret_cast<uv_handle_t*>(&pipe), on_close);
+      uv_close(&pipe.handle, on_close);
       uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_close);
     }
 
@@ -132,7 +157,7 @@ class FakeHttpServer {
       auto* w = new WriteReq;
       w->data = bytes;
       uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-      if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&pipe), &buf, 1,
+      if (uv_write(&w->req, &pipe.stream, &buf, 1,
                    [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); }) != 0) {
         delete w;
       }
@@ -166,16 +191,20 @@ class FakeHttpServer {
     if (self == nullptr || status < 0) return;
     auto* c = new Conn;
     c->server = self;
-    uv_pipe_init(self->loop_, &c->pipe, 0);
+    if (self->tcp_) {
+      uv_tcp_init(self->loop_, &c->pipe.tcp);
+    } else {
+      uv_pipe_init(self->loop_, &c->pipe.pipe, 0);
+    }
     uv_timer_init(self->loop_, &c->timer);
-    c->pipe.data = c;
+    c->pipe.handle.data = c;
     c->timer.data = c;
     c->open_handles = 2;
     self->conns_.insert(c);
-    if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) return c->Close();
+    if (uv_accept(listener, &c->pipe.stream) != 0) return c->Close();
     ++self->connections_;
     uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->pipe),
+        &c->pipe.stream,
         [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
           buf->base = new char[suggested];
           buf->len = suggested;
@@ -191,8 +220,9 @@ class FakeHttpServer {
 
   uv_loop_t* loop_;
   Handler handler_;
+  bool tcp_;
   std::string dir_, path_;
-  uv_pipe_t* listener_ = nullptr;
+  Stream* listener_ = nullptr;
   std::set<Conn*> conns_;
   int connections_ = 0;
   int requests_ = 0;
