@@ -632,7 +632,9 @@ void DockerClient::WaitContainer(const std::string& id, std::function<void(Statu
         done(Status::Ok(), static_cast<int>(*exit_code));
       });
   // The wait body is one small JSON object: keep it buffered (no on_data) until done.
-  if (on_waiting) r->on_headers = [on_waiting](Request&) { on_waiting(Status::Ok()); };
+  if (on_waiting) {
+    r->on_headers = [on_waiting = std::move(on_waiting)](Request&) { on_waiting(Status::Ok()); };
+  }
 }
 
 void DockerClient::KillContainer(const std::string& id, std::function<void(Status)> done) {
@@ -725,7 +727,7 @@ void DockerClient::Attach(const std::string& id, std::function<void(Status)> on_
           return on_attached(status.ok() ? Internal("docker attach: no answer") : status);
         on_end(status);
       });
-  r->on_headers = [on_attached](Request&) { on_attached(Status::Ok()); };
+  r->on_headers = [on_attached = std::move(on_attached)](Request&) { on_attached(Status::Ok()); };
   r->on_data = std::move(on_data);
 }
 
