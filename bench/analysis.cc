@@ -1,0 +1,202 @@
+// bench/analysis.cc: from samples to the numbers and verdicts the reports print.
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "bench/results.h"
+
+namespace ephemera::bench {
+namespace {
+
+std::string Format(const char* fmt, double a, double b = 0, double c = 0, double d = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, a, b, c, d);
+  return buf;
+}
+
+// Verdict for "numerator p50 <= factor x denominator p50".
+TargetVerdict RatioTarget(const std::string& name, const RatioStats* ratio, double factor,
+                          const SeriesStats* den) {
+  TargetVerdict v;
+  v.name = name;
+  if (ratio == nullptr || !ratio->ci.valid || den == nullptr || den->summary.n == 0) {
+    v.measured = "not measured";
+    return v;
+  }
+  v.evaluated = true;
+  double r = ratio->ci.estimate;
+  v.measured = Format("%.3f x (95%% CI %.3f-%.3f)", r, ratio->ci.low, ratio->ci.high);
+  v.met = r <= factor;
+  double allowed_ms = factor * den->summary.p50;
+  double num_ms = r * den->summary.p50;
+  double diff = num_ms - allowed_ms;
+  if (v.met) {
+    v.margin = Format("met: %.1f ms under the %.1f ms allowed (%.1f%%)", -diff, allowed_ms,
+                      -diff / allowed_ms * 100);
+  } else {
+    v.margin = Format("missed by %.1f ms over the %.1f ms allowed (%.1f%%)", diff, allowed_ms,
+                      diff / allowed_ms * 100);
+  }
+  if (v.met && ratio->ci.high > factor) v.margin += "; the CI's upper end is above the target";
+  if (!v.met && ratio->ci.low <= factor) v.margin += "; the CI's lower end reaches the target";
+  return v;
+}
+
+}  // namespace
+
+std::vector<double> Series::latencies() const {
+  std::vector<double> v;
+  v.reserve(samples.size());
+  for (const Sample& s : samples) v.push_back(s.latency_ms);
+  return v;
+}
+
+std::vector<double> Series::phase(const std::string& name) const {
+  std::vector<double> v;
+  for (const Sample& s : samples) {
+    if (auto it = s.phases.find(name); it != s.phases.end()) v.push_back(it->second);
+  }
+  return v;
+}
+
+std::vector<double> SweepLevel::latencies() const {
+  std::vector<double> v;
+  for (const Sample& s : samples) v.push_back(s.latency_ms);
+  return v;
+}
+
+const Series* RunResult::Find(const std::string& key) const {
+  for (const Series& s : series) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+const SeriesStats* Analysis::Find(const std::string& key) const {
+  for (const SeriesStats& s : series) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap) {
+  Analysis a;
+  for (const Series& s : run.series) {
+    SeriesStats st;
+    st.key = s.key;
+    std::vector<double> lat = s.latencies();
+    st.summary = Summarize(lat);
+    st.median_ci = BootstrapMedianCi(lat, bootstrap);
+    std::set<std::string> names;
+    for (const Sample& x : s.samples) {
+      for (const auto& [name, ms] : x.phases) names.insert(name);
+    }
+    for (const std::string& name : names) st.phases[name] = Summarize(s.phase(name));
+    a.series.push_back(std::move(st));
+  }
+
+  const Series* eph = run.Find(kEphemera);
+  for (const char* den : {kRawFloor, kDockerRun}) {
+    const Series* d = run.Find(den);
+    if (eph == nullptr || d == nullptr || eph->samples.empty() || d->samples.empty()) continue;
+    RatioStats r;
+    r.name = std::string("ephemera / ") + (den == kRawFloor ? "raw floor" : "docker run");
+    r.numerator = kEphemera;
+    r.denominator = den;
+    r.ci = BootstrapMedianRatioCi(eph->latencies(), d->latencies(), bootstrap);
+    a.ratios.push_back(std::move(r));
+  }
+  auto ratio = [&](const char* den) -> const RatioStats* {
+    for (const RatioStats& r : a.ratios) {
+      if (r.denominator == den) return &r;
+    }
+    return nullptr;
+  };
+
+  a.targets.push_back(RatioTarget("ephemera cold p50 <= 1.05 x raw Docker floor p50",
+                                  ratio(kRawFloor), 1.05, a.Find(kRawFloor)));
+  a.targets.push_back(RatioTarget("ephemera cold p50 <= 0.5 x docker run --rm p50",
+                                  ratio(kDockerRun), 0.5, a.Find(kDockerRun)));
+  {
+    TargetVerdict v;
+    v.name = "daemon overhead (total - image - create - start - init - handler) p50 < 1 ms";
+    const SeriesStats* e = a.Find(kEphemera);
+    if (e != nullptr && e->phases.count("overhead") != 0 && e->phases.at("overhead").n > 0) {
+      const Summary& o = e->phases.at("overhead");
+      v.evaluated = true;
+      v.measured = Format("p50 %.2f ms, p90 %.2f ms, max %.2f ms", o.p50, o.p90, o.max);
+      v.met = o.p50 < 1.0;
+      v.margin = v.met ? Format("met: %.2f ms under 1 ms", 1.0 - o.p50)
+                       : Format("missed by %.2f ms", o.p50 - 1.0);
+      v.margin += " (Server-Timing has 0.1 ms resolution)";
+    } else {
+      v.measured = "not measured";
+    }
+    a.targets.push_back(std::move(v));
+  }
+  {
+    TargetVerdict v;
+    v.name = "HTTP layer > 50k requests/s on one core (microbenchmark " +
+             std::string(kHttpMicrobench) + ")";
+    v.measured = "not measured (run with the microbenchmarks)";
+    for (const MicrobenchResult& m : run.microbench) {
+      if (m.name.rfind(kHttpMicrobench, 0) != 0) continue;
+      v.evaluated = true;
+      v.measured = Format("%.0f requests/s", m.items_per_second);
+      v.met = m.items_per_second > kHttpTargetPerSecond;
+      double d = m.items_per_second - kHttpTargetPerSecond;
+      v.margin = v.met ? Format("met: %.0f requests/s above 50k (x%.2f)", d,
+                                m.items_per_second / kHttpTargetPerSecond)
+                       : Format("missed by %.0f requests/s", -d);
+      break;
+    }
+    a.targets.push_back(std::move(v));
+  }
+
+  for (const SweepLevel& l : run.sweep) {
+    SweepStats s;
+    s.series = l.series;
+    s.concurrency = l.concurrency;
+    s.summary = Summarize(l.latencies());
+    s.per_second = l.per_second();
+    s.failed = l.rejects.failed;
+    s.wrong_class_dropped = l.rejects.wrong_class_dropped;
+    a.sweep.push_back(s);
+  }
+
+  // Where the time goes: ephemera's phases against the floor's, medians.
+  const SeriesStats* e = a.Find(kEphemera);
+  const SeriesStats* f = a.Find(kRawFloor);
+  if (e != nullptr && f != nullptr && e->summary.n > 0 && f->summary.n > 0) {
+    auto p50 = [](const SeriesStats* s, const char* phase) {
+      auto it = s->phases.find(phase);
+      return it == s->phases.end() || it->second.n == 0 ? std::nan("") : it->second.p50;
+    };
+    double diff = e->summary.p50 - f->summary.p50;
+    a.time_budget.push_back(
+        Format("ephemera's median cold start is %.1f ms against the raw floor's %.1f ms: %+.1f ms.",
+               e->summary.p50, f->summary.p50, diff));
+    for (const char* phase : {"create", "start", "init"}) {
+      double pe = p50(e, phase), pf = p50(f, phase);
+      if (std::isnan(pe) || std::isnan(pf)) continue;
+      a.time_budget.push_back(
+          std::string(phase) +
+          Format(": %.1f ms in ephemera vs %.1f ms on the floor (%+.1f ms).", pe, pf, pe - pf));
+    }
+    for (const char* phase : {"image", "handler", "overhead", "client"}) {
+      double pe = p50(e, phase);
+      if (std::isnan(pe)) continue;
+      const char* why =
+          phase == std::string("image") ? "cached image inspection"
+          : phase == std::string("handler")
+              ? "the event handed out -> response posted; the floor stops at the first /next"
+          : phase == std::string("overhead") ? "the daemon's own bookkeeping inside its total"
+                                             : "outside the daemon's total: the client's HTTP "
+                                               "exchange with the daemon (loopback, parse, reply)";
+      a.time_budget.push_back(std::string(phase) + Format(": %.1f ms (", pe) + why + ").");
+    }
+  }
+  return a;
+}
+
+}  // namespace ephemera::bench

@@ -1,0 +1,573 @@
+// bench/probes.cc: one cold start through the daemon, the raw floor, and docker run.
+#include "bench/probes.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/uv_handle.h"
+#include "runtime/http/http_server.h"
+
+namespace ephemera::bench {
+namespace {
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n'))
+    --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string Shorten(std::string s, size_t max = 200) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  if (s.size() > max) s = s.substr(0, max) + "...";
+  return s;
+}
+
+std::string RandomHex(size_t n) {
+  static std::mt19937_64 rng(std::random_device{}());
+  std::string s;
+  while (s.size() < n) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+    s += buf;
+  }
+  return s.substr(0, n);
+}
+
+}  // namespace
+
+std::map<std::string, double> ParseServerTiming(std::string_view header) {
+  std::map<std::string, double> out;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t comma = header.find(',', pos);
+    std::string_view entry =
+        header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? header.size() + 1 : comma + 1;
+    size_t semi = entry.find(';');
+    std::string name = Trim(entry.substr(0, semi));
+    if (name.empty() || semi == std::string_view::npos) continue;
+    std::string_view params = entry.substr(semi + 1);
+    size_t dur = params.find("dur=");
+    if (dur == std::string_view::npos) continue;
+    std::string value = Trim(params.substr(dur + 4));
+    char* end = nullptr;
+    double ms = std::strtod(value.c_str(), &end);
+    if (end == value.c_str()) continue;
+    out[name] = ms;
+  }
+  return out;
+}
+
+// ---- EphemeraClient ----
+
+struct EphemeraClient::Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string request_body;
+  std::string response_body;
+  std::vector<std::pair<std::string, std::string>> response_headers;
+  double t0 = 0;
+  std::function<void(Transfer&, CURLcode)> finish;
+
+  ~Transfer() {
+    if (headers != nullptr) curl_slist_free_all(headers);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+  std::string Header(std::string_view name) const {
+    for (const auto& [k, v] : response_headers) {
+      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+    }
+    return "";
+  }
+  long Status() const {
+    long code = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+  }
+};
+
+namespace {
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) noexcept {
+  try {
+    static_cast<EphemeraClient::Transfer*>(user)->response_body.append(data, size * n);
+    return size * n;
+  } catch (...) {
+    return 0;  // curl aborts the transfer
+  }
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) noexcept {
+  try {
+    auto* t = static_cast<EphemeraClient::Transfer*>(user);
+    std::string_view line(data, size * n);
+    if (line.rfind("HTTP/", 0) == 0) {
+      t->response_headers.clear();  // a new response (after 100 Continue, say)
+    } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+      t->response_headers.emplace_back(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)));
+    }
+    return size * n;
+  } catch (...) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<EphemeraClient> EphemeraClient::Create(uv_loop_t* loop, std::string endpoint) {
+  auto multi = docker::CurlMulti::Create(loop, 32);
+  if (!multi) return nullptr;
+  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+  return std::unique_ptr<EphemeraClient>(new EphemeraClient(std::move(endpoint), std::move(multi)));
+}
+
+EphemeraClient::EphemeraClient(std::string endpoint, std::unique_ptr<docker::CurlMulti> multi)
+    : endpoint_(std::move(endpoint)), multi_(std::move(multi)) {}
+
+EphemeraClient::~EphemeraClient() {
+  for (const auto& [raw, t] : transfers_) multi_->Remove(t->easy);
+  transfers_.clear();
+}
+
+EphemeraClient::Transfer* EphemeraClient::Start(const std::string& method, const std::string& path,
+                                                std::string body) {
+  auto t = std::make_unique<Transfer>();
+  t->easy = curl_easy_init();
+  if (t->easy == nullptr) return nullptr;
+  t->request_body = std::move(body);
+  std::string url = endpoint_ + path;
+  curl_easy_setopt(t->easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_PROXY, "");
+  curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 120000L);
+  curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t.get());
+  if (method == "POST") {
+    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body.data());
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request_body.size()));
+  }
+  Transfer* raw = t.get();
+  t->t0 = MonotonicMs();
+  Status s = multi_->Add(raw->easy, [this, raw](CURLcode rc) {
+    auto it = transfers_.find(raw);
+    if (it == transfers_.end()) return;
+    std::unique_ptr<Transfer> owned = std::move(it->second);
+    transfers_.erase(it);
+    if (owned->finish) owned->finish(*owned, rc);
+  });
+  if (!s.ok()) return nullptr;
+  transfers_.emplace(raw, std::move(t));
+  return raw;
+}
+
+void EphemeraClient::Invoke(const std::string& function, const std::string& payload,
+                            ProbeDone done) {
+  Transfer* t = Start("POST", "/2015-03-31/functions/" + function + "/invocations", payload);
+  if (t == nullptr) {  // could not even start: fail on the next loop turn, not in this call
+    auto timer = std::make_shared<Timer>(multi_->loop());
+    timer->Start(0, [timer, done = std::move(done)] {
+      ProbeResult r;
+      r.message = "could not start an HTTP request";
+      done(std::move(r));
+      timer->Close();
+    });
+    return;
+  }
+  t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
+    ProbeResult r;
+    double now = MonotonicMs();
+    r.sample.start_ms = t.t0;
+    r.sample.latency_ms = now - t.t0;
+    r.sample.request_id = t.Header("x-amzn-RequestId");
+    long status = t.Status();
+    if (rc != CURLE_OK) {
+      r.message = std::string("request failed: ") + curl_easy_strerror(rc);
+    } else if (status != 200) {
+      r.message = "HTTP " + std::to_string(status) + ": " + Shorten(t.response_body);
+    } else if (!t.Header("X-Amz-Function-Error").empty()) {
+      r.message = "function error: " + Shorten(t.response_body);
+    } else {
+      r.sample.phases = ParseServerTiming(t.Header("Server-Timing"));
+      const auto& p = r.sample.phases;
+      if (p.count("create") == 0 || p.count("start") == 0 || p.count("total") == 0) {
+        r.kind = ProbeResult::Kind::kWrongClass;
+        r.message = "not a cold start (Server-Timing: " + t.Header("Server-Timing") + ")";
+      } else {
+        r.kind = ProbeResult::Kind::kCold;
+        r.sample.phases["client"] = r.sample.latency_ms - p.at("total");
+      }
+    }
+    done(std::move(r));
+  };
+}
+
+void EphemeraClient::Get(const std::string& path,
+                         std::function<void(int status, std::string body)> done) {
+  Transfer* t = Start("GET", path, "");
+  if (t == nullptr) {
+    auto timer = std::make_shared<Timer>(multi_->loop());
+    timer->Start(0, [timer, done = std::move(done)] {
+      done(0, "could not start an HTTP request");
+      timer->Close();
+    });
+    return;
+  }
+  t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
+    done(rc == CURLE_OK ? static_cast<int>(t.Status()) : 0, std::move(t.response_body));
+  };
+}
+
+// ---- RawFloor ----
+
+struct RawFloor::Attempt {
+  explicit Attempt(uv_loop_t* loop) : timer(loop) {}
+  ~Attempt() {
+    parked.reset();
+    listener.reset();
+  }
+  uint64_t serial = 0;
+  std::unique_ptr<http::HttpServer> listener;
+  std::shared_ptr<http::HttpExchange> parked;  // the /next we never answer
+  std::string container_id;
+  double t0 = 0, t_created = 0, t_started = 0, t_next = 0;
+  bool create_returned = false, start_requested = false, start_returned = false;
+  bool measured = false, disposing = false;
+  Timer timer;
+  ProbeDone on_measured;
+  std::function<void()> on_disposed;
+};
+
+RawFloor::RawFloor(uv_loop_t* loop, docker::DockerClient* docker, docker::ContainerSpec spec,
+                   uint64_t timeout_ms)
+    : loop_(loop), docker_(docker), spec_(std::move(spec)), timeout_ms_(timeout_ms) {}
+
+RawFloor::~RawFloor() = default;
+
+void RawFloor::Run(ProbeDone measured, std::function<void()> disposed) {
+  auto a = std::make_shared<Attempt>(loop_);
+  a->serial = ++serial_;
+  a->on_measured = std::move(measured);
+  a->on_disposed = std::move(disposed);
+  attempts_.insert(a);
+  std::weak_ptr<Attempt> weak = a;
+
+  // The plain listener: the first GET /next marks the end of the sample.
+  http::HttpServer::Options opts;
+  opts.name = "bench-floor";
+  a->listener = std::make_unique<http::HttpServer>(
+      loop_,
+      [this, weak](std::shared_ptr<http::HttpExchange> ex) {
+        auto a = weak.lock();
+        if (!a) return;
+        const auto& req = ex->request();
+        if (req.method == "GET" && req.path == "/2018-06-01/runtime/invocation/next") {
+          if (a->measured) return;  // parked forever; the container is about to go
+          a->t_next = MonotonicMs();
+          a->parked = std::move(ex);
+          ProbeResult r;
+          r.kind = ProbeResult::Kind::kCold;
+          r.sample.start_ms = a->t0;
+          r.sample.latency_ms = a->t_next - a->t0;
+          r.sample.phases["create"] = a->t_created - a->t0;
+          if (a->start_returned && a->t_started <= a->t_next) {
+            r.sample.phases["start"] = a->t_started - a->t_created;
+            r.sample.phases["init"] = a->t_next - a->t_started;
+          } else {  // the process asked before the start call returned, as the daemon counts it
+            r.sample.phases["start"] = a->t_next - a->t_created;
+            r.sample.phases["init"] = 0;
+          }
+          Finish(a, std::move(r));
+          return;
+        }
+        ex->Reply(http::HttpResponse(404,
+                                     "{\"errorMessage\":\"the benchmark's floor listener only "
+                                     "takes the first /next\",\"errorType\":\"NotFound\"}",
+                                     "application/json"));
+      },
+      opts);
+  if (Status s = a->listener->Listen("127.0.0.1", 0); !s.ok()) {
+    a->timer.Start(0, [this, a, msg = s.message()] {
+      ProbeResult r;
+      r.message = "cannot listen: " + msg;
+      a->create_returned = true;
+      Finish(a, std::move(r));
+    });
+    return;
+  }
+
+  docker::ContainerSpec spec = spec_;
+  spec.name = spec_.name + "-" + RandomHex(8);
+  spec.env.push_back("AWS_LAMBDA_RUNTIME_API=127.0.0.1:" + std::to_string(a->listener->port()));
+  a->timer.Start(timeout_ms_, [this, weak] {
+    if (auto a = weak.lock()) {
+      ProbeResult r;
+      r.message = "no /next within " + std::to_string(timeout_ms_) + " ms of create";
+      Finish(a, std::move(r));
+    }
+  });
+  a->t0 = MonotonicMs();
+  docker_->CreateContainer(spec, [this, weak](Status s, std::string id) {
+    auto a = weak.lock();
+    if (!a) return;
+    a->create_returned = true;
+    a->t_created = MonotonicMs();
+    if (!s.ok()) {
+      ProbeResult r;
+      r.message = "create: " + s.message();
+      Finish(a, std::move(r));
+      return;
+    }
+    a->container_id = std::move(id);
+    if (a->measured) {  // timed out meanwhile
+      MaybeDispose(a);
+      return;
+    }
+    docker_->WaitContainer(
+        a->container_id,
+        [this, weak](Status s) {
+          auto a = weak.lock();
+          if (!a) return;
+          if (!s.ok()) {
+            ProbeResult r;
+            r.message = "wait: " + s.message();
+            Finish(a, std::move(r));
+            return;
+          }
+          if (a->measured) {
+            MaybeDispose(a);
+            return;
+          }
+          a->start_requested = true;
+          docker_->StartContainer(a->container_id, [this, weak](Status s) {
+            auto a = weak.lock();
+            if (!a) return;
+            a->start_returned = true;
+            a->t_started = MonotonicMs();
+            if (!s.ok()) {
+              ProbeResult r;
+              r.message = "start: " + s.message();
+              Finish(a, std::move(r));
+            }
+            MaybeDispose(a);
+          });
+        },
+        [this, weak](Status s, int code) {
+          auto a = weak.lock();
+          if (!a || a->measured) return;
+          ProbeResult r;
+          r.message = s.ok()
+                          ? "container exited with code " + std::to_string(code) + " before /next"
+                          : "wait: " + s.message();
+          Finish(a, std::move(r));
+        });
+  });
+}
+
+void RawFloor::Finish(const std::shared_ptr<Attempt>& a, ProbeResult result) {
+  if (a->measured) return;
+  a->measured = true;
+  a->timer.Stop();
+  if (auto cb = std::move(a->on_measured)) cb(std::move(result));
+  MaybeDispose(a);
+}
+
+void RawFloor::MaybeDispose(const std::shared_ptr<Attempt>& a) {
+  if (a->disposing || !a->measured || !a->create_returned) return;
+  if (a->start_requested && !a->start_returned) return;  // the start callback comes back here
+  a->disposing = true;
+  auto finish = [this, a] {
+    auto cb = std::move(a->on_disposed);
+    attempts_.erase(a);  // closes the listener; `a` itself lives until this lambda ends
+    if (cb) cb();
+  };
+  if (a->container_id.empty()) {
+    a->timer.Start(0, finish);  // never from inside whatever called us
+    return;
+  }
+  docker_->RemoveContainer(a->container_id, [finish](Status) { finish(); });
+}
+
+// ---- DockerRun ----
+
+struct DockerRun::Process {
+  uv_process_t proc{};
+  uv_pipe_t in{}, out{}, err{};
+  uv_write_t write_req{};
+  int open = 0;  // handles initialised and not yet closed
+  std::string input, err_text;
+  size_t out_bytes = 0;
+  double t0 = 0, t_exit = 0;
+  bool spawned = false, exited = false;
+  int64_t exit_status = -1;
+  int term_signal = 0;
+  std::string spawn_error;
+  ProbeDone done;
+  std::weak_ptr<bool> owner_alive;
+
+  static void OnClosed(uv_handle_t* h) {
+    auto* p = static_cast<Process*>(h->data);
+    if (--p->open > 0) return;
+    p->Complete();
+    delete p;
+  }
+  void Close(uv_handle_t* h) {
+    if (!uv_is_closing(h)) uv_close(h, OnClosed);
+  }
+  void Complete() {
+    ProbeResult r;
+    r.sample.start_ms = t0;
+    r.sample.latency_ms = (exited ? t_exit : MonotonicMs()) - t0;
+    if (!spawned) {
+      r.message = "cannot run the docker CLI: " + spawn_error;
+    } else if (exit_status != 0 || term_signal != 0) {
+      r.message = "docker run exited with " + std::to_string(exit_status) +
+                  (term_signal != 0 ? " (signal " + std::to_string(term_signal) + ")" : "") + ": " +
+                  Shorten(err_text);
+    } else {
+      r.kind = ProbeResult::Kind::kCold;
+    }
+    if (!owner_alive.expired() && done) done(std::move(r));
+  }
+};
+
+DockerRun::DockerRun(uv_loop_t* loop, std::vector<std::string> argv, std::string input)
+    : loop_(loop), argv_(std::move(argv)), input_(std::move(input)) {}
+
+DockerRun::~DockerRun() {
+  *alive_ = false;
+}
+
+void DockerRun::Run(ProbeDone done) {
+  auto* p = new Process;
+  p->done = std::move(done);
+  p->owner_alive = alive_;
+  p->input = input_;
+  for (uv_pipe_t* pipe : {&p->in, &p->out, &p->err}) {
+    uv_pipe_init(loop_, pipe, 0);
+    pipe->data = p;
+    ++p->open;
+  }
+  std::vector<char*> args;
+  for (std::string& a : argv_) args.push_back(a.data());
+  args.push_back(nullptr);
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_READABLE_PIPE);
+  stdio[0].data.stream = reinterpret_cast<uv_stream_t*>(&p->in);
+  stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&p->out);
+  stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&p->err);
+  uv_process_options_t o{};
+  o.file = args[0];
+  o.args = args.data();
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  o.exit_cb = [](uv_process_t* h, int64_t status, int signal) {
+    auto* p = static_cast<Process*>(h->data);
+    p->t_exit = MonotonicMs();
+    p->exited = true;
+    p->exit_status = status;
+    p->term_signal = signal;
+    p->Close(reinterpret_cast<uv_handle_t*>(h));
+  };
+  p->proc.data = p;
+  p->t0 = MonotonicMs();
+  int rc = uv_spawn(loop_, &p->proc, &o);
+  ++p->open;  // the process handle is initialised even when the spawn fails
+  if (rc < 0) {
+    p->spawn_error = uv_strerror(rc);
+    for (uv_handle_t* h :
+         {reinterpret_cast<uv_handle_t*>(&p->proc), reinterpret_cast<uv_handle_t*>(&p->in),
+          reinterpret_cast<uv_handle_t*>(&p->out), reinterpret_cast<uv_handle_t*>(&p->err)}) {
+      p->Close(h);
+    }
+    return;
+  }
+  p->spawned = true;
+  uv_buf_t buf = uv_buf_init(p->input.data(), static_cast<unsigned>(p->input.size()));
+  p->write_req.data = p;
+  int wrc = uv_write(&p->write_req, reinterpret_cast<uv_stream_t*>(&p->in), &buf, 1,
+                     [](uv_write_t* req, int) {
+                       auto* p = static_cast<Process*>(req->data);
+                       p->Close(reinterpret_cast<uv_handle_t*>(&p->in));  // EOF for the child
+                     });
+  if (wrc < 0) p->Close(reinterpret_cast<uv_handle_t*>(&p->in));
+  auto alloc = [](uv_handle_t*, size_t suggested, uv_buf_t* b) {
+    b->base = static_cast<char*>(std::malloc(suggested));
+    b->len = b->base != nullptr ? suggested : 0;
+  };
+  for (uv_pipe_t* pipe : {&p->out, &p->err}) {
+    int r = uv_read_start(reinterpret_cast<uv_stream_t*>(pipe), alloc,
+                          [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
+                            auto* p = static_cast<Process*>(s->data);
+                            if (n > 0) {
+                              if (s == reinterpret_cast<uv_stream_t*>(&p->err)) {
+                                if (p->err_text.size() < 4096)
+                                  p->err_text.append(b->base, static_cast<size_t>(n));
+                              } else {
+                                p->out_bytes += static_cast<size_t>(n);
+                              }
+                            }
+                            std::free(b->base);
+                            if (n < 0) p->Close(reinterpret_cast<uv_handle_t*>(s));
+                          });
+    if (r < 0) p->Close(reinterpret_cast<uv_handle_t*>(pipe));
+  }
+}
+
+// ---- settling ----
+
+namespace {
+
+struct Poller {
+  explicit Poller(uv_loop_t* loop) : timer(loop) {}
+  docker::DockerClient* docker = nullptr;
+  std::string filter;
+  double deadline = 0;
+  Timer timer;
+  std::function<void(bool)> done;
+};
+
+void Poll(const std::shared_ptr<Poller>& p) {
+  p->docker->ListContainers(p->filter, [p](Status s, std::vector<std::string> ids) {
+    if (s.ok() && ids.empty()) {
+      auto done = std::move(p->done);
+      done(true);
+      return;
+    }
+    if (MonotonicMs() > p->deadline) {
+      auto done = std::move(p->done);
+      done(false);
+      return;
+    }
+    p->timer.Start(10, [p] { Poll(p); });
+  });
+}
+
+}  // namespace
+
+void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::string label_filter,
+                           uint64_t timeout_ms, std::function<void(bool settled)> done) {
+  auto p = std::make_shared<Poller>(loop);
+  p->docker = docker;
+  p->filter = std::move(label_filter);
+  p->deadline = MonotonicMs() + static_cast<double>(timeout_ms);
+  p->done = std::move(done);
+  Poll(p);
+}
+
+}  // namespace ephemera::bench

@@ -1,0 +1,75 @@
+// bench/runner.h: one benchmark run, end to end, on its own libuv loop.
+//
+// The stages, in order (runner.cc reads top to bottom):
+//   StartDaemon (unless --endpoint) -> WaitHealthy -> ResolveFunction (registry + image)
+//   -> Rounds: warm-up rounds (discarded), then rounds of ephemera, raw floor, docker run,
+//      each sample followed by settling (its container is gone before the next starts)
+//   -> Sweep: for each concurrency level, ephemera then raw floor, closed loop
+//   -> Cleanup: our leftover containers removed, the daemon stopped (SIGTERM), its
+//      leftovers removed -> the loop closes.
+// Microbenchmarks, if wanted, run after the loop (a child process), so they never overlap
+// the cold starts.
+// Thread: the calling thread runs the loop. Depends on: probes, environment, registry,
+//   docker, core.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bench/results.h"
+#include "registry/registry.h"
+#include "runtime/core/status.h"
+#include "runtime/docker/docker_client.h"
+
+namespace ephemera::bench {
+
+struct BenchOptions {
+  std::string function = "echo";
+  std::string endpoint;       // "" = start our own daemon
+  std::string ephemera_bin;   // the daemon binary
+  std::string shim_path;      // the shim the daemon injects (and the floor binds)
+  std::string registry_path;  // the daemon's manifest: the floor builds the same spec from it
+  std::string docker_endpoint;
+  std::string docker_cli = "/usr/bin/docker";
+  std::string out_dir;
+  int samples = 100;
+  int warmups = 3;
+  int sweep_samples = 40;
+  std::vector<int> sweep_levels = {1, 2, 4, 8};
+  bool quick = false;
+  bool docker_run = true;
+  bool docker_run_args_set = false;
+  std::vector<std::string> docker_run_args;  // after the image
+  std::string payload = "{\"bench\":\"ephemera\"}";
+  uint64_t sample_timeout_ms = 10000;
+  uint64_t settle_timeout_ms = 5000;
+  std::string microbench_bin;  // "" = none
+  std::string source_dir;      // for the git commit in the environment
+  std::string command_line;
+};
+
+// The create request the daemon sends for `fn` (cold_invocation.cc CreateContainer and
+// ContainerEnv), minus AWS_LAMBDA_RUNTIME_API, which the floor adds per sample. The labels
+// are the benchmark's own (ephemera.bench=<run_label>), not ephemera.managed, so a daemon's
+// reaper never touches them and ours never touches the daemon's.
+docker::ContainerSpec FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
+                                const std::string& shim_path, const std::string& run_label,
+                                uint64_t init_timeout_ms = 10000);
+
+// The docker CLI command line of the docker-run series, or empty (with `why`) when this
+// function has no way to run once and exit (see bench/README.md).
+std::vector<std::string> DockerRunArgv(const BenchOptions& options,
+                                       const registry::FunctionSpec& fn,
+                                       const std::string& run_label, std::string* why);
+
+// Runs everything and fills `result` (config, environment, series, sweep, notes).
+// Errors are setup failures (no daemon, unknown function, missing image); a run that
+// started always returns ok with whatever it measured and notes on what went wrong.
+Status RunBenchmark(const BenchOptions& options, RunResult* result);
+
+// Runs the microbenchmark binary, keeps its JSON in `json_out` (if not empty) and
+// returns its results. Empty on failure (with `error` set).
+std::vector<MicrobenchResult> RunMicrobench(const std::string& binary, const std::string& json_out,
+                                            std::string* error);
+
+}  // namespace ephemera::bench

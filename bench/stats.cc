@@ -1,0 +1,110 @@
+#include "bench/stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace ephemera::bench {
+
+double PercentileSorted(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  q = std::clamp(q, 0.0, 1.0);
+  double h = q * static_cast<double>(sorted.size() - 1);
+  auto lo = static_cast<size_t>(std::floor(h));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (h - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+double Percentile(std::vector<double> values, double q) {
+  std::sort(values.begin(), values.end());
+  return PercentileSorted(values, q);
+}
+
+double Median(std::vector<double> values) {
+  return Percentile(std::move(values), 0.5);
+}
+
+Summary Summarize(const std::vector<double>& values) {
+  Summary s;
+  if (values.empty()) return s;
+  std::vector<double> v = values;
+  std::sort(v.begin(), v.end());
+  s.n = v.size();
+  s.min = v.front();
+  s.max = v.back();
+  s.p50 = PercentileSorted(v, 0.50);
+  s.p90 = PercentileSorted(v, 0.90);
+  s.p99 = PercentileSorted(v, 0.99);
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(s.n);
+  if (s.n > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(ss / static_cast<double>(s.n - 1));
+  }
+  return s;
+}
+
+namespace {
+
+// Median of `n` draws with replacement from `values`, using `scratch` as storage.
+double ResampledMedian(const std::vector<double>& values, std::mt19937_64& rng,
+                       std::vector<double>& scratch) {
+  std::uniform_int_distribution<size_t> pick(0, values.size() - 1);
+  scratch.resize(values.size());
+  for (double& x : scratch) x = values[pick(rng)];
+  std::sort(scratch.begin(), scratch.end());
+  return PercentileSorted(scratch, 0.5);
+}
+
+Interval FromDraws(double estimate, std::vector<double> draws, double confidence) {
+  Interval ci;
+  ci.estimate = estimate;
+  std::sort(draws.begin(), draws.end());
+  double tail = (1.0 - confidence) / 2.0;
+  ci.low = PercentileSorted(draws, tail);
+  ci.high = PercentileSorted(draws, 1.0 - tail);
+  ci.valid = true;
+  return ci;
+}
+
+}  // namespace
+
+Interval BootstrapMedianCi(const std::vector<double>& values, BootstrapOptions options) {
+  if (values.empty() || options.resamples < 1) return {};
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> draws, scratch;
+  draws.reserve(static_cast<size_t>(options.resamples));
+  for (int i = 0; i < options.resamples; ++i)
+    draws.push_back(ResampledMedian(values, rng, scratch));
+  return FromDraws(Median(values), std::move(draws), options.confidence);
+}
+
+Interval BootstrapMedianRatioCi(const std::vector<double>& a, const std::vector<double>& b,
+                                BootstrapOptions options) {
+  if (a.empty() || b.empty() || options.resamples < 1) return {};
+  double mb = Median(b);
+  if (mb == 0) return {};
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> draws, scratch;
+  draws.reserve(static_cast<size_t>(options.resamples));
+  for (int i = 0; i < options.resamples; ++i) {
+    double num = ResampledMedian(a, rng, scratch);
+    double den = ResampledMedian(b, rng, scratch);
+    if (den > 0) draws.push_back(num / den);
+  }
+  if (draws.empty()) return {};
+  return FromDraws(Median(a) / mb, std::move(draws), options.confidence);
+}
+
+std::vector<std::pair<double, double>> EmpiricalCdf(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  std::vector<std::pair<double, double>> points;
+  points.reserve(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    points.emplace_back(values[i], static_cast<double>(i + 1) / static_cast<double>(values.size()));
+  }
+  return points;
+}
+
+}  // namespace ephemera::bench
