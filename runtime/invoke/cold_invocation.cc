@@ -6,21 +6,14 @@
 
 #include "runtime/core/clock.h"
 #include "runtime/core/log.h"
+#include "runtime/invoke/container_spec.h"
 #include "runtime/json/json.h"
 
 namespace ephemera::invoke {
 namespace {
 
-using registry::ShimMode;
-
-// Where the shim appears inside every container it is injected into.
-constexpr char kShimMountPoint[] = "/opt/ephemera/shim";
 // Output kept for X-Amz-Log-Result; Lambda returns the last 4 KB, we keep a margin.
 constexpr size_t kMaxLogBytes = 64 * 1024;
-
-bool InjectsShim(ShimMode mode) {
-  return mode == ShimMode::kExec || mode == ShimMode::kHttp;
-}
 
 std::string ErrorJson(const std::string& type, const std::string& message) {
   return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";
@@ -148,42 +141,18 @@ void ColdInvocation::OpenEnvironment(const docker::ImageConfig& image) {
 // ---- Stage 3: create the container (shim injected, labelled, host network) ----
 
 void ColdInvocation::CreateContainer(const docker::ImageConfig& image) {
-  const registry::FunctionSpec& fn = *request_.function;
+  const InvokerOptions& o = owner_->options();
+  ContainerParams params;
+  params.runtime_api_address = environment_->address();
+  params.request_id = request_.request_id;
+  params.shim_path = o.shim_path;
+  params.init_timeout_ms = o.init_timeout_ms;
+  params.region = o.region;
+  params.instance_label = o.instance_label;
   docker::ContainerSpec spec;
-  spec.image = fn.image;
-  spec.name = "ephemera-" + fn.name + "-" + request_.request_id.substr(0, 8);
-  spec.labels = {{"ephemera.managed", "1"},
-                 {"ephemera.function", fn.name},
-                 {"ephemera.request", request_.request_id},
-                 {"ephemera.daemon", owner_->options().instance_label}};
-  spec.env = ContainerEnv();
-  spec.network_mode = fn.network;
-  spec.memory_bytes = static_cast<int64_t>(fn.memory_mb) << 20;
-  spec.working_dir = fn.working_dir;
-
-  // What the function runs: the spec's command, else the image's ENTRYPOINT + CMD
-  // (with the spec's args replacing CMD).
-  std::vector<std::string> argv = fn.command;
-  if (argv.empty()) {
-    argv = image.entrypoint;
-    const auto& cmd = fn.args.empty() ? image.cmd : fn.args;
-    argv.insert(argv.end(), cmd.begin(), cmd.end());
-  }
-  if (InjectsShim(fn.mode)) {
-    if (argv.empty()) {
-      FailFunction("Runtime.InvalidEntrypoint",
-                   "function " + fn.name + ": image " + fn.image +
-                       " has no ENTRYPOINT or CMD and the registry gives no \"command\"");
-      return;
-    }
-    spec.binds = {owner_->options().shim_path + ":" + kShimMountPoint + ":ro"};
-    spec.entrypoint = {kShimMountPoint};
-    spec.cmd = std::move(argv);
-  } else if (!fn.command.empty()) {
-    spec.entrypoint = {fn.command.front()};
-    spec.cmd.assign(fn.command.begin() + 1, fn.command.end());
-  } else if (!fn.args.empty()) {
-    spec.cmd = fn.args;
+  if (Status s = BuildContainerSpec(*request_.function, image, params, &spec); !s.ok()) {
+    FailFunction("Runtime.InvalidEntrypoint", s.message());
+    return;
   }
 
   create_in_flight_ = true;
@@ -435,36 +404,6 @@ void ColdInvocation::Dispose() {
         }
         self->owner_->OnDisposed(self, status.ok());
       }));
-}
-
-std::vector<std::string> ColdInvocation::ContainerEnv() const {
-  const registry::FunctionSpec& fn = *request_.function;
-  const InvokerOptions& o = owner_->options();
-  std::vector<std::string> env = {
-      "AWS_LAMBDA_RUNTIME_API=" + environment_->address(),
-      "AWS_LAMBDA_FUNCTION_NAME=" + fn.name,
-      "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(fn.memory_mb),
-      "AWS_LAMBDA_FUNCTION_TIMEOUT=" + std::to_string(fn.timeout_s),
-      "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-      "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.name,
-      "AWS_LAMBDA_LOG_STREAM_NAME=$LATEST/" + request_.request_id,
-      "AWS_REGION=" + o.region,
-      "AWS_DEFAULT_REGION=" + o.region,
-      "LAMBDA_TASK_ROOT=/var/task",
-      "LAMBDA_RUNTIME_DIR=/var/runtime",
-      "TZ=UTC",
-  };
-  if (InjectsShim(fn.mode)) {
-    env.push_back(std::string("EPHEMERA_MODE=") + registry::ShimModeName(fn.mode));
-    env.push_back("EPHEMERA_INIT_TIMEOUT_MS=" + std::to_string(o.init_timeout_ms));
-    if (fn.mode == ShimMode::kHttp) {
-      env.push_back("EPHEMERA_HTTP_PORT=" + std::to_string(fn.http_port));
-      env.push_back("EPHEMERA_HTTP_PATH=" + fn.http_path);
-    }
-  }
-  for (const auto& [k, v] : fn.environment) env.push_back(k + "=" + v);
-  return env;
 }
 
 }  // namespace ephemera::invoke

@@ -57,8 +57,6 @@ class ColdInvocation : public std::enable_shared_from_this<ColdInvocation> {
   void Dispose();
   void Deliver();  // hands the outcome to `done_` (once)
 
-  // Builds the container's environment: Lambda variables, the function's own, ours.
-  std::vector<std::string> ContainerEnv() const;
   // Runs `fn` only if this invocation is still owned.
   template <typename Fn>
   auto Guard(Fn fn);

@@ -1,0 +1,84 @@
+#include "runtime/invoke/container_spec.h"
+
+namespace ephemera::invoke {
+
+using registry::ShimMode;
+
+bool InjectsShim(ShimMode mode) {
+  return mode == ShimMode::kExec || mode == ShimMode::kHttp;
+}
+
+namespace {
+
+std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
+                                           const ContainerParams& p) {
+  std::vector<std::string> env = {
+      "AWS_LAMBDA_RUNTIME_API=" + p.runtime_api_address,
+      "AWS_LAMBDA_FUNCTION_NAME=" + fn.name,
+      "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(fn.memory_mb),
+      "AWS_LAMBDA_FUNCTION_TIMEOUT=" + std::to_string(fn.timeout_s),
+      "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+      "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.name,
+      "AWS_LAMBDA_LOG_STREAM_NAME=$LATEST/" + p.request_id,
+      "AWS_REGION=" + p.region,
+      "AWS_DEFAULT_REGION=" + p.region,
+      "LAMBDA_TASK_ROOT=/var/task",
+      "LAMBDA_RUNTIME_DIR=/var/runtime",
+      "TZ=UTC",
+  };
+  if (InjectsShim(fn.mode)) {
+    env.push_back(std::string("EPHEMERA_MODE=") + registry::ShimModeName(fn.mode));
+    env.push_back("EPHEMERA_INIT_TIMEOUT_MS=" + std::to_string(p.init_timeout_ms));
+    if (fn.mode == ShimMode::kHttp) {
+      env.push_back("EPHEMERA_HTTP_PORT=" + std::to_string(fn.http_port));
+      env.push_back("EPHEMERA_HTTP_PATH=" + fn.http_path);
+    }
+  }
+  for (const auto& [k, v] : fn.environment) env.push_back(k + "=" + v);
+  return env;
+}
+
+}  // namespace
+
+Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
+                          const ContainerParams& p, docker::ContainerSpec* out) {
+  docker::ContainerSpec spec;
+  spec.image = fn.image;
+  spec.name = "ephemera-" + fn.name + "-" + p.request_id.substr(0, 8);
+  spec.labels = {{"ephemera.managed", "1"},
+                 {"ephemera.function", fn.name},
+                 {"ephemera.request", p.request_id},
+                 {"ephemera.daemon", p.instance_label}};
+  spec.env = LambdaEnvironment(fn, p);
+  spec.network_mode = fn.network;
+  spec.memory_bytes = static_cast<int64_t>(fn.memory_mb) << 20;
+  spec.working_dir = fn.working_dir;
+
+  // What the function runs: the spec's command, else the image's ENTRYPOINT + CMD
+  // (with the spec's args replacing CMD).
+  std::vector<std::string> argv = fn.command;
+  if (argv.empty()) {
+    argv = image.entrypoint;
+    const auto& cmd = fn.args.empty() ? image.cmd : fn.args;
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+  }
+  if (InjectsShim(fn.mode)) {
+    if (argv.empty()) {
+      return InvalidArgument("function " + fn.name + ": image " + fn.image +
+                             " has no ENTRYPOINT or CMD and the registry gives no \"command\"");
+    }
+    spec.binds = {p.shim_path + ":" + kShimMountPoint + ":ro"};
+    spec.entrypoint = {kShimMountPoint};
+    spec.cmd = std::move(argv);
+  } else if (!fn.command.empty()) {
+    spec.entrypoint = {fn.command.front()};
+    spec.cmd.assign(fn.command.begin() + 1, fn.command.end());
+  } else if (!fn.args.empty()) {
+    spec.cmd = fn.args;
+  }
+  *out = std::move(spec);
+  return Status::Ok();
+}
+
+}  // namespace ephemera::invoke
