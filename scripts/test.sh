@@ -52,7 +52,7 @@ fail_step() {
 # line is "NN% tests passed, F tests failed out of T"; without one (ctest itself failed),
 # the step counts as one failure.
 run_ctest() {
-  local what=$1 out summary total nfail
+  local what=$1 out summary total nfail t0=$SECONDS
   shift
   say "$what: ctest $*"
   out=$(mktemp)
@@ -75,13 +75,16 @@ run_ctest() {
   failed=$((failed + nfail))
   if ((nfail > 0)); then failures+=("$what: $nfail of $total tests"); fi
   if ((rc != 0 && nfail == 0)); then fail_step "$what (ctest exited $rc)"; fi
-  say "$what: $((total - nfail)) passed, $nfail failed"
+  say "$what: $((total - nfail)) passed, $nfail failed ($((SECONDS - t0)) s)"
 }
 
 build_ok=1
 if ((run_setup)); then
   say "setup: scripts/setup.sh"
-  if ! scripts/setup.sh; then
+  t0=$SECONDS
+  if scripts/setup.sh; then
+    say "setup: done ($((SECONDS - t0)) s)"
+  else
     fail_step "scripts/setup.sh"
     # Without services the build may still be usable for unit tests.
     [[ -f build/CTestTestfile.cmake ]] || build_ok=0
@@ -117,9 +120,10 @@ if ((${#e2e[@]} == 0)); then
 fi
 for script in "${e2e[@]}"; do
   say "e2e: $script"
+  t0=$SECONDS
   if timeout --kill-after=10 "$E2E_TIMEOUT" bash "$script" </dev/null; then
     passed=$((passed + 1))
-    say "e2e: $script passed"
+    say "e2e: $script passed ($((SECONDS - t0)) s)"
   else
     rc=$?
     ((rc == 124)) && say "e2e: $script timed out after $E2E_TIMEOUT s"
@@ -128,5 +132,6 @@ for script in "${e2e[@]}"; do
 done
 
 for f in "${failures[@]}"; do say "failed: $f"; done
+say "total time $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "$passed passed, $failed failed"
 ((failed == 0))
