@@ -691,6 +691,35 @@ void DockerClient::ListContainers(const std::string& label_filter,
   });
 }
 
+void DockerClient::InspectContainer(const std::string& id,
+                                    std::function<void(Status, const ContainerState&)> done) {
+  Send("GET", "/containers/" + Escape(id, true) + "/json", "", false,
+       [done = std::move(done), id](Request& r, int code) {
+         DockerClient* c = r.client;
+         ContainerState state;
+         if (code != CURLE_OK) {
+           return done(TransportError(c->endpoint_, "inspect container", code, r.error), state);
+         }
+         if (r.status() != 200) {
+           return done(EngineError("inspect", Target::kContainer, id, r.status(), r.response_body),
+                       state);
+         }
+         auto j = json::Parse(r.response_body);
+         const cJSON* s = j ? cJSON_GetObjectItemCaseSensitive(j.get(), "State") : nullptr;
+         if (!cJSON_IsObject(s)) {
+           return done(Internal("docker inspect container " + id + ": no State in the answer"),
+                       state);
+         }
+         state.status = json::GetString(s, "Status").value_or("");
+         state.running = json::GetBool(s, "Running").value_or(false);
+         state.oom_killed = json::GetBool(s, "OOMKilled").value_or(false);
+         state.pid = static_cast<int>(json::GetNumber(s, "Pid").value_or(0));
+         state.exit_code = static_cast<int>(json::GetNumber(s, "ExitCode").value_or(0));
+         state.error = json::GetString(s, "Error").value_or("");
+         done(Status::Ok(), state);
+       });
+}
+
 void DockerClient::Logs(const std::string& id, std::function<void(Status, std::string)> done) {
   Send("GET", "/containers/" + Escape(id, true) + "/logs?stdout=1&stderr=1", "", false,
        [done = std::move(done), id](Request& r, int code) {

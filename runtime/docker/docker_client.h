@@ -85,6 +85,16 @@ class DockerStreamDemuxer {
   bool raw_ = false;
 };
 
+// The `State` of `GET /containers/{id}/json`.
+struct ContainerState {
+  std::string status;  // "created", "running", "exited", ...
+  bool running = false;
+  bool oom_killed = false;  // tells a memory-limit kill (exit 137) from any other SIGKILL
+  int pid = 0;
+  int exit_code = 0;
+  std::string error;  // the engine's note, e.g. why start failed
+};
+
 class DockerClient final {
  public:
   // `endpoint` is a unix socket path ("/var/run/docker.sock" or "unix:///path") or
@@ -127,6 +137,9 @@ class DockerClient final {
   // "k=v" (empty: every container). Ids in the engine's order (newest first).
   void ListContainers(const std::string& label_filter,
                       std::function<void(Status, std::vector<std::string> ids)> done);
+  // GET /containers/{id}/json, reduced to its State. 404 => NotFound naming the container.
+  void InspectContainer(const std::string& id,
+                        std::function<void(Status, const ContainerState&)> done);
   // GET /containers/{id}/logs?stdout=1&stderr=1: stdout and stderr, demultiplexed and
   // interleaved in the order the engine stored them.
   void Logs(const std::string& id, std::function<void(Status, std::string output)> done);

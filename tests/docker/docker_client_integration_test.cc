@@ -162,6 +162,15 @@ TEST_F(DockerIntegration, RunsAContainerToExitCodeAndReadsDemuxedLogs) {
   ASSERT_TRUE(wait_status.ok()) << wait_status.message();
   EXPECT_EQ(exit_code, 3);
 
+  auto [is, state] = Call2<ContainerState>([&](auto done) {
+    client_->InspectContainer(id, [done](Status st, const ContainerState& c) { done(st, c); });
+  });
+  ASSERT_TRUE(is.ok()) << is.message();
+  EXPECT_EQ(state.status, "exited");
+  EXPECT_FALSE(state.running);
+  EXPECT_FALSE(state.oom_killed);
+  EXPECT_EQ(state.exit_code, 3);
+
   auto [ls, logs] = Call2<std::string>([&](auto done) { client_->Logs(id, done); });
   ASSERT_TRUE(ls.ok()) << ls.message();
   EXPECT_NE(logs.find("to-stdout\n"), std::string::npos) << logs;
@@ -248,6 +257,11 @@ TEST_F(DockerIntegration, KillRunningContainerThenRemoveLeavesNothing) {
   Status start_gone = Call<Status>([&](auto done) { client_->StartContainer(id, done); });
   EXPECT_EQ(start_gone.code(), StatusCode::kNotFound);
   EXPECT_NE(start_gone.message().find(id), std::string::npos);
+  auto [inspect_gone, state] = Call2<ContainerState>([&](auto done) {
+    client_->InspectContainer(id, [done](Status st, const ContainerState& c) { done(st, c); });
+  });
+  EXPECT_EQ(inspect_gone.code(), StatusCode::kNotFound);
+  EXPECT_EQ(inspect_gone.message(), "container " + id + " not found (inspect)");
 }
 
 // The dispose path may remove a container that still runs (force=true): the removal
@@ -277,6 +291,33 @@ TEST_F(DockerIntegration, ForceRemoveOfARunningContainerEndsItsWait) {
   auto [ls, ids] = Call2<std::vector<std::string>>(
       [&](auto done) { client_->ListContainers("ephemera-test.force=" + label_value_, done); });
   EXPECT_TRUE(ids.empty());
+}
+
+// memory_bytes reaches the engine (no swap), and InspectContainer tells an OOM kill apart.
+TEST_F(DockerIntegration, MemoryLimitKillIsReportedAsOomKilled) {
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c",
+            "x=$(/bin/busybox head -c 64000000 /dev/zero | /bin/busybox tr '\\0' a); echo ${#x}"});
+  spec.memory_bytes = 16 << 20;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  bool waiting = false, exited = false;
+  int exit_code = -1;
+  client_->WaitContainer(
+      id, [&](Status s) { waiting = s.ok(); },
+      [&](Status, int code) {
+        exit_code = code;
+        exited = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return waiting; }));
+  ASSERT_TRUE(Call<Status>([&](auto done) { client_->StartContainer(id, done); }).ok());
+  ASSERT_TRUE(RunUntil([&] { return exited; }));
+  EXPECT_EQ(exit_code, 137);
+  auto [is, state] = Call2<ContainerState>([&](auto done) {
+    client_->InspectContainer(id, [done](Status st, const ContainerState& c) { done(st, c); });
+  });
+  ASSERT_TRUE(is.ok()) << is.message();
+  EXPECT_TRUE(state.oom_killed);
 }
 
 TEST_F(DockerIntegration, ListContainersFiltersByLabel) {
