@@ -196,6 +196,7 @@ struct DockerClient::Request {
 
   std::function<void(Request&, int)> finish;
   DockerClient* client = nullptr;
+  bool cancelled = false;  // by Cancel(); freed on a later loop iteration, never inside a callback
 
   long status() const { return http_status; }
   bool has_stream_events() const {
@@ -400,6 +401,7 @@ DockerClient::Request* DockerClient::Send(std::string method, std::string path, 
 void DockerClient::OnTransferDone(uint64_t request_id, int curl_code) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return;
+  if (it->second->cancelled) return;  // Cancel() frees it
   std::unique_ptr<Request> r = std::move(it->second);
   requests_.erase(it);
   long new_connections = 0;
@@ -434,11 +436,14 @@ void DockerClient::DeliverStreamEvents() {
 
 bool DockerClient::DeliverStreamEventsOf(Request& r) {
   auto alive = alive_;
+  if (r.cancelled) return true;
   if (r.headers_done && !r.headers_reported) {
     r.headers_reported = true;
     if (Is2xx(r.http_status) && r.on_headers) {
-      r.on_headers(r);
+      auto on_headers = r.on_headers;  // a copy: Cancel() may reset the member meanwhile
+      on_headers(r);
       if (!*alive) return false;
+      if (r.cancelled) return true;
     }
   }
   if (r.stream_pending.empty() || !r.on_data) return true;
@@ -457,8 +462,21 @@ bool DockerClient::DeliverStreamEventsOf(Request& r) {
   for (auto& [type, payload] : pieces) {
     on_data(type, payload);
     if (!*alive) return false;
+    if (r.cancelled) return true;
   }
   return true;
+}
+
+void DockerClient::Cancel(RequestId id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end() || it->second->cancelled) return;
+  Request& r = *it->second;
+  r.cancelled = true;
+  if (r.easy) multi_->Remove(r.easy.get());  // closes its connection; its done never runs
+  r.on_headers = nullptr;
+  r.on_data = nullptr;
+  // The request may be the one whose callback is running now: free it later (rule 4).
+  Defer([this, id] { requests_.erase(id); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -595,12 +613,14 @@ void DockerClient::StartContainer(const std::string& id, std::function<void(Stat
        });
 }
 
-void DockerClient::WaitContainer(const std::string& id, std::function<void(Status, int)> done) {
-  WaitContainer(id, nullptr, std::move(done));
+DockerClient::RequestId DockerClient::WaitContainer(const std::string& id,
+                                                    std::function<void(Status, int)> done) {
+  return WaitContainer(id, nullptr, std::move(done));
 }
 
-void DockerClient::WaitContainer(const std::string& id, std::function<void(Status)> on_waiting,
-                                 std::function<void(Status, int)> done) {
+DockerClient::RequestId DockerClient::WaitContainer(const std::string& id,
+                                                    std::function<void(Status)> on_waiting,
+                                                    std::function<void(Status, int)> done) {
   Request* r = Send(
       "POST", "/containers/" + Escape(id, true) + "/wait?condition=next-exit", "", true,
       [on_waiting, done = std::move(done), id](Request& r, int code) {
@@ -635,6 +655,7 @@ void DockerClient::WaitContainer(const std::string& id, std::function<void(Statu
   if (on_waiting) {
     r->on_headers = [on_waiting = std::move(on_waiting)](Request&) { on_waiting(Status::Ok()); };
   }
+  return r->id;
 }
 
 void DockerClient::KillContainer(const std::string& id, std::function<void(Status)> done) {
@@ -738,9 +759,9 @@ void DockerClient::Logs(const std::string& id, std::function<void(Status, std::s
        });
 }
 
-void DockerClient::Attach(const std::string& id, std::function<void(Status)> on_attached,
-                          std::function<void(StreamType, std::string_view)> on_data,
-                          std::function<void(Status)> on_end) {
+DockerClient::RequestId DockerClient::Attach(
+    const std::string& id, std::function<void(Status)> on_attached,
+    std::function<void(StreamType, std::string_view)> on_data, std::function<void(Status)> on_end) {
   Request* r = Send(
       "POST", "/containers/" + Escape(id, true) + "/attach?stream=1&stdout=1&stderr=1", "", true,
       [on_attached, on_end = std::move(on_end), id](Request& r, int code) {
@@ -758,6 +779,7 @@ void DockerClient::Attach(const std::string& id, std::function<void(Status)> on_
       });
   r->on_headers = [on_attached = std::move(on_attached)](Request&) { on_attached(Status::Ok()); };
   r->on_data = std::move(on_data);
+  return r->id;
 }
 
 }  // namespace ephemera::docker

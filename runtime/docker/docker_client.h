@@ -1,10 +1,12 @@
-// runtime/docker/docker_client.h: Docker Engine API client over a unix socket.
+// runtime/docker/docker_client.h: Docker Engine API client over a unix socket (or plain
+// HTTP over tcp for a remote engine).
 //
 // Thread: the loop thread only; nothing blocks.
 // Callbacks: exactly once, never from inside the call that started them;
 //   destroying the client drops pending callbacks without running them.
-//   A callback may destroy the client. Invalid arguments (e.g. a relative bind source)
-//   are reported through the callback too, on a later loop iteration.
+//   A callback may destroy the client. Cancel() drops the callbacks of one wait or attach
+//   (the exception to "exactly once", asked for by the caller). Invalid arguments (e.g. a relative
+//   bind source) are reported through the callback too, on a later loop iteration.
 // Depends on: libuv, libcurl (only in docker_client.cc and curl_uv.cc), cJSON, core.
 //
 // Every call is one HTTP request to API version 1.41 (`/v1.41/...`) through one curl multi
@@ -97,6 +99,9 @@ struct ContainerState {
 
 class DockerClient final {
  public:
+  // Names a wait or attach in flight, for Cancel(). Never 0.
+  using RequestId = uint64_t;
+
   // `endpoint` is a unix socket path ("/var/run/docker.sock" or "unix:///path") or
   // "tcp://host:port" / "http://host:port" (plain HTTP, no TLS). Does not connect: the first
   // call reports an unreachable engine. Null (and `error` set) for a malformed endpoint.
@@ -123,12 +128,12 @@ class DockerClient final {
   void StartContainer(const std::string& id, std::function<void(Status)> done);
   // POST /containers/{id}/wait?condition=next-exit: `done` runs when the container exits.
   // Call it before StartContainer; prefer the overload below on the cold path.
-  void WaitContainer(const std::string& id, std::function<void(Status, int exit_code)> done);
+  RequestId WaitContainer(const std::string& id, std::function<void(Status, int exit_code)> done);
   // As above, and `on_waiting` runs once the engine has registered the wait (response
   // headers received): starting the container after that cannot miss its exit. If
   // on_waiting gets an error, `done` never runs; otherwise `done` runs exactly once.
-  void WaitContainer(const std::string& id, std::function<void(Status)> on_waiting,
-                     std::function<void(Status, int exit_code)> done);
+  RequestId WaitContainer(const std::string& id, std::function<void(Status)> on_waiting,
+                          std::function<void(Status, int exit_code)> done);
   // POST /containers/{id}/kill (SIGKILL). 409 (not running) counts as ok.
   void KillContainer(const std::string& id, std::function<void(Status)> done);
   // DELETE /containers/{id}?force=true&v=true. 404 (already gone) counts as ok.
@@ -149,9 +154,14 @@ class DockerClient final {
   // start the container then. If it gets an error, nothing else runs. Otherwise
   // `on_data` runs for every piece of output as it arrives (demultiplexed), and `on_end`
   // exactly once when the stream ends (the container exited: ok; or a transport error).
-  void Attach(const std::string& id, std::function<void(Status)> on_attached,
-              std::function<void(StreamType, std::string_view)> on_data,
-              std::function<void(Status)> on_end);
+  RequestId Attach(const std::string& id, std::function<void(Status)> on_attached,
+                   std::function<void(StreamType, std::string_view)> on_data,
+                   std::function<void(Status)> on_end);
+
+  // Stops a wait or attach: its connection is closed and none of its callbacks runs after
+  // this returns (not even one that is running now: it finishes, no further one starts).
+  // Safe from inside any callback, its own included, and for an id that already finished.
+  void Cancel(RequestId id);
 
   const std::string& endpoint() const noexcept { return endpoint_; }
   // Internal: one HTTP exchange in flight (defined in docker_client.cc; curl's C callbacks

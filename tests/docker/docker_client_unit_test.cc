@@ -350,6 +350,49 @@ TEST_F(DockerFakeEngine, AttachStreamsDemuxedChunksAfterAttached) {
   EXPECT_EQ(err, "err1\n");
 }
 
+TEST_F(DockerFakeEngine, CancelFromInsideOnDataStopsTheAttach) {
+  Serve([&](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"},
+        {Frame(1, "first\n"), 5},
+        {Frame(1, "second\n"), 20},
+        {Frame(1, "third\n"), 5, true},
+    };
+  });
+  std::vector<std::string> events;
+  DockerClient::RequestId attach = 0;
+  attach = client_->Attach(
+      "c", [&](Status s) { events.push_back(s.ok() ? "attached" : s.message()); },
+      [&](StreamType, std::string_view data) {
+        events.push_back(std::string(data));
+        client_->Cancel(attach);  // from inside its own callback
+        client_->Cancel(attach);  // twice is harmless
+      },
+      [&](Status) { events.push_back("end"); });
+  EXPECT_NE(attach, 0u);
+  ASSERT_TRUE(RunUntil([&] { return events.size() >= 2; }));
+  ASSERT_TRUE(RunUntil([&] { return server_->open_connections() == 0; }));  // closed by us
+  RunFor(50);
+  EXPECT_EQ(events, (std::vector<std::string>{"attached", "first\n"}));
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+TEST_F(DockerFakeEngine, CancelledWaitNeverCallsBack) {
+  Serve([](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"},
+        {FakeHttpServer::Chunk("{\"StatusCode\":0}") + "0\r\n\r\n", 30}};
+  });
+  int waiting = 0, exited = 0;
+  DockerClient::RequestId wait = client_->WaitContainer(
+      "c", [&](Status) { ++waiting; }, [&](Status, int) { ++exited; });
+  ASSERT_TRUE(RunUntil([&] { return waiting == 1; }));
+  client_->Cancel(wait);
+  RunFor(60);
+  EXPECT_EQ(exited, 0);
+  client_->Cancel(wait);  // already gone: harmless
+}
+
 TEST_F(DockerFakeEngine, InspectImageIsCachedAndSharedByConcurrentCallers) {
   Serve([](const std::string&) {
     return std::vector<FakeHttpServer::Step>{
