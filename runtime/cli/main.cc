@@ -35,7 +35,9 @@ serve options:
   --listen HOST:PORT     address of the API (default 127.0.0.1:9000; env EPHEMERA_LISTEN)
   --registry PATH        function manifest (default registry/functions.json; env EPHEMERA_REGISTRY)
   --state PATH           file where functions created through the API persist
-                         (default: none, kept in memory; env EPHEMERA_STATE)
+                         (default $XDG_STATE_HOME/ephemera/functions.json, i.e.
+                         ~/.local/state/ephemera/functions.json; `none` keeps them in
+                         memory only; env EPHEMERA_STATE)
   --shim PATH            the static shim to inject (default: ephemera-shim beside this binary)
   --docker ENDPOINT      Docker engine (default DOCKER_HOST or /var/run/docker.sock)
   --init-timeout MS      time a runtime has from start to its first /next (default 10000)
@@ -86,6 +88,12 @@ int RunServe(int argc, char** argv) {
   std::string listen = Env("EPHEMERA_LISTEN", "127.0.0.1:9000");
   o.registry_path = Env("EPHEMERA_REGISTRY", "registry/functions.json");
   o.state_path = Env("EPHEMERA_STATE", "");
+  if (o.state_path.empty()) {
+    const char* xdg = std::getenv("XDG_STATE_HOME");
+    std::string base =
+        xdg != nullptr && *xdg != '\0' ? xdg : std::string(Env("HOME", "/root")) + "/.local/state";
+    o.state_path = base + "/ephemera/functions.json";
+  }
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i], v;
     if (arg == "--help" || arg == "-h") {
@@ -128,6 +136,7 @@ int RunServe(int argc, char** argv) {
       return Usage(("unknown serve option " + arg).c_str());
     }
   }
+  if (o.state_path == "none") o.state_path.clear();
   size_t colon = listen.rfind(':');
   long port = 0;
   if (colon == std::string::npos ||

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "registry/registry.h"
@@ -72,6 +73,16 @@ int Serve(const ServeOptions& o) {
   uv_loop_init(&loop);
   Daemon d(&loop);
 
+  if (!o.state_path.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(o.state_path).parent_path(), ec);
+    if (ec) {
+      std::fprintf(stderr, "ephemera serve: cannot create the folder of the state file %s: %s\n",
+                   o.state_path.c_str(), ec.message().c_str());
+      uv_loop_close(&loop);
+      return 2;
+    }
+  }
   if (Status s = registry::Registry::Open(o.registry_path, o.state_path, &d.registry); !s.ok()) {
     std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
     uv_loop_close(&loop);
@@ -142,9 +153,11 @@ int Serve(const ServeOptions& o) {
     uv_signal_start(d.sigterm.get(), on_signal, SIGTERM);
   }
 
-  std::printf("ephemera: listening on http://%s:%d (%zu functions from %s; docker %s; shim %s)\n",
-              o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
-              endpoint.c_str(), shim.c_str());
+  std::printf(
+      "ephemera: listening on http://%s:%d (%zu functions from %s and %s; docker %s; shim %s)\n",
+      o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
+      o.state_path.empty() ? "no state file" : o.state_path.c_str(), endpoint.c_str(),
+      shim.c_str());
   std::fflush(stdout);
 
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -136,6 +136,40 @@ TEST_F(LambdaApi, ClientContextMustBeBase64Json) {
   EXPECT_EQ(fine.status, 200) << fine.body;
 }
 
+// lambda-cpp carries its own Runtime API client (passthrough: no shim) and answers
+// with the /next headers it saw.
+TEST_F(LambdaApi, PassthroughRuntimeSeesTheLambdaHeadersAndClientContext) {
+  std::string context = "{\"custom\":{\"who\":\"test\"}}";
+  HttpResult r = daemon_->Invoke("lambda-cpp", "{\"q\":1}",
+                                 {"X-Amz-Client-Context: " + Base64Encode(context)});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"payload\":\"{\\\"q\\\":1}\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"requestId\":\"" + r.Header("x-amzn-requestid") + "\""),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(
+      r.body.find("\"functionArn\":\"arn:aws:lambda:us-east-1:000000000000:function:lambda-cpp\""),
+      std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("\"clientContext\":\"{\\\"custom\\\":{\\\"who\\\":\\\"test\\\"}}\""),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("\"traceId\":\"Root=1-"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("\"deadlineMs\":0"), std::string::npos) << r.body;
+}
+
+TEST_F(LambdaApi, PassthroughRuntimeErrorsAndExits) {
+  HttpResult failed = daemon_->Invoke("lambda-cpp", "{\"fail\":\"asked to\"}");
+  EXPECT_EQ(failed.status, 200);
+  EXPECT_EQ(failed.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(failed.body.find("\"errorType\":\"Function.Requested\""), std::string::npos)
+      << failed.body;
+  HttpResult exited = daemon_->Invoke("lambda-cpp", "{\"exit\":7}");
+  EXPECT_EQ(exited.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(exited.body.find("Runtime exited with error: exit status 7"), std::string::npos)
+      << exited.body;
+}
+
 TEST_F(LambdaApi, InitErrorReachesTheCaller) {
   HttpResult c = CreateFunction(
       R"({"FunctionName":"init-fails","Role":"r","PackageType":"Image",)"
