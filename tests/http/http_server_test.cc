@@ -141,6 +141,7 @@ class TestClient {
       return;
     }
     self->connected_ = true;
+    uv_tcp_nodelay(self->tcp_, 1);  // small writes go out as they are made
     if (self->start_reading_) self->StartReading();
   }
 
@@ -234,9 +235,10 @@ class HttpServerTest : public ::testing::Test {
     return !timed_out;
   }
 
-  // Runs the loop for `ms` of loop time (a timer, not a sleep), for checks that
-  // something does NOT happen.
+  // Runs the loop for `ms` (> 0) of loop time (a timer, not a sleep), for
+  // checks that something does NOT happen.
   void RunFor(uint64_t ms) {
+    ASSERT_GT(ms, 0u) << "a 0 ms timer fires before the poll, which then blocks";
     bool fired = false;
     alarm_.data = &fired;
     uv_timer_start(
@@ -287,6 +289,21 @@ TEST_F(HttpServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
   EXPECT_EQ(server_->connection_count(), 1u);
   EXPECT_EQ(server_->requests_served(), 2u);
   EXPECT_FALSE(c.eof());
+}
+
+TEST_F(HttpServerTest, RequestArrivingOneByteAtATimeIsServed) {
+  StartServer(EchoPath);
+  TestClient& c = Connect();
+  std::string wire =
+      "POST /2015-03-31/functions/f%20g/invocations HTTP/1.1\r\nHost: x\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+  for (char ch : wire) {
+    c.Send(std::string(1, ch));
+    ASSERT_TRUE(RunUntil([&] { return c.writes_pending() == 0; }));
+    uv_run(&loop_, UV_RUN_NOWAIT);  // a turn for the server to read this byte on its own
+  }
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  EXPECT_EQ(c.Responses()[0].body, "path=/2015-03-31/functions/f g/invocations body=abcde");
 }
 
 TEST_F(HttpServerTest, PipelinedRepliesGoOutInRequestOrder) {
