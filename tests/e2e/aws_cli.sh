@@ -117,12 +117,47 @@ out=$(lambda create-function --function-name zipped --runtime python3.12 --handl
   --zip-file "fileb://$tmp/code.zip" --role arn:aws:iam::000000000000:role/x 2>&1)
 check "zip package refused with a clear message" contains "$out" "(InvalidParameterValueException)"
 
+# 429: a function limited to one invocation at a time, invoked twice at once.
+lambda create-function --function-name one-at-a-time --package-type Image \
+  --code ImageUri=ephemera/busybox:latest --role arn:aws:iam::000000000000:role/x --timeout 10 \
+  --image-config 'EntryPoint=sh,-c,sleep 3; cat' \
+  --environment 'Variables={EPHEMERA_CONCURRENCY=1}' >/dev/null 2>&1
+lambda invoke --function-name one-at-a-time --cli-binary-format raw-in-base64-out --payload '{}' "$tmp/slow.json" >/dev/null 2>&1 &
+slow=$!
+for _ in $(seq 1 100); do
+  [[ -n $(/usr/bin/docker ps -q --filter label=ephemera.function=one-at-a-time) ]] && break
+  sleep 0.05
+done
+out=$(lambda invoke --function-name one-at-a-time --cli-binary-format raw-in-base64-out --payload '{}' "$tmp/x.json" 2>&1)
+rc=$?
+check "over the concurrency limit exits 254" equals "$rc" 254
+check "over the concurrency limit TooManyRequestsException" contains "$out" "(TooManyRequestsException)"
+wait "$slow"
+check "the admitted invocation still answers" equals "$(cat "$tmp/slow.json")" '{}'
+
 kill -TERM "$daemon"
 wait "$daemon"
 rc=$?
 check "daemon exits 0 on SIGTERM" equals "$rc" 0
 left=$(/usr/bin/docker ps -aq --filter "label=ephemera.daemon=$daemon" | wc -l)
 check "no containers left" equals "$left" 0
+
+# 503: a daemon whose Docker engine cannot be reached says so.
+setsid "$BIN" serve --listen 127.0.0.1:0 --state none --docker /tmp/no-such-docker.sock \
+  >"$tmp/stdout2" 2>"$tmp/daemon2.log" </dev/null &
+daemon=$!
+port=
+for _ in $(seq 1 200); do
+  port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/stdout2")
+  [[ -n $port ]] && break
+  sleep 0.05
+done
+out=$(lambda invoke --function-name echo --cli-binary-format raw-in-base64-out --payload '{}' "$tmp/x.json" 2>&1)
+rc=$?
+check "unreachable engine exits 254" equals "$rc" 254
+check "unreachable engine ServiceException naming the socket" contains "$out" "no-such-docker.sock"
+kill -TERM "$daemon"
+wait "$daemon"
 trap 'rm -rf "$tmp"' EXIT
 
 echo "aws_cli: $pass passed, $fail failed"
