@@ -320,6 +320,64 @@ TEST_F(DockerIntegration, MemoryLimitKillIsReportedAsOomKilled) {
   EXPECT_TRUE(state.oom_killed);
 }
 
+// A burst, as when many invocations arrive at once: every container runs through
+// create -> wait registered -> start -> exit -> remove concurrently on one client.
+TEST_F(DockerIntegration, ConcurrentColdPathsEachCompleteOnce) {
+  constexpr int kCount = 8;
+  struct Run {
+    std::string id;
+    int exits = 0, removes = 0, exit_code = -1;
+    Status error;
+  };
+  std::vector<Run> runs(kCount);
+  int finished = 0;
+  for (int i = 0; i < kCount; ++i) {
+    ContainerSpec spec = Spec({"/bin/sh", "-c", "exit " + std::to_string(i)});
+    client_->CreateContainer(spec, [&, i](Status s, std::string id) {
+      Run& run = runs[i];
+      if (!s.ok()) {
+        run.error = s;
+        ++finished;
+        return;
+      }
+      run.id = id;
+      created_.push_back(id);
+      client_->WaitContainer(
+          id,
+          [&, id](Status ws) {
+            if (!ws.ok()) {
+              run.error = ws;
+              ++finished;
+              return;
+            }
+            client_->StartContainer(id, [&](Status ss) {
+              if (!ss.ok()) run.error = ss;
+            });
+          },
+          [&, id](Status ws, int code) {
+            ++run.exits;
+            run.exit_code = code;
+            if (!ws.ok()) run.error = ws;
+            client_->RemoveContainer(id, [&](Status rs) {
+              ++run.removes;
+              if (!rs.ok()) run.error = rs;
+              ++finished;
+            });
+          });
+    });
+  }
+  ASSERT_TRUE(RunUntil([&] { return finished == kCount; }, 60000));
+  RunFor(20);
+  for (int i = 0; i < kCount; ++i) {
+    EXPECT_TRUE(runs[i].error.ok()) << runs[i].error.message();
+    EXPECT_EQ(runs[i].exits, 1);
+    EXPECT_EQ(runs[i].removes, 1);
+    EXPECT_EQ(runs[i].exit_code, i);
+  }
+  RecordProperty("connections_opened", std::to_string(client_->connections_opened()));
+  EXPECT_LE(client_->connections_opened(), static_cast<uint64_t>(3 * kCount));
+}
+
 TEST_F(DockerIntegration, ListContainersFiltersByLabel) {
   ContainerSpec spec = Spec({"/bin/true"});
   spec.labels["ephemera-test.list"] = label_value_;
