@@ -2,7 +2,8 @@
 // next to `docker run --rm` of the same image (the CLI floor).
 //
 // Usage: docker_latency [runs=10] [image=ephemera-test/busybox:latest]
-// Each run: create (host network, `/bin/true`), wait registered, start, exit, remove.
+// Each run, as the cold path does it: create (host network, `/bin/true`), then wait and
+// attach registered (both in parallel), start, exit, remove.
 // Prints the median and min/max of each phase in milliseconds. Not a test: it blocks in
 // waitpid while timing the CLI, which is fine for a measuring tool and never done on the
 // daemon's loop.
@@ -46,7 +47,7 @@ void RunUntil(uv_loop_t* loop, const bool& flag) {
 }
 
 bool RunOnce(uv_loop_t* loop, DockerClient& client, const std::string& image, Series& create,
-             Series& start, Series& to_exit, Series& remove) {
+             Series& registered, Series& start, Series& to_exit, Series& remove) {
   ContainerSpec spec;
   spec.image = image;
   spec.cmd = {"/bin/true"};
@@ -68,10 +69,16 @@ bool RunOnce(uv_loop_t* loop, DockerClient& client, const std::string& image, Se
   }
   create.ms.push_back(MonotonicMs() - t0);
 
-  bool waiting = false, exited = false;
+  bool waiting = false, exited = false, attached = false, ended = false;
+  double t_reg = MonotonicMs();
   client.WaitContainer(
       id, [&](Status) { waiting = true; }, [&](Status, int) { exited = true; });
+  client.Attach(
+      id, [&](Status) { attached = true; }, [](StreamType, std::string_view) {},
+      [&](Status) { ended = true; });
   RunUntil(loop, waiting);
+  RunUntil(loop, attached);
+  registered.ms.push_back(MonotonicMs() - t_reg);
 
   done = false;
   double t1 = MonotonicMs();
@@ -83,6 +90,7 @@ bool RunOnce(uv_loop_t* loop, DockerClient& client, const std::string& image, Se
   start.ms.push_back(MonotonicMs() - t1);
   RunUntil(loop, exited);
   to_exit.ms.push_back(MonotonicMs() - t0);
+  RunUntil(loop, ended);
 
   done = false;
   double t2 = MonotonicMs();
@@ -119,17 +127,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.message().c_str());
     return 1;
   }
-  Series create{"client create"}, start{"client start (returns)"}, to_exit{"client create..exit"},
-      remove{"client remove"}, cli{"docker run --rm (CLI)"};
+  Series create{"client create"}, registered{"client wait+attach ready"},
+      start{"client start (returns)"}, to_exit{"client create..exit"}, remove{"client remove"},
+      cli{"docker run --rm (CLI)"};
   // One warm-up run so the connection and the engine's caches are warm for both.
   Series ignore{"warm-up"};
-  if (!RunOnce(&loop, *client, image, ignore, ignore, ignore, ignore)) return 1;
+  if (!RunOnce(&loop, *client, image, ignore, ignore, ignore, ignore, ignore)) return 1;
   for (int i = 0; i < runs; ++i) {
-    if (!RunOnce(&loop, *client, image, create, start, to_exit, remove)) return 1;
+    if (!RunOnce(&loop, *client, image, create, registered, start, to_exit, remove)) return 1;
   }
   TimeDockerRun(image);
   for (int i = 0; i < runs; ++i) cli.ms.push_back(TimeDockerRun(image));
-  for (const Series* s : {&create, &start, &to_exit, &remove, &cli}) s->Print();
+  for (const Series* s : {&create, &registered, &start, &to_exit, &remove, &cli}) s->Print();
+  std::printf("connections opened by the client: %llu\n",
+              static_cast<unsigned long long>(client->connections_opened()));
   client.reset();
   uv_run(&loop, UV_RUN_DEFAULT);
   return uv_loop_close(&loop) == 0 ? 0 : 2;
