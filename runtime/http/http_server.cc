@@ -49,6 +49,9 @@ class Connection {
     if (auto ex = std::move(current_)) ex->Abort();
   }
 
+  // The server is going away: nothing may reach it from here on.
+  void DetachServer() { server_ = nullptr; }
+
   void Send(HttpExchange* exchange, HttpResponse response) {
     if (closing_ || current_.get() != exchange) return;
     bool keep_alive = exchange->request().keep_alive && !close_after_write_;
@@ -364,10 +367,13 @@ void HttpServer::OnConnection(uv_stream_t* listener, int status) {
 
 void HttpServer::Close() {
   listener_.Close();
-  // Close() erases from the set, so iterate over a copy.
-  auto conns = connections_;
+  // Every connection is detached before any is closed: closing one runs its
+  // abort callback, which may destroy this server, so nothing here touches
+  // `this` once the first Close() has been called.
+  std::unordered_set<Connection*> conns;
+  conns.swap(connections_);
+  for (Connection* c : conns) c->DetachServer();
   for (Connection* c : conns) c->Close();
-  connections_.clear();
 }
 
 std::string SerializeResponseHead(const HttpResponse& response, bool keep_alive) {

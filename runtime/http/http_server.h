@@ -23,8 +23,9 @@
 // Reply() becomes a no-op. Exceptions thrown by a handler become a 500.
 // Destroying (or Close()-ing) the server closes every connection at once: the
 // waiting exchanges are aborted, replies still queued in libuv are dropped,
-// and all memory is released in libuv close callbacks. The handler and the
-// abort callbacks may close or destroy the server.
+// and all memory is released in libuv close callbacks. Abort callbacks may
+// close or destroy the server; a handler may close it but not destroy it (that
+// would destroy the handler while it runs).
 // Depends on: libuv, llhttp (through RequestParser).
 #pragma once
 

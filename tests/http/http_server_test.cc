@@ -725,6 +725,30 @@ TEST_F(HttpServerTest, AbortCallbackMayDestroyTheServer) {
   ASSERT_TRUE(RunUntil([&] { return b.eof(); }));
 }
 
+TEST_F(HttpServerTest, AbortCallbackMayDestroyTheServerWhileItIsClosing) {
+  // An environment's Runtime API server: aborting its pending /next tears the
+  // environment, and with it the server, down, from inside server->Close().
+  std::vector<std::shared_ptr<HttpExchange>> held;
+  int aborts = 0;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    ex->SetOnAbort([this, &aborts] {
+      ++aborts;
+      server_.reset();
+    });
+    held.push_back(std::move(ex));
+  });
+  TestClient& a = Connect();
+  a.Send("GET /next HTTP/1.1\r\n\r\n");
+  TestClient& b = Connect();
+  b.Send("GET /next HTTP/1.1\r\n\r\n");
+  TestClient& idle = Connect();
+  ASSERT_TRUE(RunUntil([&] { return held.size() == 2 && server_->connection_count() == 3; }));
+  server_->Close();
+  EXPECT_EQ(server_, nullptr);
+  EXPECT_EQ(aborts, 2);
+  ASSERT_TRUE(RunUntil([&] { return a.eof() && b.eof() && idle.eof(); }));
+}
+
 TEST_F(HttpServerTest, ListenOnABusyPortFails) {
   StartServer(EchoPath);
   HttpServer second(&loop_, EchoPath, {});
