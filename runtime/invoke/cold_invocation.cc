@@ -128,7 +128,7 @@ void ColdInvocation::OpenEnvironment(const docker::ImageConfig& image) {
   // The event waits in the environment's queue; the runtime's first /next takes it.
   runtime_api::Event event;
   event.request_id = request_.request_id;
-  event.payload = request_.payload;
+  event.payload = std::move(request_.payload);  // not read again: no 6 MB copy
   event.content_type = request_.content_type;
   event.timeout_ms = static_cast<uint64_t>(request_.function->timeout_s) * 1000;
   event.function_arn = registry::FunctionArn(request_.function->name);
