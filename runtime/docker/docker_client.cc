@@ -24,7 +24,6 @@ namespace {
 
 constexpr const char* kApiPrefix = "/v1.41";
 constexpr long kConnectTimeoutMs = 2000;
-constexpr long kRequestTimeoutMs = 60000;
 // Logs of a chatty container could be large; beyond this we fail instead of growing.
 constexpr size_t kMaxResponseBytes = 64u << 20;
 constexpr const char* kBuildHint = "build it with make -f Makefile.docker images";
@@ -365,7 +364,7 @@ DockerClient::Request* DockerClient::Send(std::string method, std::string path, 
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "ephemera");
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, streaming ? 0L : kRequestTimeoutMs);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, streaming ? 0L : request_timeout_ms_);
   if (unix_socket_.empty()) curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->error);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnCurlWrite);

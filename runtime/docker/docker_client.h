@@ -163,6 +163,10 @@ class DockerClient final {
   // Safe from inside any callback, its own included, and for an id that already finished.
   void Cancel(RequestId id);
 
+  // Total timeout of the bounded calls (all but wait and attach); 60 s unless set. Applies
+  // to calls started afterwards.
+  void set_request_timeout_ms(long ms) noexcept { request_timeout_ms_ = ms; }
+
   const std::string& endpoint() const noexcept { return endpoint_; }
   // Internal: one HTTP exchange in flight (defined in docker_client.cc; curl's C callbacks
   // there need the name).
@@ -201,6 +205,7 @@ class DockerClient final {
       image_waiters_;
   uint64_t image_inspections_sent_ = 0;
   uint64_t connections_opened_ = 0;
+  long request_timeout_ms_ = 60000;
   UvHandle<uv_timer_t> defer_timer_;
   std::vector<std::function<void()>> deferred_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -477,6 +477,21 @@ TEST_F(DockerFakeEngine, SpeaksPlainHttpOverTcpForATcpDockerHost) {
   EXPECT_EQ(requests_[0].rfind("GET /v1.41/_ping HTTP/1.1\r\n", 0), 0u) << requests_[0];
 }
 
+TEST_F(DockerFakeEngine, AnEngineThatNeverAnswersTimesOut) {
+  Serve([](const std::string&) { return std::vector<FakeHttpServer::Step>{}; });  // hold
+  client_->set_request_timeout_ms(50);
+  Status got;
+  bool done = false;
+  client_->StartContainer("c", [&](Status s) {
+    got = s;
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_EQ(got.code(), StatusCode::kTimeout);
+  EXPECT_NE(got.message().find("docker start container timed out"), std::string::npos)
+      << got.message();
+}
+
 TEST_F(DockerFakeEngine, UnreachableEngineIsUnavailable) {
   client_ = DockerClient::Create(&loop_, "/tmp/ephemera-no-such-docker.sock");
   Status got;
