@@ -92,8 +92,10 @@ class HttpExchange {
 class HttpServer {
  public:
   using Handler = std::function<void(std::shared_ptr<HttpExchange>)>;
-  // Shapes the response for a request the parser refused (400, 413, 431). `head`
-  // holds whatever was parsed (method, path and headers once they are complete).
+  // Shapes the response for a request the parser refused (400, 413, 431, or
+  // 500 if parsing itself failed). `head` holds whatever was parsed (method,
+  // path and headers once they are complete). If it throws, the plain-text
+  // response is sent instead.
   using ErrorResponseFn =
       std::function<HttpResponse(int status, const std::string& message, const HttpRequest& head)>;
 

@@ -6,7 +6,10 @@
 // answered (responses must go out in request order). Limits are enforced while
 // bytes arrive: a header block over max_header_bytes is refused with 431 and a
 // body over the limit with 413 as soon as Content-Length announces it, or as
-// soon as chunked data crosses it, never after buffering the whole body.
+// soon as chunked data crosses it, never after buffering the whole body. An
+// "Upgrade" request is parsed as a plain HTTP/1.1 request (we never switch
+// protocols). Nothing is thrown through llhttp: an exception while parsing
+// (std::bad_alloc, or from the BodyLimitFn) refuses the request with 500.
 // Thread: whichever owns it. Depends on: llhttp.
 #pragma once
 
