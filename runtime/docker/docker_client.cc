@@ -510,7 +510,7 @@ void DockerClient::InspectImage(const std::string& image,
     Status status;
     ImageConfig config;
     if (code != CURLE_OK) {
-      status = TransportError(c->endpoint_, "inspect image", code, r.error);
+      status = TransportError(c->endpoint_, "inspect image " + image, code, r.error);
     } else if (r.status() != 200) {
       status = EngineError("inspect", Target::kImage, image, r.status(), r.response_body);
     } else if (auto j = json::Parse(r.response_body); !j) {
@@ -587,7 +587,8 @@ void DockerClient::CreateContainer(const ContainerSpec& spec,
        [done = std::move(done), image = spec.image](Request& r, int code) {
          DockerClient* c = r.client;
          if (code != CURLE_OK) {
-           return done(TransportError(c->endpoint_, "create container", code, r.error), "");
+           return done(
+               TransportError(c->endpoint_, "create container from " + image, code, r.error), "");
          }
          if (r.status() != 201) {
            return done(EngineError("create a container from", Target::kImage, image, r.status(),
@@ -606,7 +607,7 @@ void DockerClient::StartContainer(const std::string& id, std::function<void(Stat
        [done = std::move(done), id](Request& r, int code) {
          DockerClient* c = r.client;
          if (code != CURLE_OK)
-           return done(TransportError(c->endpoint_, "start container", code, r.error));
+           return done(TransportError(c->endpoint_, "start container " + id, code, r.error));
          if (r.status() == 204 || r.status() == 304) return done(Status::Ok());
          done(EngineError("start", Target::kContainer, id, r.status(), r.response_body));
        });
@@ -626,7 +627,7 @@ DockerClient::RequestId DockerClient::WaitContainer(const std::string& id,
         DockerClient* c = r.client;
         Status status;
         if (code != CURLE_OK) {
-          status = TransportError(c->endpoint_, "wait for container", code, r.error);
+          status = TransportError(c->endpoint_, "wait for container " + id, code, r.error);
         } else if (!Is2xx(r.status())) {
           status = EngineError("wait for", Target::kContainer, id, r.status(), r.response_body);
         }
@@ -662,7 +663,7 @@ void DockerClient::KillContainer(const std::string& id, std::function<void(Statu
        [done = std::move(done), id](Request& r, int code) {
          DockerClient* c = r.client;
          if (code != CURLE_OK)
-           return done(TransportError(c->endpoint_, "kill container", code, r.error));
+           return done(TransportError(c->endpoint_, "kill container " + id, code, r.error));
          if (r.status() == 204 || r.status() == 409) return done(Status::Ok());  // 409: not running
          done(EngineError("kill", Target::kContainer, id, r.status(), r.response_body));
        });
@@ -673,7 +674,7 @@ void DockerClient::RemoveContainer(const std::string& id, std::function<void(Sta
        [done = std::move(done), id](Request& r, int code) {
          DockerClient* c = r.client;
          if (code != CURLE_OK)
-           return done(TransportError(c->endpoint_, "remove container", code, r.error));
+           return done(TransportError(c->endpoint_, "remove container " + id, code, r.error));
          if (r.status() == 204 || r.status() == 404)
            return done(Status::Ok());  // 404: already gone
          // 409 "removal ... is already in progress": someone else is removing it.
@@ -718,7 +719,8 @@ void DockerClient::InspectContainer(const std::string& id,
          DockerClient* c = r.client;
          ContainerState state;
          if (code != CURLE_OK) {
-           return done(TransportError(c->endpoint_, "inspect container", code, r.error), state);
+           return done(TransportError(c->endpoint_, "inspect container " + id, code, r.error),
+                       state);
          }
          if (r.status() != 200) {
            return done(EngineError("inspect", Target::kContainer, id, r.status(), r.response_body),
@@ -745,7 +747,8 @@ void DockerClient::Logs(const std::string& id, std::function<void(Status, std::s
        [done = std::move(done), id](Request& r, int code) {
          DockerClient* c = r.client;
          if (code != CURLE_OK)
-           return done(TransportError(c->endpoint_, "read logs", code, r.error), "");
+           return done(TransportError(c->endpoint_, "read logs of container " + id, code, r.error),
+                       "");
          if (r.status() != 200) {
            return done(
                EngineError("read logs of", Target::kContainer, id, r.status(), r.response_body),
@@ -767,7 +770,7 @@ DockerClient::RequestId DockerClient::Attach(
         DockerClient* c = r.client;
         Status status;
         if (code != CURLE_OK) {
-          status = TransportError(c->endpoint_, "attach to container", code, r.error);
+          status = TransportError(c->endpoint_, "attach to container " + id, code, r.error);
         } else if (!Is2xx(r.status())) {
           status = EngineError("attach to", Target::kContainer, id, r.status(), r.response_body);
         }

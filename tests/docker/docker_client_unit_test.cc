@@ -488,7 +488,7 @@ TEST_F(DockerFakeEngine, AnEngineThatNeverAnswersTimesOut) {
   });
   ASSERT_TRUE(RunUntil([&] { return done; }));
   EXPECT_EQ(got.code(), StatusCode::kTimeout);
-  EXPECT_NE(got.message().find("docker start container timed out"), std::string::npos)
+  EXPECT_NE(got.message().find("docker start container c timed out"), std::string::npos)
       << got.message();
 }
 
