@@ -1,5 +1,6 @@
 #include "runtime/http/http_server.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/core/log.h"
@@ -131,11 +132,14 @@ class Connection {
   void ProcessPending() {
     if (processing_) return;
     processing_ = true;
-    while (!closing_ && !close_after_write_ && current_ == nullptr && !pending_.empty() &&
+    // Consumed bytes are dropped once at the end, not per request: a buffer of
+    // many small pipelined requests would otherwise be moved once per request.
+    size_t offset = 0;
+    while (!closing_ && !close_after_write_ && current_ == nullptr && offset < pending_.size() &&
            !WriteBacklogged()) {
       size_t used = 0;
-      auto result = parser_.Feed(pending_.data(), pending_.size(), &used);
-      pending_.erase(0, used);
+      auto result = parser_.Feed(pending_.data() + offset, pending_.size() - offset, &used);
+      offset += used;
       if (result == RequestParser::Result::kNeedMore) {
         MaybeSendContinue();
         break;
@@ -147,6 +151,8 @@ class Connection {
       continue_sent_ = false;
       Dispatch(parser_.TakeRequest());
     }
+    // Close() and RejectMalformed() may have cleared the buffer meanwhile.
+    pending_.erase(0, std::min(offset, pending_.size()));
     // Hold back a client that pipelines far ahead of us.
     if (!closing_ && !read_paused_ && pending_.size() > kMaxPendingBytes) {
       uv_read_stop(stream());
@@ -327,9 +333,12 @@ HttpServer::~HttpServer() {
 }
 
 Status HttpServer::Listen(const std::string& host, int port) {
-  sockaddr_in addr{};
-  if (int rc = uv_ip4_addr(host.c_str(), port, &addr); rc < 0) {
-    return InvalidArgument(options_.name + ": bad listen address " + host + ": " + uv_strerror(rc));
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) < 0) {
+    if (int rc = uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)); rc < 0) {
+      return InvalidArgument(options_.name + ": bad listen address " + host + ": " +
+                             uv_strerror(rc));
+    }
   }
   if (int rc = listener_.Init(loop_, uv_tcp_init); rc < 0) {
     return Internal(options_.name + ": uv_tcp_init: " + uv_strerror(rc));
@@ -347,7 +356,8 @@ Status HttpServer::Listen(const std::string& host, int port) {
   sockaddr_storage bound{};
   int len = sizeof bound;
   uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   host_ = host;
   return Status::Ok();
 }

@@ -111,7 +111,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens on host:port (port 0 picks a free one; see port()).
+  // Binds and listens on host:port; host is a numeric IPv4 or IPv6 address
+  // (names are not resolved). Port 0 picks a free one; see port().
   Status Listen(const std::string& host, int port);
   int port() const { return port_; }
   const std::string& host() const { return host_; }

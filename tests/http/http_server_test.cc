@@ -334,6 +334,24 @@ TEST_F(HttpServerTest, PipelinedRepliesGoOutInRequestOrder) {
   EXPECT_EQ(server_->connection_count(), 1u);
 }
 
+TEST_F(HttpServerTest, ThousandsOfPipelinedRequestsInOneWriteAnsweredInOrder) {
+  const int kRequests = 5000;
+  int next_expected = 0;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    EXPECT_EQ(ex->request().path, "/" + std::to_string(next_expected));
+    ++next_expected;
+    ex->Reply(HttpResponse(200, ex->request().path.substr(1)));
+  });
+  TestClient& c = Connect();
+  std::string burst;
+  for (int i = 0; i < kRequests; ++i) burst += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+  c.Send(burst);
+  ASSERT_TRUE(RunUntil([&] { return next_expected == kRequests; }));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == kRequests; }));
+  auto rs = c.Responses();
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(rs[i].body, std::to_string(i));
+}
+
 TEST_F(HttpServerTest, ClientDisconnectBeforeReplyRunsAbortOnce) {
   std::shared_ptr<HttpExchange> held;
   int aborts = 0;
@@ -757,6 +775,14 @@ TEST_F(HttpServerTest, ListenOnABusyPortFails) {
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);
   Status bad = second.Listen("not-an-address", 0);
   EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(HttpServerTest, ListensOnIpv6Loopback) {
+  server_ = std::make_unique<HttpServer>(&loop_, EchoPath, HttpServer::Options{});
+  Status st = server_->Listen("::1", 0);
+  if (!st.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << st.message();
+  EXPECT_GT(server_->port(), 0);
+  EXPECT_EQ(server_->host(), "::1");
 }
 
 TEST(SerializeResponseHead, AddsLengthAndConnectionAndDropsTheirDuplicates) {

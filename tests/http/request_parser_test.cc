@@ -182,6 +182,25 @@ TEST(RequestParser, ChunkedBodyIsReassembled) {
   }
 }
 
+TEST(RequestParser, BodyIsBinarySafe) {
+  std::string body("a\0b\r\n\0\xff", 7);
+  std::string wire = "POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n" + body;
+  RequestParser parser({}, nullptr);
+  Outcome out = FeedInPieces(parser, wire, 2);
+  ASSERT_EQ(out.requests.size(), 1u);
+  EXPECT_EQ(out.requests[0].body, body);
+}
+
+TEST(RequestParser, ChunkedWithContentLengthIsRefused) {
+  // Both framings at once is the request-smuggling shape: 400, never a guess.
+  std::string wire =
+      "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "0\r\n\r\n";
+  RequestParser parser({}, nullptr);
+  Outcome out = FeedInPieces(parser, wire, wire.size());
+  EXPECT_EQ(out.error_status, 400);
+}
+
 TEST(RequestParser, HeaderBlockOverTheLimitIs431) {
   RequestParser parser(SmallLimits(256, 1024), nullptr);
   std::string wire = "GET / HTTP/1.1\r\nX-Big: " + std::string(300, 'a') + "\r\n\r\n";
