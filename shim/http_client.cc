@@ -172,10 +172,14 @@ long HttpClient::ReadMore(std::string* error) {
       buffer_.resize(old + static_cast<size_t>(n));
       return static_cast<long>(n);
     }
-    if (errno == EINTR && !TerminationRequested()) continue;
+    int err = errno;  // the interrupt check may make system calls
+    if (err == EINTR && !TerminationRequested() && !(interrupt_check_ && interrupt_check_())) {
+      continue;
+    }
     buffer_.resize(old);
-    *error = errno == EINTR ? "interrupted by a termination signal"
-                            : std::string("read failed: ") + strerror(errno);
+    interrupted_ = err == EINTR;
+    *error =
+        interrupted_ ? "interrupted by a signal" : std::string("read failed: ") + strerror(err);
     return -1;
   }
 }
@@ -391,10 +395,10 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
     return errno == EINTR ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
   }
   bool saw_any_byte = false;
+  interrupted_ = false;
   do {
     if (!ReadHead(response, &saw_any_byte, error)) {
-      return saw_any_byte || TerminationRequested() ? Attempt::kFailed
-                                                    : Attempt::kRetryOnFreshConnection;
+      return saw_any_byte || interrupted_ ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
     }
   } while (response->status >= 100 && response->status < 200);
   bool close_after = false;

@@ -12,11 +12,13 @@
 //   (the write fails, or EOF arrives before any byte of the response), the client
 //   reconnects once and resends; a fresh connection that fails is an error.
 // - No timeouts: GET /next blocks for as long as the daemon wants. Reads interrupted by
-//   a signal resume unless TerminationRequested() (see signals.h).
+//   a signal resume unless TerminationRequested() (see signals.h) or the interrupt check
+//   (if set) returns true; http mode uses that to notice its service dying mid-poll.
 // Thread: one thread per client. Depends on: POSIX sockets, shim/signals.h.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,6 +67,8 @@ class HttpClient {
   Status Send(const HttpRequest& request, HttpResponse* response);
 
   void Close() noexcept;
+  // Called when a blocking read is interrupted by a signal; true aborts the request.
+  void set_interrupt_check(std::function<bool()> check) { interrupt_check_ = std::move(check); }
   bool connected() const noexcept { return fd_ >= 0; }
   // Number of TCP connections opened so far (tests check keep-alive reuse with it).
   int connections_opened() const noexcept { return connections_opened_; }
@@ -88,6 +92,8 @@ class HttpClient {
   int connections_opened_ = 0;
   std::string buffer_;        // bytes received but not yet consumed
   bool last_http10_ = false;  // the response being read said HTTP/1.0
+  std::function<bool()> interrupt_check_;
+  bool interrupted_ = false;  // the last read was aborted by a signal: do not resend
 };
 
 }  // namespace ephemera::shim

@@ -186,10 +186,25 @@ class HttpMode {
   }
 
   int ServeEvents() {
+    // A SIGCHLD while /next blocks may mean the service died: then stop polling for work
+    // this environment can no longer do (the daemon sees the container exit).
+    // (The mode object is never destroyed, so capturing `this` is safe.)
+    api_->set_interrupt_check([this] {
+      if (pid_ > 0 && ReapChildren(pid_, &service_exit_status_)) {
+        pid_ = -1;
+        service_died_ = true;
+      }
+      return service_died_;
+    });
     int failures = 0;
     while (!TerminationRequested()) {
       Invocation invocation;
       Status st = api_->Next(&invocation);
+      if (service_died_) {
+        ShimLog("http mode: " + command_ + " " + DescribeWaitStatus(service_exit_status_) +
+                " while waiting for an event; last output: " + tee_.Tail());
+        return 1;
+      }
       if (!st.ok()) {
         if (TerminationRequested()) break;
         ShimLog("http mode: " + st.message());
@@ -304,6 +319,8 @@ class HttpMode {
   HttpClient service_;
   LogTee tee_;
   pid_t pid_ = -1;
+  bool service_died_ = false;  // noticed while GET /next was blocking
+  int service_exit_status_ = 0;
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "shim/http_client.h"
 #include "shim/status.h"
@@ -54,6 +55,10 @@ class RuntimeApiClient {
                    std::string_view message);
   Status PostInitError(std::string_view error_type, std::string_view message);
 
+  // See HttpClient::set_interrupt_check.
+  void set_interrupt_check(std::function<bool()> check) {
+    http_.set_interrupt_check(std::move(check));
+  }
   const HttpClient& http() const noexcept { return http_; }
 
  private:

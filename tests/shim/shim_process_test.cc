@@ -328,5 +328,23 @@ TEST(ShimProcess, HttpModeServiceExitingFirstPostsInitError) {
   EXPECT_NE(message.find("boom"), std::string::npos) << message;
 }
 
+TEST(ShimProcess, HttpModeExitsWhenTheServiceDiesBetweenEvents) {
+  if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs /bin/busybox (busybox-static)";
+  uint16_t port = FreePort();
+  FakeRuntimeApi api({});  // no events: the shim sits in GET /next
+  ShimProcess shim(
+      api.endpoint(),
+      {"/bin/busybox", "sh", "-c",
+       "busybox httpd -f -p 127.0.0.1:" + std::to_string(port) + " -h / & sleep 0.5; exit 4"},
+      {"EPHEMERA_MODE=http", "EPHEMERA_HTTP_PORT=" + std::to_string(port)});
+  ASSERT_TRUE(api.server().WaitForRequests(1)) << shim.Stderr();  // listening, polling
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(4000, &status)) << shim.Stderr();
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(shim.Stderr().find("exited with status 4 while waiting for an event"),
+            std::string::npos)
+      << shim.Stderr();
+}
+
 }  // namespace
 }  // namespace ephemera::shim
