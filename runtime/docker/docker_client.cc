@@ -578,8 +578,21 @@ void DockerClient::CreateContainer(const ContainerSpec& spec,
     cJSON_AddNumberToObject(host, "Memory", static_cast<double>(spec.memory_bytes));
     cJSON_AddNumberToObject(host, "MemorySwap", static_cast<double>(spec.memory_bytes));
   }
-  if (spec.nano_cpus > 0)
+  if (spec.nano_cpus > 0) {
     cJSON_AddNumberToObject(host, "NanoCpus", static_cast<double>(spec.nano_cpus));
+  }
+  if (spec.readonly_rootfs) cJSON_AddBoolToObject(host, "ReadonlyRootfs", true);
+  if (spec.init) cJSON_AddBoolToObject(host, "Init", true);
+  if (spec.pids_limit > 0) {
+    cJSON_AddNumberToObject(host, "PidsLimit", static_cast<double>(spec.pids_limit));
+  }
+  if (!spec.tmpfs.empty()) {
+    cJSON* tmpfs = cJSON_AddObjectToObject(host, "Tmpfs");
+    for (const auto& [path, options] : spec.tmpfs) {
+      cJSON_AddStringToObject(tmpfs, path.c_str(), options.c_str());
+    }
+  }
+  if (!spec.extra_hosts.empty()) json::AddStringArray(host, "ExtraHosts", spec.extra_hosts);
 
   std::string path = "/containers/create";
   if (!spec.name.empty()) path += "?name=" + Escape(spec.name, false);

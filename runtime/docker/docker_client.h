@@ -61,6 +61,12 @@ struct ContainerSpec {
   int64_t memory_bytes = 0;  // 0 = unlimited; otherwise MemorySwap is set equal (no swap)
   int64_t nano_cpus = 0;     // 0 = unlimited
   std::string working_dir, user;
+  // Hardening and plumbing, all off by default (HostConfig fields of the same names).
+  bool readonly_rootfs = false;              // ReadonlyRootfs
+  bool init = false;                         // Init: tini as PID 1 reaps zombies
+  int64_t pids_limit = 0;                    // PidsLimit; 0 = unlimited
+  std::map<std::string, std::string> tmpfs;  // Tmpfs: {"/tmp": "rw,size=64m"}
+  std::vector<std::string> extra_hosts;      // ExtraHosts: "name:ip" or "name:host-gateway"
 };
 
 // Stream types of the engine's multiplexed output (non-TTY containers).

@@ -416,6 +416,31 @@ TEST_F(DockerIntegration, CreateHonoursTheSpec) {
   EXPECT_EQ(out, "hello from /tmp\n");
 }
 
+TEST_F(DockerIntegration, ReadonlyRootfsWithTmpfsAndExtraHosts) {
+  ContainerSpec spec = Spec({"/bin/sh", "-c",
+                             "(echo x > /probe) 2>/dev/null && echo rootfs-writable; "
+                             "echo y > /tmp/probe && echo tmp-writable; "
+                             "/bin/busybox grep -c 'ephemera-host' /etc/hosts"});
+  spec.network_mode = "bridge";  // ExtraHosts needs a network namespace of its own
+  spec.readonly_rootfs = true;
+  spec.tmpfs = {{"/tmp", "rw,size=1m"}};
+  spec.pids_limit = 16;
+  spec.init = true;
+  spec.extra_hosts = {"ephemera-host:127.0.0.1"};
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  std::string out;
+  bool attached = false, ended = false;
+  client_->Attach(
+      id, [&](Status s) { attached = s.ok(); },
+      [&](StreamType, std::string_view d) { out.append(d); }, [&](Status) { ended = true; });
+  ASSERT_TRUE(RunUntil([&] { return attached; }));
+  Status started = Call<Status>([&](auto done) { client_->StartContainer(id, done); });
+  ASSERT_TRUE(started.ok()) << started.message();
+  ASSERT_TRUE(RunUntil([&] { return ended; }));
+  EXPECT_EQ(out, "tmp-writable\n1\n");
+}
+
 TEST_F(DockerIntegration, DestroyingTheClientWithAWaitInFlightRunsNothing) {
   std::string id = Create(Spec({"/bin/true"}));
   ASSERT_FALSE(id.empty());
