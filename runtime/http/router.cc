@@ -34,7 +34,9 @@ void Router::Dispatch(const std::shared_ptr<HttpExchange>& exchange) const {
   Params params;
   for (const auto& route : routes_) {
     if (!Match(route.pattern, req.path, &params)) continue;
-    if (route.method != req.method) {
+    // HEAD is served by the GET route (the server sends the head only).
+    bool method_ok = route.method == req.method || (req.method == "HEAD" && route.method == "GET");
+    if (!method_ok) {
       if (!allowed.empty()) allowed += ", ";
       allowed += route.method;
       continue;

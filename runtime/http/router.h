@@ -3,7 +3,10 @@
 // Patterns are '/'-separated segments; "{}" matches exactly one non-empty
 // segment and is handed to the handler as a parameter, in order. The first route
 // whose method and pattern match wins. A path that matches some route but not
-// with this method gives 405; nothing matching gives the fallback (404).
+// with this method gives 405; nothing matching gives the fallback (404). A
+// HEAD request is served by the first GET (or HEAD) route that matches; the
+// server then sends the head of its reply only. Matching is on the decoded
+// path, so "%2F" inside a segment splits it.
 // Thread: the loop thread. Depends on: http_server.h.
 #pragma once
 

@@ -103,6 +103,36 @@ TEST(Router, DefaultFallbackReplies404And405WithAllow) {
   EXPECT_EQ(reply->headers.Get("Allow"), "POST, DELETE");
 }
 
+TEST(Router, HeadIsServedByTheGetRoute) {
+  Router router;
+  std::string hit;
+  router.Add("GET", "/healthz", [&](auto&, const Router::Params&) { hit = "get"; });
+  router.Add("POST", "/f", [&](auto&, const Router::Params&) { hit = "post"; });
+  router.Dispatch(MakeExchange("HEAD", "/healthz"));
+  EXPECT_EQ(hit, "get");
+  std::optional<HttpResponse> reply;
+  router.Dispatch(MakeExchange("HEAD", "/f", &reply));
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 405);
+}
+
+TEST(Router, SinkMayDropTheLastReferenceToTheExchange) {
+  // Reply() must touch nothing after handing the response over; ASan checks.
+  std::vector<std::shared_ptr<HttpExchange>> owners;
+  int replies = 0;
+  HttpRequest req;
+  req.method = "GET";
+  req.path = "/";
+  owners.push_back(std::make_shared<HttpExchange>(std::move(req), [&](HttpResponse) {
+    ++replies;
+    owners.clear();
+  }));
+  HttpExchange* raw = owners[0].get();
+  raw->Reply(HttpResponse(200, "x"));
+  EXPECT_EQ(replies, 1);
+  EXPECT_TRUE(owners.empty());
+}
+
 TEST(Router, ExchangeWithoutConnectionHandsItsReplyToTheSink) {
   std::optional<HttpResponse> reply;
   auto ex = MakeExchange("GET", "/", &reply);
