@@ -23,8 +23,10 @@ constexpr const char* kImage = "ephemera-test/busybox:latest";
 class DockerIntegration : public testing::LoopTest {
  protected:
   static void SetUpTestSuite() {
-    // Shelling out once per suite is fine in tests (never in the daemon).
+    // Shelling out once per suite is fine in tests (never in the daemon). The lock keeps
+    // parallel ctest processes from importing it several times (dangling images).
     const char* build =
+        "exec 9>/tmp/ephemera-test-busybox.lock; flock 9; "
         "docker image inspect ephemera-test/busybox:latest >/dev/null 2>&1 || ("
         "set -e; d=$(mktemp -d); mkdir \"$d/bin\" \"$d/tmp\"; cp /bin/busybox \"$d/bin/busybox\"; "
         "for c in sh echo sleep cat true false; do ln -s busybox \"$d/bin/$c\"; done; "
