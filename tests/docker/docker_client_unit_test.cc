@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "runtime/docker/docker_client.h"
@@ -52,6 +53,33 @@ TEST(DockerStreamDemuxer, DecodesFramesSplitAnywhere) {
     EXPECT_EQ(d.out, "hello from container\n" + std::string(70000, 'x') + "in");
     EXPECT_EQ(d.err, "oops\nbye\n");
     EXPECT_EQ(d.all, "hello from container\noops\n" + std::string(70000, 'x') + "inbye\n");
+  }
+}
+
+TEST(DockerStreamDemuxer, RandomFramesAndSplitsRoundTrip) {
+  std::mt19937 rng(20261123);  // fixed seed: reproducible
+  for (int round = 0; round < 200; ++round) {
+    std::string stream, want_out, want_err;
+    int frames = static_cast<int>(rng() % 6);
+    for (int f = 0; f < frames; ++f) {
+      std::string payload(rng() % 300, '\0');
+      for (char& c : payload) c = static_cast<char>(rng());
+      uint8_t type = static_cast<uint8_t>(1 + rng() % 2);
+      (type == 2 ? want_err : want_out) += payload;
+      stream += Frame(type, payload);
+    }
+    Demuxed got;
+    DockerStreamDemuxer demuxer;
+    for (size_t at = 0; at < stream.size();) {
+      size_t n = std::min<size_t>(1 + rng() % 40, stream.size() - at);
+      demuxer.Feed(std::string_view(stream).substr(at, n), [&](StreamType t, std::string_view p) {
+        (t == StreamType::kStderr ? got.err : got.out).append(p);
+      });
+      at += n;
+    }
+    EXPECT_FALSE(demuxer.mid_frame());
+    EXPECT_EQ(got.out, want_out) << "round " << round;
+    EXPECT_EQ(got.err, want_err) << "round " << round;
   }
 }
 
