@@ -328,8 +328,10 @@ class HttpMode {
 int RunHttpMode(RuntimeApiClient* api, const std::vector<std::string>& argv,
                 const HttpModeConfig& config) {
   // The LogTee thread outlives Run() when the shim exits with the service still running,
-  // so the mode object is never destroyed.
-  auto* mode = new HttpMode(api, argv, config);
+  // so the mode object is never destroyed; a global keeps it reachable (and LeakSanitizer
+  // quiet).
+  static HttpMode* volatile mode = nullptr;  // volatile: the store must not be elided
+  mode = new HttpMode(api, argv, config);
   return mode->Run();
 }
 
