@@ -25,6 +25,8 @@ namespace ephemera::http {
 class RequestParser {
  public:
   struct Limits {
+    // Counts the target, header names and values and 4 bytes per header for
+    // ": " and CRLF (not the method and version).
     size_t max_header_bytes = 64 * 1024;
     size_t max_body_bytes = 6 * 1024 * 1024;
   };
@@ -35,7 +37,7 @@ class RequestParser {
 
   enum class Result {
     kNeedMore,  // every byte was consumed; the request is not complete yet
-    kRequest,   // a whole request is ready in request(); bytes after it were not consumed
+    kRequest,   // a whole request is ready for TakeRequest(); bytes after it were not consumed
     kError,     // malformed or over a limit: see error_status() / error_message()
   };
 
