@@ -149,7 +149,7 @@ struct Analysis {
 Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap = {});
 
 // The HTTP-layer target of the issue, checked against the microbenchmark named here.
-inline constexpr char kHttpMicrobench[] = "BM_HttpServerLoopback";
+inline constexpr char kHttpMicrobench[] = "BM_HttpServerOneCore";
 inline constexpr double kHttpTargetPerSecond = 50000;
 
 }  // namespace ephemera::bench

@@ -1,0 +1,126 @@
+// Tests of bench/stats.h on data whose answers are known.
+#include "bench/stats.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "bench/probes.h"
+
+namespace ephemera::bench {
+namespace {
+
+TEST(BenchStats, PercentilesInterpolateLikeNumpy) {
+  // numpy.percentile([1, 2, 3, 4, 5], q) with the default (linear) method.
+  std::vector<double> v = {5, 3, 1, 4, 2};
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.5), 3.0);
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.9), 4.6);
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.99), 4.96);
+  EXPECT_DOUBLE_EQ(Percentile(v, 1.0), 5.0);
+  EXPECT_DOUBLE_EQ(Percentile({10, 20}, 0.25), 12.5);
+  EXPECT_DOUBLE_EQ(Median({7}), 7.0);
+  EXPECT_DOUBLE_EQ(Median({1, 2, 3, 4}), 2.5);
+  EXPECT_DOUBLE_EQ(Percentile({}, 0.5), 0.0);
+}
+
+TEST(BenchStats, SummaryHasMeanAndSampleStandardDeviation) {
+  Summary s = Summarize({2, 4, 4, 4, 5, 5, 7, 9});
+  EXPECT_EQ(s.n, 8u);
+  EXPECT_DOUBLE_EQ(s.mean, 5.0);
+  EXPECT_NEAR(s.sd, std::sqrt(32.0 / 7.0), 1e-12);
+  EXPECT_DOUBLE_EQ(s.min, 2);
+  EXPECT_DOUBLE_EQ(s.max, 9);
+  EXPECT_DOUBLE_EQ(s.p50, 4.5);
+  EXPECT_EQ(Summarize({}).n, 0u);
+  EXPECT_DOUBLE_EQ(Summarize({3}).sd, 0.0);
+}
+
+TEST(BenchStats, BootstrapOfConstantDataIsThatConstant) {
+  Interval ci = BootstrapMedianCi(std::vector<double>(50, 42.0));
+  ASSERT_TRUE(ci.valid);
+  EXPECT_DOUBLE_EQ(ci.estimate, 42.0);
+  EXPECT_DOUBLE_EQ(ci.low, 42.0);
+  EXPECT_DOUBLE_EQ(ci.high, 42.0);
+  Interval r = BootstrapMedianRatioCi(std::vector<double>(30, 10.0), std::vector<double>(40, 4.0));
+  ASSERT_TRUE(r.valid);
+  EXPECT_DOUBLE_EQ(r.estimate, 2.5);
+  EXPECT_DOUBLE_EQ(r.low, 2.5);
+  EXPECT_DOUBLE_EQ(r.high, 2.5);
+}
+
+TEST(BenchStats, BootstrapIsReproducibleAndBracketsTheEstimate) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> d(100, 10);
+  std::vector<double> v;
+  for (int i = 0; i < 1000; ++i) v.push_back(d(rng));
+  Interval a = BootstrapMedianCi(v), b = BootstrapMedianCi(v);
+  EXPECT_EQ(a.low, b.low);
+  EXPECT_EQ(a.high, b.high);
+  EXPECT_LE(a.low, a.estimate);
+  EXPECT_GE(a.high, a.estimate);
+  // The median of N(100, 10) with n = 1000 has a standard error of about 0.4.
+  EXPECT_LT(a.low, 100.0 + 0.2);
+  EXPECT_GT(a.high, 100.0 - 0.2);
+  EXPECT_LT(a.high - a.low, 3.0);
+  EXPECT_GT(a.high - a.low, 0.5);
+}
+
+TEST(BenchStats, MedianIntervalCoversTheTrueMedianAboutNinetyFivePercentOfTheTime) {
+  // Uniform(0, 1) has median 0.5; 200 independent samples of 101 values each.
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0, 1);
+  int covered = 0;
+  BootstrapOptions o;
+  o.resamples = 400;
+  for (int rep = 0; rep < 200; ++rep) {
+    std::vector<double> v;
+    for (int i = 0; i < 101; ++i) v.push_back(u(rng));
+    o.seed = static_cast<uint64_t>(rep) + 1;
+    Interval ci = BootstrapMedianCi(v, o);
+    if (ci.low <= 0.5 && 0.5 <= ci.high) ++covered;
+  }
+  EXPECT_GE(covered, 176);  // 88%: the percentile bootstrap of a median runs a little wide/narrow
+  EXPECT_LE(covered, 200);
+}
+
+TEST(BenchStats, RatioIntervalContainsTheTrueRatio) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> a(300, 20), b(200, 15);
+  std::vector<double> x, y;
+  for (int i = 0; i < 400; ++i) {
+    x.push_back(a(rng));
+    y.push_back(b(rng));
+  }
+  Interval r = BootstrapMedianRatioCi(x, y);
+  ASSERT_TRUE(r.valid);
+  EXPECT_LT(r.low, 1.5);
+  EXPECT_GT(r.high, 1.5);
+  EXPECT_FALSE(BootstrapMedianRatioCi({}, y).valid);
+  EXPECT_FALSE(BootstrapMedianRatioCi(x, {0, 0, 0}).valid);
+}
+
+TEST(BenchStats, EmpiricalCdfIsSortedAndEndsAtOne) {
+  auto cdf = EmpiricalCdf({3, 1, 2, 2});
+  ASSERT_EQ(cdf.size(), 4u);
+  EXPECT_DOUBLE_EQ(cdf[0].first, 1);
+  EXPECT_DOUBLE_EQ(cdf[0].second, 0.25);
+  EXPECT_DOUBLE_EQ(cdf[3].first, 3);
+  EXPECT_DOUBLE_EQ(cdf[3].second, 1.0);
+}
+
+TEST(BenchProbes, ServerTimingIsParsedAndMalformedEntriesSkipped) {
+  auto p = ParseServerTiming(
+      "image;dur=0.1, create;dur=8.4, start;dur=181.2, init;dur=1.3, handler;dur=0.4, "
+      "overhead;dur=0.0, total;dur=192.0, cache;desc=\"hit\", broken;dur=x, ;dur=3");
+  EXPECT_EQ(p.size(), 7u);
+  EXPECT_DOUBLE_EQ(p["create"], 8.4);
+  EXPECT_DOUBLE_EQ(p["start"], 181.2);
+  EXPECT_DOUBLE_EQ(p["total"], 192.0);
+  EXPECT_EQ(p.count("cache"), 0u);
+  EXPECT_EQ(p.count("broken"), 0u);
+  EXPECT_TRUE(ParseServerTiming("").empty());
+}
+
+}  // namespace
+}  // namespace ephemera::bench
