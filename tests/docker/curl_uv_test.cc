@@ -121,6 +121,24 @@ TEST_F(DockerCurlMulti, SurvivesSocketsClosedAndFdsReused) {
   EXPECT_EQ(server_->connections(), 20);
 }
 
+// As when dockerd restarts: the idle kept-alive connection dies without notice, and the
+// next request must not fail because of it.
+TEST_F(DockerCurlMulti, ACachedConnectionThatDiedIsReplaced) {
+  Serve([](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{{FakeHttpServer::Response(200, "ok"), 0, true}};
+  });
+  multi_ = CurlMulti::Create(&loop_);
+  for (int i = 0; i < 3; ++i) {
+    Get get(server_->path(), "/x");
+    ASSERT_TRUE(multi_->Add(get.easy.get(), get.Callback()).ok());
+    ASSERT_TRUE(RunUntil([&] { return get.done_calls > 0; }));
+    EXPECT_EQ(get.result, CURLE_OK) << curl_easy_strerror(get.result);
+    EXPECT_EQ(get.body, "ok");
+    ASSERT_TRUE(RunUntil([&] { return server_->open_connections() == 0; }));
+  }
+  EXPECT_EQ(server_->connections(), 3);
+}
+
 TEST_F(DockerCurlMulti, ConcurrentTransfersEachCompleteOnce) {
   int n = 0;
   Serve([&](const std::string&) {
