@@ -493,6 +493,7 @@ void DockerClient::Ping(std::function<void(Status)> done) {
 
 void DockerClient::ForgetImage(const std::string& image) {
   image_cache_.erase(image);
+  if (image_waiters_.count(image) != 0) forgotten_in_flight_.insert(image);
 }
 
 void DockerClient::InspectImage(const std::string& image,
@@ -509,6 +510,7 @@ void DockerClient::InspectImage(const std::string& image,
     DockerClient* c = r.client;
     Status status;
     ImageConfig config;
+    bool forgotten = c->forgotten_in_flight_.erase(image) != 0;
     if (code != CURLE_OK) {
       status = TransportError(c->endpoint_, "inspect image " + image, code, r.error);
     } else if (r.status() != 200) {
@@ -524,7 +526,7 @@ void DockerClient::InspectImage(const std::string& image,
       config.env = json::GetStringArray(cfg, "Env").value_or(std::vector<std::string>{});
       config.working_dir = json::GetString(cfg, "WorkingDir").value_or("");
       config.user = json::GetString(cfg, "User").value_or("");
-      c->image_cache_[image] = config;
+      if (!forgotten) c->image_cache_[image] = config;  // else it may predate a rebuild
     }
     auto waiters = std::move(c->image_waiters_[image]);
     c->image_waiters_.erase(image);

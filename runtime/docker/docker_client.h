@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/core/status.h"
@@ -209,6 +210,8 @@ class DockerClient final {
   std::unordered_map<std::string, ImageConfig> image_cache_;
   std::unordered_map<std::string, std::vector<std::function<void(Status, const ImageConfig&)>>>
       image_waiters_;
+  // Images forgotten while an inspection was on its way: that answer is not cached.
+  std::unordered_set<std::string> forgotten_in_flight_;
   uint64_t image_inspections_sent_ = 0;
   uint64_t connections_opened_ = 0;
   long request_timeout_ms_ = 60000;

@@ -452,6 +452,15 @@ TEST_F(DockerFakeEngine, InspectImageIsCachedAndSharedByConcurrentCallers) {
   client_->InspectImage("img", check);
   ASSERT_TRUE(RunUntil([&] { return done == 4; }));
   EXPECT_EQ(server_->requests(), 2);
+
+  // Forgotten while the inspection is on its way (a rebuild raced it): not cached.
+  client_->ForgetImage("img");
+  client_->InspectImage("img", check);
+  client_->ForgetImage("img");
+  ASSERT_TRUE(RunUntil([&] { return done == 5; }));
+  client_->InspectImage("img", check);
+  ASSERT_TRUE(RunUntil([&] { return done == 6; }));
+  EXPECT_EQ(server_->requests(), 4);
 }
 
 TEST_F(DockerFakeEngine, DestroyingTheClientDropsPendingCallbacks) {
