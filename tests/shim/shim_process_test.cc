@@ -33,8 +33,10 @@ using Clock = std::chrono::steady_clock;
 // The shim as a child process with its stderr in a temporary file.
 class ShimProcess {
  public:
+  // Runs `binary` (the shim unless given) with `command` as its arguments.
   ShimProcess(const std::string& endpoint, const std::vector<std::string>& command,
-              const std::vector<std::string>& extra_env = {}) {
+              const std::vector<std::string>& extra_env = {},
+              const std::string& binary = EPHEMERA_SHIM_BINARY) {
     char path[] = "/tmp/shim-stderr-XXXXXX";
     int fd = mkstemp(path);
     stderr_path_ = path;
@@ -48,7 +50,7 @@ class ShimProcess {
     }
     env.push_back("AWS_LAMBDA_RUNTIME_API=" + endpoint);
     for (const auto& x : extra_env) env.push_back(x);
-    std::vector<std::string> args = {EPHEMERA_SHIM_BINARY};
+    std::vector<std::string> args = {binary};
     args.insert(args.end(), command.begin(), command.end());
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
@@ -302,6 +304,30 @@ TEST(ShimProcess, HttpModeExitsWhenTheServiceDiesBetweenEvents) {
   EXPECT_NE(shim.Stderr().find("exited with status 4 while waiting for an event"),
             std::string::npos)
       << shim.Stderr();
+}
+
+// Not a pass/fail check: prints what one event costs in exec mode (a process per event)
+// versus native mode (a function call), with the same echo binary.
+TEST(ShimProcess, MeasuresExecVersusNativePerEvent) {
+  constexpr int kEvents = 100;
+  auto measure = [&](const std::vector<std::string>& command, const std::string& binary) {
+    FakeRuntimeApi api(std::vector<std::string>(kEvents, "{\"n\":1}"));
+    ShimProcess process(api.endpoint(), command, {}, binary);
+    EXPECT_TRUE(api.server().WaitForRequests(1));
+    auto start = Clock::now();
+    FakeRequest post;
+    EXPECT_TRUE(
+        api.WaitForPost("/invocation/req-" + std::to_string(kEvents) + "/response", &post, 30000));
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    process.Signal(SIGTERM);
+    int status = 0;
+    EXPECT_TRUE(process.WaitExit(3000, &status));
+    return ms / (kEvents - 1);
+  };
+  double exec_ms = measure({EPHEMERA_ECHO_BINARY, "--stdio"}, EPHEMERA_SHIM_BINARY);
+  double native_ms = measure({}, EPHEMERA_ECHO_BINARY);
+  std::printf("[ measure ] per event, echo: exec mode %.3f ms, native mode %.3f ms\n", exec_ms,
+              native_ms);
 }
 
 }  // namespace
