@@ -92,6 +92,11 @@ Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap) {
       for (const auto& [name, ms] : x.phases) names.insert(name);
     }
     for (const std::string& name : names) st.phases[name] = Summarize(s.phase(name));
+    std::map<int, std::vector<double>> by_position;
+    for (const Sample& x : s.samples) {
+      if (x.position >= 0) by_position[x.position].push_back(x.latency_ms);
+    }
+    for (const auto& [pos, v] : by_position) st.by_position[pos] = Summarize(v);
     a.series.push_back(std::move(st));
   }
 

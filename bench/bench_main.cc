@@ -27,7 +27,8 @@ What it does:
   2. runs W discarded warm-up rounds, then rounds of: one ephemera cold invocation (HTTP,
      Lambda Invoke API), one raw Docker floor sample (create -> wait registered -> start ->
      the container's first GET /runtime/invocation/next on the tool's own listener), one
-     `docker run --rm -i` of the same image; each sample waits until its container is gone;
+     `docker run --rm -i` of the same image, the order rotating every round (A B C, B C A,
+     C A B); each sample starts once the previous sample's container is gone;
      rounds go on until every series has N kept samples (at most N + max(5, N/5) rounds);
   3. the concurrency sweep: at each level C, C workers issue cold starts back to back, for
      ephemera and for the raw floor (latency percentiles and cold starts per second);

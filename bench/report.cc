@@ -66,6 +66,7 @@ cJSON* SamplesJson(const std::vector<Sample>& samples) {
     cJSON* o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "index", s.index);
     cJSON_AddNumberToObject(o, "concurrency", s.concurrency);
+    if (s.position >= 0) cJSON_AddNumberToObject(o, "position", s.position);
     cJSON_AddNumberToObject(o, "start_ms", Round3(s.start_ms));
     cJSON_AddNumberToObject(o, "latency_ms", Round3(s.latency_ms));
     cJSON* ph = cJSON_AddObjectToObject(o, "phases");
@@ -208,7 +209,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
         c.started_at + F(", %.0f s. ", c.duration_s) +
         F("%.0f kept samples wanted per series (after %.0f discarded warm-up rounds), ", c.samples,
           c.warmups) +
-        "interleaved round by round (ephemera, raw floor, docker run, ephemera, ...). " +
+        "interleaved round by round, the order rotating each round (A B C, B C A, C A B, ...), "
+        "each sample starting once the previous sample's container is gone. " +
         (c.quick ? "**Quick run (`--quick`): too few samples for firm conclusions.** " : "") +
         "Command: `" + c.command_line + "`.\n\n";
   md +=

@@ -23,6 +23,7 @@ inline constexpr char kDockerRun[] = "docker_run";
 struct Sample {
   int index = 0;          // position in its series (the round, for the interleaved series)
   int concurrency = 1;    // parallelism it ran at
+  int position = -1;      // interleaved series: its place in its round (0 = first), else -1
   double start_ms = 0;    // when it began, ms since the run started (monotonic clock)
   double latency_ms = 0;  // client-observed: request sent -> answer (see Series::what)
   // Phases in ms. ephemera: every Server-Timing entry of the reply (image, create, start,
@@ -112,6 +113,7 @@ struct SeriesStats {
   Summary summary;
   Interval median_ci;
   std::map<std::string, Summary> phases;  // per phase name
+  std::map<int, Summary> by_position;     // latency by place in the round (order effects)
 };
 
 struct RatioStats {

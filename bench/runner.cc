@@ -391,15 +391,28 @@ class Runner {
     RunNextInRound();
   }
 
+  // The series of round r run in the order rotated by r (A B C, B C A, C A B, ...), so every
+  // series follows every other equally often: whatever the engine still does after the
+  // previous sample (asynchronous cleanup) is spread evenly over the series.
+  const std::string& OrderAt(size_t pos) const {
+    size_t n = order_.size();
+    size_t shift = static_cast<size_t>(round_ + 1000 * static_cast<int>(n)) % n;
+    return order_[(pos + shift) % n];
+  }
+
   void RunNextInRound() {
-    while (pos_ < order_.size() && round_ >= 0 && !NeedsMore(order_[pos_])) ++pos_;
+    while (pos_ < order_.size() && round_ >= 0 && !NeedsMore(OrderAt(pos_))) ++pos_;
     if (pos_ == order_.size()) {
       ++round_;
       return RunRound();
     }
-    std::string key = order_[pos_++];
+    int position = static_cast<int>(pos_);
+    std::string key = OrderAt(pos_++);
     bool warmup = round_ < 0;
-    auto record = [this, key, warmup](ProbeResult r) { Record(key, std::move(r), warmup); };
+    auto record = [this, key, warmup, position](ProbeResult r) {
+      r.sample.position = position;
+      Record(key, std::move(r), warmup);
+    };
     if (key == kEphemera) {
       client_->Invoke(fn_->name, o_.payload, [this, record](ProbeResult r) {
         std::string id = r.sample.request_id;
