@@ -277,6 +277,24 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md += "\n![concurrency sweep](sweep.svg)\n\n";
   }
 
+  {
+    bool any = false;
+    for (const SeriesStats& s : a.series) any = any || s.by_position.size() > 1;
+    if (any) {
+      md +=
+          "## Order effects\n\nMedian latency by the sample's place in its round (the order "
+          "rotates every round, so each series ran in each place about equally often). A "
+          "series that is much slower in one place points at work the engine was still doing "
+          "for the previous sample.\n\n| series | place | n | p50 |\n|---|---:|---:|---:|\n";
+      for (const SeriesStats& s : a.series) {
+        for (const auto& [pos, sum] : s.by_position) {
+          md += "| " + SeriesLabel(run, s.key) + " | " + std::to_string(pos + 1) + " | " +
+                std::to_string(sum.n) + " | " + Ms(sum.p50) + " |\n";
+        }
+      }
+      md += "\n";
+    }
+  }
   md +=
       "## Samples not kept\n\n| series | warm-ups discarded | wrong class dropped | failed | "
       "first reasons |\n|---|---:|---:|---:|---|\n";
