@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -60,7 +61,7 @@ bool WriteAll(int fd, struct iovec* parts, int count, std::string* error) {
     msg.msg_iovlen = static_cast<size_t>(count);
     ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR && !TerminationRequested()) continue;
+      if (errno == EINTR) continue;  // writes to the daemon finish quickly
       *error = std::string("write failed: ") + strerror(errno);
       return false;
     }
@@ -166,21 +167,34 @@ long HttpClient::ReadMore(std::string* error) {
   // Linux clears quick-ACK mode by itself, so it is re-armed before every read.
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-  while (true) {
-    ssize_t n = recv(fd_, buffer_.data() + old, kReadChunk, 0);
-    if (n >= 0) {
-      buffer_.resize(old + static_cast<size_t>(n));
-      return static_cast<long>(n);
-    }
-    int err = errno;  // the interrupt check may make system calls
-    if (err == EINTR && !TerminationRequested() && !(interrupt_check_ && interrupt_check_())) {
-      continue;
-    }
+  auto fail = [&](int err) {
     buffer_.resize(old);
     interrupted_ = err == EINTR;
     *error =
         interrupted_ ? "interrupted by a signal" : std::string("read failed: ") + strerror(err);
-    return -1;
+    return -1L;
+  };
+  while (true) {
+    // Wait on the socket and the signal self-pipe together: a SIGTERM that lands just
+    // before a long-polling read must still end it (EINTR alone would miss it).
+    struct pollfd fds[2] = {{fd_, POLLIN, 0}, {SignalPipeFd(), POLLIN, 0}};
+    int count = SignalPipeFd() >= 0 ? 2 : 1;
+    int ready = poll(fds, static_cast<nfds_t>(count), -1);
+    if (ready < 0 && errno != EINTR) return fail(errno);
+    if (ready < 0 || (count == 2 && fds[1].revents != 0)) {
+      DrainSignalPipe();
+      if (abortable_ && (TerminationRequested() || (interrupt_check_ && interrupt_check_()))) {
+        return fail(EINTR);
+      }
+      if (ready < 0 || fds[0].revents == 0) continue;
+    }
+    ssize_t n = recv(fd_, buffer_.data() + old, kReadChunk, MSG_DONTWAIT);
+    if (n >= 0) {
+      buffer_.resize(old + static_cast<size_t>(n));
+      return static_cast<long>(n);
+    }
+    if (errno == EINTR || errno == EAGAIN) continue;
+    return fail(errno);
   }
 }
 
@@ -407,7 +421,8 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
   return Attempt::kOk;
 }
 
-Status HttpClient::Send(const HttpRequest& request, HttpResponse* response) {
+Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, bool abortable) {
+  abortable_ = abortable;
   bool reused = fd_ >= 0;
   if (!reused) {
     int err = 0;

@@ -11,9 +11,11 @@
 // - The connection is reused. If a reused connection turns out to be closed by the peer
 //   (the write fails, or EOF arrives before any byte of the response), the client
 //   reconnects once and resends; a fresh connection that fails is an error.
-// - No timeouts: GET /next blocks for as long as the daemon wants. Reads interrupted by
-//   a signal resume unless TerminationRequested() (see signals.h) or the interrupt check
-//   (if set) returns true; http mode uses that to notice its service dying mid-poll.
+// - No timeouts: GET /next blocks for as long as the daemon wants. Reads wait on the
+//   socket and the signal self-pipe (signals.h). A request sent as `abortable` fails as
+//   soon as TerminationRequested() or the interrupt check (if set) returns true; http mode
+//   uses the check to notice its service dying mid-poll. Other requests (posting a
+//   result) run to completion regardless.
 // Thread: one thread per client. Depends on: POSIX sockets, shim/signals.h.
 #pragma once
 
@@ -63,8 +65,8 @@ class HttpClient {
   // for up to `retry_for_ms`. Send() connects on demand without retrying.
   Status Connect(int retry_for_ms = 0, int retry_interval_ms = 1);
 
-  // Sends one request and reads the whole response.
-  Status Send(const HttpRequest& request, HttpResponse* response);
+  // Sends one request and reads the whole response. See the file comment for `abortable`.
+  Status Send(const HttpRequest& request, HttpResponse* response, bool abortable = false);
 
   void Close() noexcept;
   // Called when a blocking read is interrupted by a signal; true aborts the request.
@@ -94,6 +96,7 @@ class HttpClient {
   bool last_http10_ = false;  // the response being read said HTTP/1.0
   std::function<bool()> interrupt_check_;
   bool interrupted_ = false;  // the last read was aborted by a signal: do not resend
+  bool abortable_ = false;    // the request in flight may be aborted by signals
 };
 
 }  // namespace ephemera::shim

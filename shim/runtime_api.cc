@@ -38,7 +38,7 @@ Status RuntimeApiClient::Next(Invocation* invocation) {
   request.target = std::string(kPrefix) + "/invocation/next";
   request.headers.emplace_back("User-Agent", kUserAgent);
   HttpResponse response;
-  Status st = http_.Send(request, &response);
+  Status st = http_.Send(request, &response, /*abortable=*/true);  // SIGTERM ends the wait
   if (!st.ok()) return st;
   if (response.status != 200) {
     return Status::Error("GET /next answered " + std::to_string(response.status) + ": " +
