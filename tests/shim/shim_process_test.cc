@@ -89,6 +89,16 @@ class ShimProcess {
   }
 
   void Signal(int signo) { kill(pid_, signo); }
+
+  // Waits until the shim's stderr (where it forwards the function's) contains `text`.
+  bool WaitForStderr(const std::string& text, int timeout_ms = 10000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+      if (Stderr().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
   Clock::time_point started() const { return started_; }
 
   std::string Stderr() const {
@@ -185,10 +195,10 @@ TEST(ShimProcess, NonZeroExitPostsFunctionErrorWithStderrTail) {
 
 TEST(ShimProcess, SigtermIsForwardedToTheRunningFunction) {
   FakeRuntimeApi api({"{}"});
-  ShimProcess shim(api.endpoint(),
-                   {"/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; sleep 30 & wait"});
-  ASSERT_TRUE(api.server().WaitForRequests(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let sh install its trap
+  ShimProcess shim(
+      api.endpoint(),
+      {"/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready >&2; sleep 30 & wait"});
+  ASSERT_TRUE(shim.WaitForStderr("ready"));  // the trap is installed
   shim.Signal(SIGTERM);
   FakeRequest post;
   ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post, 3000)) << shim.Stderr();
@@ -200,9 +210,8 @@ TEST(ShimProcess, SigtermIsForwardedToTheRunningFunction) {
 
 TEST(ShimProcess, FunctionIgnoringSigtermIsKilledAfterGrace) {
   FakeRuntimeApi api({"{}"});
-  ShimProcess shim(api.endpoint(), {"/bin/sh", "-c", "trap '' TERM; sleep 30"});
-  ASSERT_TRUE(api.server().WaitForRequests(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ShimProcess shim(api.endpoint(), {"/bin/sh", "-c", "trap '' TERM; echo ready >&2; sleep 30"});
+  ASSERT_TRUE(shim.WaitForStderr("ready"));
   auto sent = Clock::now();
   shim.Signal(SIGTERM);
   FakeRequest post;
