@@ -37,19 +37,22 @@ bool ReportResult(RuntimeApiClient* api, const Invocation& invocation,
       break;
     }
     case ExecResult::Outcome::kSignaled: {
-      std::string message = "exec mode: " + command + " was killed by " +
-                            DescribeSignal(result.signal) +
-                            "; stderr: " + TailForMessage(result.stderr_tail);
+      std::string what =
+          "exec mode: " + command + " was killed by " + DescribeSignal(result.signal);
+      ShimLog(what + " (request " + invocation.request_id + ")");
+      std::string message = what + "; stderr: " + TailForMessage(result.stderr_tail);
       st = api->PostError(invocation.request_id, "Function.Signal", message);
       break;
     }
     case ExecResult::Outcome::kExited:
       if (result.exit_code != 0) {
-        std::string message = "exec mode: " + command + " exited with status " +
-                              std::to_string(result.exit_code) +
-                              "; stderr: " + TailForMessage(result.stderr_tail);
+        std::string what =
+            "exec mode: " + command + " exited with status " + std::to_string(result.exit_code);
+        ShimLog(what + " (request " + invocation.request_id + ")");
+        std::string message = what + "; stderr: " + TailForMessage(result.stderr_tail);
         st = api->PostError(invocation.request_id, "Function.ExitStatus", message);
       } else if (result.output_truncated) {
+        ShimLog("exec mode: " + command + " wrote more than 64 MiB to stdout");
         st = api->PostError(invocation.request_id, "Function.ResponseTooLarge",
                             "exec mode: " + command + " wrote more than 64 MiB to stdout");
       } else {

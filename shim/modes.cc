@@ -6,8 +6,15 @@
 namespace ephemera::shim {
 
 void ShimLog(std::string_view line) {
+  // One line per message, even when it quotes a function's multi-line output.
   std::string text = "ephemera-shim: ";
-  text.append(line);
+  for (char c : line) {
+    if (c == '\n') {
+      text.append("\\n");
+    } else if (c != '\r') {
+      text.push_back(c);
+    }
+  }
   text.push_back('\n');
   const char* p = text.data();
   size_t left = text.size();

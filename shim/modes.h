@@ -26,7 +26,8 @@
 
 namespace ephemera::shim {
 
-// Writes "ephemera-shim: <line>\n" to stderr in one write.
+// Writes "ephemera-shim: <line>\n" to stderr in one write; newlines inside `line` are
+// written as "\n" so every message stays one line.
 void ShimLog(std::string_view line);
 
 // Joins argv for messages: "/bin/sh -c 'tr a-z A-Z'" style, shortened if long.
