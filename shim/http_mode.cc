@@ -114,9 +114,11 @@ class HttpMode {
   int Run() {
     if (!StartService()) return 1;
     int rc = WaitUntilListening();
-    if (rc >= 0) return rc;
-    rc = ServeEvents();
-    StopService();
+    if (rc < 0) rc = ServeEvents();
+    StopService();  // a no-op if the service already exited
+    // Whatever the service left behind in its process group (a daemonised server, say)
+    // goes too, so nothing outlives the shim even outside a container.
+    kill(-group_, SIGKILL);
     return rc;
   }
 
@@ -150,6 +152,7 @@ class HttpMode {
       InitError("Runtime.InvalidEntrypoint", "http mode: " + st.message());
       return false;
     }
+    group_ = pid_;
     tee_.Start(out[0], err[0]);
     return true;
   }
@@ -318,7 +321,8 @@ class HttpMode {
   std::string command_;
   HttpClient service_;
   LogTee tee_;
-  pid_t pid_ = -1;
+  pid_t pid_ = -1;             // the service process, -1 once reaped
+  pid_t group_ = -1;           // its process group (it leads one), still valid after it is reaped
   bool service_died_ = false;  // noticed while GET /next was blocking
   int service_exit_status_ = 0;
 };
