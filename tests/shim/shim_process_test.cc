@@ -68,7 +68,11 @@ class ShimProcess {
   }
 
   ~ShimProcess() {
-    if (pid_ > 0) {
+    // SIGTERM first, so the shim stops what it started (its children lead their own
+    // process groups and would outlive a SIGKILLed shim on the host).
+    int status;
+    if (pid_ > 0) kill(pid_, SIGTERM);
+    if (pid_ > 0 && !WaitExit(4000, &status)) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
