@@ -264,7 +264,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md +=
         F("Each level starts %.0f cold starts per series with N workers issuing them back to "
           "back (closed loop); cold starts/s = successful samples / wall time of the level. "
-          "Containers are removed in the background as in the daemon.\n\n",
+          "Containers are removed in the background as in the daemon; the series that goes "
+          "first alternates by level; the engine is settled between levels.\n\n",
           c.sweep_samples);
     md += "| series | concurrency | n | failed | p50 | p90 | p99 | max | cold starts/s |\n";
     md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";

@@ -307,9 +307,8 @@ class Runner {
     docker_->InspectImage(fn_->image, [this](Status s, const docker::ImageConfig& image) {
       if (!s.ok()) return Fail("image of " + fn_->name + ": " + s.message());
       docker::ContainerSpec spec = FloorSpec(*fn_, image, o_.shim_path, run_label_);
-      floor_spec_text_ = Join(spec.entrypoint) +
-                         (spec.entrypoint.empty() ? "(image ENTRYPOINT)" : "") + " " +
-                         Join(spec.cmd);
+      floor_spec_text_ = spec.entrypoint.empty() ? "the image's ENTRYPOINT" : Join(spec.entrypoint);
+      floor_spec_text_ += spec.cmd.empty() ? " with the image's CMD" : " " + Join(spec.cmd);
       floor_ = std::make_unique<RawFloor>(&loop_, docker_.get(), spec, o_.sample_timeout_ms);
       if (!docker_run_argv_.empty()) {
         docker_run_ = std::make_unique<DockerRun>(&loop_, docker_run_argv_, o_.payload);
@@ -479,7 +478,10 @@ class Runner {
   void RunLevel() {
     if (aborted_ || level_ >= o_.sweep_levels.size()) return Cleanup();
     SweepLevel l;
-    l.series = level_series_ == 0 ? kEphemera : kRawFloor;
+    // Which series goes first alternates by level, so neither always runs on an engine that
+    // just finished the other's level.
+    bool ephemera_first = level_ % 2 == 0;
+    l.series = (level_series_ == 0) == ephemera_first ? kEphemera : kRawFloor;
     l.concurrency = o_.sweep_levels[level_];
     r_->sweep.push_back(std::move(l));
     started_ = answered_ = disposed_ = in_flight_ = 0;
