@@ -137,6 +137,27 @@ TEST_F(ColdPath, TwentyInvocationsLeaveNoContainers) {
   EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "containers left by this daemon";
 }
 
+// http mode: the shim starts the image's web service once and turns an API Gateway
+// event into a real HTTP request to it.
+TEST_F(ColdPath, WebServiceAnswersApiGatewayEventsInHttpMode) {
+  HttpResult v2 = daemon_->Invoke(
+      "webapp",
+      R"({"version":"2.0","routeKey":"$default","rawPath":"/cgi-bin/hello","rawQueryString":"name=ada",)"
+      R"("headers":{"accept":"application/json"},"requestContext":{"http":{"method":"GET","path":"/cgi-bin/hello"}},)"
+      R"("isBase64Encoded":false})");
+  ASSERT_EQ(v2.status, 200) << v2.body;
+  EXPECT_EQ(v2.Header("x-amz-function-error"), "");
+  EXPECT_NE(v2.body.find("\"statusCode\":200"), std::string::npos) << v2.body;
+  EXPECT_NE(v2.body.find("\\\"hello\\\":\\\"ada\\\""), std::string::npos) << v2.body;
+  EXPECT_NE(v2.body.find("\"cookies\":[\"greeted=ada"), std::string::npos) << v2.body;
+
+  HttpResult v1 = daemon_->Invoke(
+      "webapp",
+      R"({"httpMethod":"POST","path":"/","headers":{"content-type":"text/plain"},"body":"posted body","isBase64Encoded":false})");
+  ASSERT_EQ(v1.status, 200) << v1.body;
+  EXPECT_NE(v1.body.find("\"body\":\"posted body\""), std::string::npos) << v1.body;
+}
+
 TEST_F(ColdPath, HealthzAnswers) {
   HttpResult r = Http("GET", daemon_->url() + "/healthz");
   EXPECT_EQ(r.status, 200);
