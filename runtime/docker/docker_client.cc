@@ -438,6 +438,8 @@ bool DockerClient::DeliverStreamEventsOf(Request& r) {
   if (r.cancelled) return true;
   if (r.headers_done && !r.headers_reported) {
     r.headers_reported = true;
+    LOG_DEBUG("docker", "%s %s -> %ld, answer began in %s", r.method.c_str(), r.path.c_str(),
+              r.http_status, FormatDuration(MonotonicMs() - r.started_ms).c_str());
     if (Is2xx(r.http_status) && r.on_headers) {
       auto on_headers = r.on_headers;  // a copy: Cancel() may reset the member meanwhile
       on_headers(r);

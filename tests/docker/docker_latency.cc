@@ -42,8 +42,19 @@ struct Series {
 };
 
 // Runs the loop until `flag` is set (the client never blocks, so this is the only wait).
+// A prepare handle stops the loop before it would block in poll once the flag is set:
+// UV_RUN_ONCE alone would go on to poll after a timer callback set it, and the wait for
+// the next event (curl's 2 s connect-timeout timer, say) would be measured too.
 void RunUntil(uv_loop_t* loop, const bool& flag) {
+  uv_prepare_t check;
+  uv_prepare_init(loop, &check);
+  check.data = const_cast<bool*>(&flag);
+  uv_prepare_start(&check, [](uv_prepare_t* p) {
+    if (*static_cast<bool*>(p->data)) uv_stop(p->loop);
+  });
   while (!flag) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);  // the close callback of `check`, which lives on this stack
 }
 
 bool RunOnce(uv_loop_t* loop, DockerClient& client, const std::string& image, Series& create,
