@@ -179,7 +179,7 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
     return FieldError(source, s.name, "working_dir",
                       "must be an absolute path (got " + Quoted(s.working_dir) + ")");
   }
-  if (Status st = range("http_port", s.http_port, 1, 65535); !st.ok()) return st;
+  if (Status st = range("http_port", s.http_port, 0, 65535); !st.ok()) return st;
   if (s.http_path.empty() || s.http_path[0] != '/') {
     return FieldError(source, s.name, "http_path",
                       "must start with '/' (got " + Quoted(s.http_path) + ")");
@@ -553,7 +553,7 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
     } else if (field == "working_dir") {
       if (!ReadString(item, &s.working_dir, &problem)) return bad();
     } else if (field == "http_port") {
-      if (!ReadInt(item, 1, 65535, &n, &problem)) return bad();
+      if (!ReadInt(item, 0, 65535, &n, &problem)) return bad();
       s.http_port = static_cast<int>(n);
     } else if (field == "http_path") {
       if (!ReadString(item, &s.http_path, &problem)) return bad();
@@ -971,7 +971,7 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
       }
       s.network = value;
     } else if (key == "EPHEMERA_HTTP_PORT") {
-      if (Status st = int_setting(key, value, 1, 65535, &s.http_port); !st.ok()) return st;
+      if (Status st = int_setting(key, value, 0, 65535, &s.http_port); !st.ok()) return st;
     } else if (key == "EPHEMERA_HTTP_PATH") {
       if (value.empty() || value[0] != '/') {
         return InvalidArgument(where + " must start with '/' (got " + Quoted(value) + ")");

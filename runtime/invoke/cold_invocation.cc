@@ -149,6 +149,9 @@ void ColdInvocation::CreateContainer(const docker::ImageConfig& image) {
   params.init_timeout_ms = o.init_timeout_ms;
   params.region = o.region;
   params.instance_label = o.instance_label;
+  if (request_.function->mode == registry::ShimMode::kHttp && request_.function->http_port == 0) {
+    params.http_port = PickFreeLoopbackPort();
+  }
   docker::ContainerSpec spec;
   if (Status s = BuildContainerSpec(*request_.function, image, params, &spec); !s.ok()) {
     FailFunction("Runtime.InvalidEntrypoint", s.message());

@@ -1,11 +1,34 @@
 #include "runtime/invoke/container_spec.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 namespace ephemera::invoke {
 
 using registry::ShimMode;
 
 bool InjectsShim(ShimMode mode) {
   return mode == ShimMode::kExec || mode == ShimMode::kHttp;
+}
+
+int PickFreeLoopbackPort() {
+  // Bind to port 0 and read back what the kernel chose; a few microseconds of
+  // synchronous syscalls, no I/O wait.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 namespace {
@@ -31,8 +54,10 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
     env.push_back(std::string("EPHEMERA_MODE=") + registry::ShimModeName(fn.mode));
     env.push_back("EPHEMERA_INIT_TIMEOUT_MS=" + std::to_string(p.init_timeout_ms));
     if (fn.mode == ShimMode::kHttp) {
-      env.push_back("EPHEMERA_HTTP_PORT=" + std::to_string(fn.http_port));
+      int port = fn.http_port != 0 ? fn.http_port : p.http_port;
+      env.push_back("EPHEMERA_HTTP_PORT=" + std::to_string(port));
       env.push_back("EPHEMERA_HTTP_PATH=" + fn.http_path);
+      if (fn.http_port == 0) env.push_back("PORT=" + std::to_string(port));
     }
   }
   for (const auto& [k, v] : fn.environment) env.push_back(k + "=" + v);
@@ -62,6 +87,10 @@ Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageC
     argv = image.entrypoint;
     const auto& cmd = fn.args.empty() ? image.cmd : fn.args;
     argv.insert(argv.end(), cmd.begin(), cmd.end());
+  }
+  if (fn.mode == ShimMode::kHttp && fn.http_port == 0 && p.http_port == 0) {
+    return InvalidArgument("function " + fn.name +
+                           ": no free port on 127.0.0.1 for its web service");
   }
   if (InjectsShim(fn.mode)) {
     if (argv.empty()) {

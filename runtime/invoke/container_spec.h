@@ -27,10 +27,15 @@ struct ContainerParams {
   uint64_t init_timeout_ms = 10000;
   std::string region = "us-east-1";
   std::string instance_label;  // ephemera.daemon label value
+  int http_port = 0;  // http mode with spec http_port 0: the port picked for this environment
 };
 
 // True for the modes where the daemon injects the shim (exec, http).
 bool InjectsShim(registry::ShimMode mode);
+
+// A TCP port on 127.0.0.1 that nothing listens on right now (0 if none could be
+// found). Used for http-mode functions that let the daemon choose their port.
+int PickFreeLoopbackPort();
 
 // Fills `out`. Fails (InvalidArgument) only when a shim mode has nothing to run:
 // no command in the spec and none in the image.

@@ -230,7 +230,10 @@ TEST(Registry, CommandAndArgsAreNonEmptyStringArrays) {
 TEST(Registry, OtherFieldsAreChecked) {
   ExpectFieldError(R"({"image": "i", "working_dir": "rel"})", "working_dir", "absolute");
   ExpectFieldError(R"({"image": "i", "working_dir": 1})", "working_dir");
-  ExpectFieldError(R"({"image": "i", "mode": "http", "http_port": 0})", "http_port");
+  ExpectFieldError(R"({"image": "i", "mode": "http", "http_port": -1})", "http_port");
+  ExpectFieldError(R"({"image": "i", "mode": "http", "http_port": 65536})", "http_port");
+  // 0 means: the daemon picks a free port for each environment.
+  EXPECT_TRUE(ParseOne(R"({"image": "i", "mode": "http", "http_port": 0})").ok());
   ExpectFieldError(R"({"image": "i", "mode": "http", "http_port": 65536})", "http_port");
   ExpectFieldError(R"({"image": "i", "mode": "http", "http_path": "x"})", "http_path");
   ExpectFieldError(R"({"image": "i", "http_port": 9000})", "http_port", "only used in mode");
@@ -526,8 +529,8 @@ TEST(Registry, ShippedManifestLoads) {
   ASSERT_TRUE(st.ok()) << st.message();
   std::vector<std::string> names;
   for (const auto& spec : r->List()) names.push_back(spec->name);
-  EXPECT_EQ(names, (std::vector<std::string>{"crash", "echo", "echo-exec", "rev", "shout",
-                                             "sleeper", "webapp"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"crash", "echo", "echo-exec", "lambda-cpp", "rev",
+                                             "shout", "sleeper", "webapp"}));
   auto echo = r->Find("echo");
   ASSERT_NE(echo, nullptr);
   EXPECT_EQ(echo->image, "ephemera/echo:latest");
@@ -544,7 +547,8 @@ TEST(Registry, ShippedManifestLoads) {
   EXPECT_EQ(r->Find("crash")->mode, ShimMode::kPassthrough);
   EXPECT_EQ(r->Find("crash")->image, "ephemera/busybox:latest");
   EXPECT_EQ(r->Find("webapp")->mode, ShimMode::kHttp);
-  EXPECT_EQ(r->Find("webapp")->http_port, 8080);
+  EXPECT_EQ(r->Find("webapp")->http_port, 0);  // a free port per environment
+  EXPECT_EQ(r->Find("lambda-cpp")->mode, ShimMode::kPassthrough);
   EXPECT_EQ(r->Find("rev")->image, "ephemera/rev:latest");
   EXPECT_EQ(r->Find("nope"), nullptr);
 }
