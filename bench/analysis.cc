@@ -8,10 +8,14 @@
 namespace ephemera::bench {
 namespace {
 
+// printf into a string of whatever length the text needs (sentences here can be long).
 std::string Format(const char* fmt, double a, double b = 0, double c = 0, double d = 0) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, fmt, a, b, c, d);
-  return buf;
+  int n = std::snprintf(nullptr, 0, fmt, a, b, c, d);
+  if (n <= 0) return "";
+  std::string out(static_cast<size_t>(n) + 1, '\0');
+  std::snprintf(out.data(), out.size(), fmt, a, b, c, d);
+  out.resize(static_cast<size_t>(n));
+  return out;
 }
 
 // Verdict for "numerator p50 <= factor x denominator p50".

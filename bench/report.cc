@@ -19,10 +19,14 @@ double Round3(double ms) {
   return std::round(ms * 1000.0) / 1000.0;
 }
 
+// printf into a string of whatever length the text needs.
 std::string F(const char* fmt, double a, double b = 0, double c = 0) {
-  char buf[1024];
-  std::snprintf(buf, sizeof buf, fmt, a, b, c);
-  return buf;
+  int n = std::snprintf(nullptr, 0, fmt, a, b, c);
+  if (n <= 0) return "";
+  std::string out(static_cast<size_t>(n) + 1, '\0');
+  std::snprintf(out.data(), out.size(), fmt, a, b, c);
+  out.resize(static_cast<size_t>(n));
+  return out;
 }
 
 cJSON* SummaryJson(const Summary& s) {

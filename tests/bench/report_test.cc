@@ -97,6 +97,15 @@ TEST(BenchReport, AnalysisGivesRatiosAndVerdicts) {
   EXPECT_EQ(a.sweep.size(), 4u);
   EXPECT_DOUBLE_EQ(a.sweep[0].per_second, 2.0);  // 4 samples in 2 s
   EXPECT_FALSE(a.time_budget.empty());
+  // Long sentences are whole (an earlier fixed buffer cut them short).
+  bool docker_run_sentence = false;
+  for (const std::string& line : a.time_budget) {
+    if (line.rfind("docker run --rm costs", 0) != 0) continue;
+    docker_run_sentence = true;
+    EXPECT_NE(line.find("needs docker run >= 2 x floor"), std::string::npos) << line;
+    EXPECT_EQ(line.back(), '.') << line;
+  }
+  EXPECT_TRUE(docker_run_sentence);
 }
 
 TEST(BenchReport, TargetsWithoutDataAreNotEvaluated) {
