@@ -3,7 +3,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <random>
 
 #include "runtime/core/clock.h"
 #include "runtime/core/uv_handle.h"
@@ -26,17 +25,6 @@ std::string Shorten(std::string s, size_t max = 200) {
   }
   if (s.size() > max) s = s.substr(0, max) + "...";
   return s;
-}
-
-std::string RandomHex(size_t n) {
-  static std::mt19937_64 rng(std::random_device{}());
-  std::string s;
-  while (s.size() < n) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-    s += buf;
-  }
-  return s.substr(0, n);
 }
 
 }  // namespace
@@ -251,9 +239,9 @@ struct RawFloor::Attempt {
   std::function<void()> on_disposed;
 };
 
-RawFloor::RawFloor(uv_loop_t* loop, docker::DockerClient* docker, docker::ContainerSpec spec,
+RawFloor::RawFloor(uv_loop_t* loop, docker::DockerClient* docker, SpecBuilder build_spec,
                    uint64_t timeout_ms)
-    : loop_(loop), docker_(docker), spec_(std::move(spec)), timeout_ms_(timeout_ms) {}
+    : loop_(loop), docker_(docker), build_spec_(std::move(build_spec)), timeout_ms_(timeout_ms) {}
 
 RawFloor::~RawFloor() = default;
 
@@ -299,19 +287,18 @@ void RawFloor::Run(ProbeDone measured, std::function<void()> disposed) {
                                      "application/json"));
       },
       opts);
-  if (Status s = a->listener->Listen("127.0.0.1", 0); !s.ok()) {
-    a->timer.Start(0, [this, a, msg = s.message()] {
+  docker::ContainerSpec spec;
+  Status s = a->listener->Listen("127.0.0.1", 0);
+  if (s.ok()) s = build_spec_("127.0.0.1:" + std::to_string(a->listener->port()), &spec);
+  if (!s.ok()) {
+    a->timer.Start(0, [this, a, msg = s.message()] {  // never from inside Run()
       ProbeResult r;
-      r.message = "cannot listen: " + msg;
+      r.message = "cannot set up the sample: " + msg;
       a->create_returned = true;
       Finish(a, std::move(r));
     });
     return;
   }
-
-  docker::ContainerSpec spec = spec_;
-  spec.name = spec_.name + "-" + RandomHex(8);
-  spec.env.push_back("AWS_LAMBDA_RUNTIME_API=127.0.0.1:" + std::to_string(a->listener->port()));
   a->timer.Start(timeout_ms_, [this, weak] {
     if (auto a = weak.lock()) {
       ProbeResult r;

@@ -68,9 +68,12 @@ class EphemeraClient final {
 
 class RawFloor final {
  public:
-  // `spec` is complete except for AWS_LAMBDA_RUNTIME_API, which Run() adds per sample
-  // (pointing at a listener of its own), and the name, which gets a random suffix.
-  RawFloor(uv_loop_t* loop, docker::DockerClient* docker, docker::ContainerSpec spec,
+  // Builds one sample's create request for a Runtime API at `runtime_api_address`
+  // ("127.0.0.1:<port>", the listener Run() opened). A failure fails that sample.
+  using SpecBuilder =
+      std::function<Status(const std::string& runtime_api_address, docker::ContainerSpec* out)>;
+
+  RawFloor(uv_loop_t* loop, docker::DockerClient* docker, SpecBuilder build_spec,
            uint64_t timeout_ms = 10000);
   ~RawFloor();
 
@@ -87,7 +90,7 @@ class RawFloor final {
 
   uv_loop_t* loop_;
   docker::DockerClient* docker_;
-  docker::ContainerSpec spec_;
+  SpecBuilder build_spec_;
   uint64_t timeout_ms_;
   std::set<std::shared_ptr<Attempt>> attempts_;
   uint64_t serial_ = 0;

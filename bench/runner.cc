@@ -18,17 +18,16 @@
 #include "bench/progress.h"
 #include "bench/report.h"
 #include "runtime/core/clock.h"
+#include "runtime/core/ids.h"
 #include "runtime/core/uv_handle.h"
+#include "runtime/invoke/container_spec.h"
 #include "runtime/json/json.h"
 
 namespace ephemera::bench {
 namespace {
 
-constexpr char kShimMountPoint[] = "/opt/ephemera/shim";  // as cold_invocation.cc
-
-bool InjectsShim(registry::ShimMode m) {
-  return m == registry::ShimMode::kExec || m == registry::ShimMode::kHttp;
-}
+using invoke::InjectsShim;
+using invoke::kShimMountPoint;
 
 std::string IsoUtcNow() {
   time_t now = time(nullptr);
@@ -67,58 +66,21 @@ std::string Join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-docker::ContainerSpec FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
-                                const std::string& shim_path, const std::string& run_label,
-                                uint64_t init_timeout_ms) {
-  docker::ContainerSpec spec;
-  spec.image = fn.image;
-  spec.name = "ephemera-bench-" + fn.name;  // the floor adds a random suffix per sample
-  spec.labels = {{"ephemera.bench", run_label}, {"ephemera.bench.function", fn.name}};
-  spec.network_mode = fn.network;
-  spec.memory_bytes = static_cast<int64_t>(fn.memory_mb) << 20;
-  spec.working_dir = fn.working_dir;
-  std::string request_id = "00000000-0000-4000-8000-000000000000";
-  spec.env = {
-      "AWS_LAMBDA_FUNCTION_NAME=" + fn.name,
-      "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(fn.memory_mb),
-      "AWS_LAMBDA_FUNCTION_TIMEOUT=" + std::to_string(fn.timeout_s),
-      "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-      "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.name,
-      "AWS_LAMBDA_LOG_STREAM_NAME=$LATEST/" + request_id,
-      "AWS_REGION=us-east-1",
-      "AWS_DEFAULT_REGION=us-east-1",
-      "LAMBDA_TASK_ROOT=/var/task",
-      "LAMBDA_RUNTIME_DIR=/var/runtime",
-      "TZ=UTC",
-  };
-  if (InjectsShim(fn.mode)) {
-    spec.env.push_back(std::string("EPHEMERA_MODE=") + registry::ShimModeName(fn.mode));
-    spec.env.push_back("EPHEMERA_INIT_TIMEOUT_MS=" + std::to_string(init_timeout_ms));
-    if (fn.mode == registry::ShimMode::kHttp) {
-      spec.env.push_back("EPHEMERA_HTTP_PORT=" + std::to_string(fn.http_port));
-      spec.env.push_back("EPHEMERA_HTTP_PATH=" + fn.http_path);
-    }
+Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
+                 const std::string& shim_path, const std::string& run_label,
+                 const std::string& runtime_api_address, docker::ContainerSpec* out) {
+  invoke::ContainerParams params;
+  params.runtime_api_address = runtime_api_address;
+  params.request_id = NewRequestId();
+  params.shim_path = shim_path;
+  params.instance_label = run_label;
+  if (fn.mode == registry::ShimMode::kHttp && fn.http_port == 0) {
+    params.http_port = invoke::PickFreeLoopbackPort();
   }
-  for (const auto& [k, v] : fn.environment) spec.env.push_back(k + "=" + v);
-
-  std::vector<std::string> argv = fn.command;
-  if (argv.empty()) {
-    argv = image.entrypoint;
-    const auto& cmd = fn.args.empty() ? image.cmd : fn.args;
-    argv.insert(argv.end(), cmd.begin(), cmd.end());
-  }
-  if (InjectsShim(fn.mode)) {
-    spec.binds = {shim_path + ":" + kShimMountPoint + ":ro"};
-    spec.entrypoint = {kShimMountPoint};
-    spec.cmd = std::move(argv);
-  } else if (!fn.command.empty()) {
-    spec.entrypoint = {fn.command.front()};
-    spec.cmd.assign(fn.command.begin() + 1, fn.command.end());
-  } else if (!fn.args.empty()) {
-    spec.cmd = fn.args;
-  }
-  return spec;
+  if (Status s = invoke::BuildContainerSpec(fn, image, params, out); !s.ok()) return s;
+  out->name = "ephemera-bench-" + fn.name + "-" + params.request_id.substr(0, 8);
+  out->labels = {{"ephemera.bench", run_label}, {"ephemera.bench.function", fn.name}};
+  return Status::Ok();
 }
 
 std::vector<std::string> DockerRunArgv(const BenchOptions& o, const registry::FunctionSpec& fn,
@@ -292,6 +254,9 @@ class Runner {
   void WaitHealthy() {
     client_->Get("/healthz", [this](int status, std::string) {
       if (status == 200) return ResolveFunction();
+      if (o_.endpoint.empty() && !daemon_running_) {  // it exited: say why, do not wait
+        return Fail("the daemon exited at start-up: " + DaemonLogTail());
+      }
       if (MonotonicMs() > health_deadline_ || (!o_.endpoint.empty() && status != 0)) {
         return Fail("the daemon at " + r_->config.endpoint + " is not healthy (GET /healthz: " +
                     (status == 0 ? std::string("no answer") : std::to_string(status)) + ")" +
@@ -301,15 +266,40 @@ class Runner {
     });
   }
 
+  // The end of the daemon's log, on one line, for error messages.
+  std::string DaemonLogTail() const {
+    std::string path = o_.out_dir + "/daemon.log", text;
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+      std::fclose(f);
+    }
+    if (text.size() > 600) text = "..." + text.substr(text.size() - 600);
+    for (char& c : text) {
+      if (c == '\n') c = ' ';
+    }
+    return text.empty() ? "(nothing in " + path + ")" : text;
+  }
+
   // ---- Stage 2: the image, the floor's spec, the probes ----
 
   void ResolveFunction() {
     docker_->InspectImage(fn_->image, [this](Status s, const docker::ImageConfig& image) {
       if (!s.ok()) return Fail("image of " + fn_->name + ": " + s.message());
-      docker::ContainerSpec spec = FloorSpec(*fn_, image, o_.shim_path, run_label_);
+      docker::ContainerSpec spec;  // the first sample's, for the description
+      if (Status b = FloorSpec(*fn_, image, o_.shim_path, run_label_, "127.0.0.1:0", &spec);
+          !b.ok()) {
+        return Fail("the raw floor's container for " + fn_->name + ": " + b.message());
+      }
       floor_spec_text_ = spec.entrypoint.empty() ? "the image's ENTRYPOINT" : Join(spec.entrypoint);
       floor_spec_text_ += spec.cmd.empty() ? " with the image's CMD" : " " + Join(spec.cmd);
-      floor_ = std::make_unique<RawFloor>(&loop_, docker_.get(), spec, o_.sample_timeout_ms);
+      floor_ = std::make_unique<RawFloor>(
+          &loop_, docker_.get(),
+          [this, image](const std::string& address, docker::ContainerSpec* out) {
+            return FloorSpec(*fn_, image, o_.shim_path, run_label_, address, out);
+          },
+          o_.sample_timeout_ms);
       if (!docker_run_argv_.empty()) {
         docker_run_ = std::make_unique<DockerRun>(&loop_, docker_run_argv_, o_.payload);
       }

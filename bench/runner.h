@@ -48,13 +48,16 @@ struct BenchOptions {
   std::string command_line;
 };
 
-// The create request the daemon sends for `fn` (cold_invocation.cc CreateContainer and
-// ContainerEnv), minus AWS_LAMBDA_RUNTIME_API, which the floor adds per sample. The labels
-// are the benchmark's own (ephemera.bench=<run_label>), not ephemera.managed, so a daemon's
-// reaper never touches them and ours never touches the daemon's.
-docker::ContainerSpec FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
-                                const std::string& shim_path, const std::string& run_label,
-                                uint64_t init_timeout_ms = 10000);
+// The create request of one raw-floor sample: exactly what the daemon sends for `fn`
+// (invoke::BuildContainerSpec, the function the cold path calls), with
+// AWS_LAMBDA_RUNTIME_API pointing at `runtime_api_address`, a fresh request id, and, for
+// http-mode functions with http_port 0, a freshly picked port, as the daemon does. Only the
+// name and the labels differ: ephemera.bench=<run_label> instead of ephemera.managed, so a
+// daemon's reaper never touches the floor's containers and the floor never touches the
+// daemon's.
+Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
+                 const std::string& shim_path, const std::string& run_label,
+                 const std::string& runtime_api_address, docker::ContainerSpec* out);
 
 // The docker CLI command line of the docker-run series, or empty (with `why`) when this
 // function has no way to run once and exit (see bench/README.md).
