@@ -127,20 +127,6 @@ int Serve(const ServeOptions& o) {
     return 1;
   }
 
-  d.docker->Ping([&d, endpoint](Status s) {
-    if (!s.ok()) {
-      LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",
-               s.message().c_str());
-      return;
-    }
-    d.invoker->ReapLeftovers([](Status rs, size_t n) {
-      if (!rs.ok())
-        LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
-      if (n > 0)
-        LOG_INFO("serve", "removed %zu leftover container(s) labelled ephemera.managed", n);
-    });
-  });
-
   auto on_signal = [](uv_signal_t* h, int signum) {
     static_cast<Daemon*>(h->data)->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
   };
@@ -153,12 +139,31 @@ int Serve(const ServeOptions& o) {
     uv_signal_start(d.sigterm.get(), on_signal, SIGTERM);
   }
 
-  std::printf(
-      "ephemera: listening on http://%s:%d (%zu functions from %s and %s; docker %s; shim %s)\n",
-      o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
-      o.state_path.empty() ? "no state file" : o.state_path.c_str(), endpoint.c_str(),
-      shim.c_str());
-  std::fflush(stdout);
+  // The ready line is printed once the engine has answered and what dead daemons
+  // left behind is gone, so whoever waits for it finds a clean engine.
+  auto announce = [&d, &o, endpoint, shim] {
+    std::printf(
+        "ephemera: listening on http://%s:%d (%zu functions from %s and %s; docker %s; shim %s)\n",
+        o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
+        o.state_path.empty() ? "no state file" : o.state_path.c_str(), endpoint.c_str(),
+        shim.c_str());
+    std::fflush(stdout);
+  };
+  d.docker->Ping([&d, announce](Status s) {
+    if (!s.ok()) {
+      LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",
+               s.message().c_str());
+      announce();
+      return;
+    }
+    d.invoker->ReapLeftovers([announce](Status rs, size_t n) {
+      if (!rs.ok()) {
+        LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
+      }
+      if (n > 0) LOG_INFO("serve", "removed %zu leftover container(s) of daemons that are gone", n);
+      announce();
+    });
+  });
 
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);

@@ -705,6 +705,18 @@ void DockerClient::RemoveContainer(const std::string& id, std::function<void(Sta
 
 void DockerClient::ListContainers(const std::string& label_filter,
                                   std::function<void(Status, std::vector<std::string>)> done) {
+  ListContainerSummaries(label_filter,
+                         [done = std::move(done)](Status s, std::vector<ContainerSummary> rows) {
+                           std::vector<std::string> ids;
+                           ids.reserve(rows.size());
+                           for (auto& row : rows) ids.push_back(std::move(row.id));
+                           done(std::move(s), std::move(ids));
+                         });
+}
+
+void DockerClient::ListContainerSummaries(
+    const std::string& label_filter,
+    std::function<void(Status, std::vector<ContainerSummary>)> done) {
   std::string path = "/containers/json?all=1";
   if (!label_filter.empty()) {
     path += "&filters=" + Escape("{\"label\":[" + json::Quote(label_filter) + "]}", false);
@@ -720,12 +732,20 @@ void DockerClient::ListContainers(const std::string& label_filter,
     auto j = json::Parse(r.response_body);
     if (!cJSON_IsArray(j.get()))
       return done(Internal("docker list containers: malformed JSON"), {});
-    std::vector<std::string> ids;
+    std::vector<ContainerSummary> rows;
     const cJSON* item = nullptr;
     cJSON_ArrayForEach(item, j.get()) {
-      if (auto id = json::GetString(item, "Id")) ids.push_back(std::move(*id));
+      ContainerSummary row;
+      row.id = json::GetString(item, "Id").value_or("");
+      if (row.id.empty()) continue;
+      row.state = json::GetString(item, "State").value_or("");
+      const cJSON* label = nullptr;
+      cJSON_ArrayForEach(label, cJSON_GetObjectItemCaseSensitive(item, "Labels")) {
+        if (cJSON_IsString(label)) row.labels[label->string] = label->valuestring;
+      }
+      rows.push_back(std::move(row));
     }
-    done(Status::Ok(), std::move(ids));
+    done(Status::Ok(), std::move(rows));
   });
 }
 

@@ -48,6 +48,13 @@ struct ImageConfig {
   std::string working_dir, user;
 };
 
+// One row of GET /containers/json.
+struct ContainerSummary {
+  std::string id;
+  std::string state;
+  std::map<std::string, std::string> labels;
+};
+
 struct ContainerSpec {
   std::string name;  // optional; sent as ?name= (409 Conflict if taken)
   std::string image;
@@ -149,6 +156,9 @@ class DockerClient final {
   // "k=v" (empty: every container). Ids in the engine's order (newest first).
   void ListContainers(const std::string& label_filter,
                       std::function<void(Status, std::vector<std::string> ids)> done);
+  // The same list with each container's labels and state ("created", "running", ...).
+  void ListContainerSummaries(const std::string& label_filter,
+                              std::function<void(Status, std::vector<ContainerSummary>)> done);
   // GET /containers/{id}/json, reduced to its State. 404 => NotFound naming the container.
   void InspectContainer(const std::string& id,
                         std::function<void(Status, const ContainerState&)> done);

@@ -1,9 +1,17 @@
 #include "runtime/invoke/invoker.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
 #include "runtime/core/log.h"
 #include "runtime/invoke/cold_invocation.h"
 
 namespace ephemera::invoke {
+namespace {
+bool OwnerIsGone(const std::map<std::string, std::string>& labels);
+}  // namespace
 
 double PhaseTimes::overhead() const {
   double known = 0;
@@ -159,25 +167,50 @@ void Invoker::FreeRetired() {
   MaybeFinishShutdown();
 }
 
+// A container is a leftover when the process named by its ephemera.daemon label is
+// gone (or is no longer an ephemera process: pids are reused). Containers of another
+// daemon that is still running, a demo beside a test run say, are left alone.
+namespace {
+bool OwnerIsGone(const std::map<std::string, std::string>& labels) {
+  auto it = labels.find("ephemera.daemon");
+  if (it == labels.end()) return true;
+  char* end = nullptr;
+  long pid = std::strtol(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end != '\0' || pid <= 0) return true;
+  if (pid == getpid())
+    return true;  // ours from before a restart cannot exist; ours now are not listed yet
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  if (!std::getline(comm, name)) return true;
+  return name.rfind("ephemera", 0) != 0;
+}
+}  // namespace
+
 void Invoker::ReapLeftovers(std::function<void(Status, size_t)> done) {
-  docker_->ListContainers("ephemera.managed", [this, done = std::move(done)](
-                                                  Status s, std::vector<std::string> ids) mutable {
-    if (!s.ok() || ids.empty()) {
-      done(s, 0);
-      return;
-    }
-    auto remaining = std::make_shared<size_t>(ids.size());
-    auto shared_done = std::make_shared<std::function<void(Status, size_t)>>(std::move(done));
-    size_t count = ids.size();
-    for (const auto& id : ids) {
-      docker_->RemoveContainer(id, [remaining, shared_done, count, id](Status rs) {
-        if (!rs.ok())
-          LOG_WARN("invoke", "could not remove leftover container %s: %s", id.c_str(),
-                   rs.message().c_str());
-        if (--*remaining == 0) (*shared_done)(Status::Ok(), count);
+  docker_->ListContainerSummaries(
+      "ephemera.managed",
+      [this, done = std::move(done)](Status s, std::vector<docker::ContainerSummary> rows) mutable {
+        std::vector<std::string> ids;
+        for (const auto& row : rows) {
+          if (OwnerIsGone(row.labels)) ids.push_back(row.id);
+        }
+        if (!s.ok() || ids.empty()) {
+          done(s, 0);
+          return;
+        }
+        auto remaining = std::make_shared<size_t>(ids.size());
+        auto shared_done = std::make_shared<std::function<void(Status, size_t)>>(std::move(done));
+        size_t count = ids.size();
+        for (const auto& id : ids) {
+          docker_->RemoveContainer(id, [remaining, shared_done, count, id](Status rs) {
+            if (!rs.ok()) {
+              LOG_WARN("invoke", "could not remove leftover container %s: %s", id.c_str(),
+                       rs.message().c_str());
+            }
+            if (--*remaining == 0) (*shared_done)(Status::Ok(), count);
+          });
+        }
       });
-    }
-  });
 }
 
 void Invoker::Shutdown(std::function<void()> done) {

@@ -75,7 +75,8 @@ class Invoker {
   // Checks that an invocation could run (DryRun): the image exists.
   void Validate(const registry::FunctionSpec& spec, std::function<void(Status)> done);
 
-  // Removes leftover containers labelled ephemera.managed from earlier runs.
+  // Removes containers labelled ephemera.managed whose daemon (label ephemera.daemon,
+  // a pid) is no longer running: leftovers of a crashed or killed daemon.
   void ReapLeftovers(std::function<void(Status, size_t removed)> done);
   void Shutdown(std::function<void()> done);
 

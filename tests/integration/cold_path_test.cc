@@ -2,8 +2,10 @@
 // or the function's own runtime speaking the Runtime API, the answer back to the
 // caller, and nothing left behind.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -182,6 +184,38 @@ TEST(ColdPathShutdown, SigtermDuringInvocationRemovesContainerAndExitsCleanly) {
   caller.join();
   EXPECT_TRUE(ContainersWithLabel(mine).empty());
   EXPECT_NE(d.log().find("stopped cleanly"), std::string::npos) << d.log();
+}
+
+// At start-up a daemon removes what crashed daemons left behind, and nothing of a
+// daemon that is still running.
+TEST(ColdPathStartup, ReapsContainersOfDeadDaemonsOnly) {
+  Daemon alive;
+  ASSERT_EQ(alive.Start(), "");
+  std::string tag = std::to_string(getpid());
+  auto create = [&](const std::string& owner) {
+    std::string cmd =
+        "/usr/bin/docker create --label ephemera.managed=1 --label ephemera.daemon=" + owner +
+        " --label ephemera-test.reap=" + tag + " ephemera/busybox:latest true >/dev/null";
+    return std::system(cmd.c_str());
+  };
+  ASSERT_EQ(create("999999999"), 0);  // no such process
+  ASSERT_EQ(create(std::to_string(alive.pid())), 0);
+  ASSERT_EQ(ContainersWithLabel("ephemera-test.reap=" + tag).size(), 2u);
+
+  Daemon restarted;
+  ASSERT_EQ(restarted.Start(), "");
+  for (int i = 0; i < 500 && ContainersWithLabel("ephemera-test.reap=" + tag).size() != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto left = ContainersWithLabel("ephemera-test.reap=" + tag);
+  EXPECT_EQ(left.size(), 1u);
+  EXPECT_EQ(ContainersWithLabel("ephemera.daemon=" + std::to_string(alive.pid())).size(), 1u)
+      << "the running daemon's container was removed";
+  std::system(("/usr/bin/docker rm -f $(/usr/bin/docker ps -aq --filter label=ephemera-test.reap=" +
+               tag + ") >/dev/null 2>&1")
+                  .c_str());
+  EXPECT_EQ(restarted.Stop(), 0);
+  EXPECT_EQ(alive.Stop(), 0);
 }
 
 TEST(ColdPathEngine, UnreachableEngineGives503NamingIt) {
