@@ -14,6 +14,8 @@ namespace {
 
 // Output kept for X-Amz-Log-Result; Lambda returns the last 4 KB, we keep a margin.
 constexpr size_t kMaxLogBytes = 64 * 1024;
+// How long past the init timeout the daemon waits for the runtime's own init error.
+constexpr uint64_t kInitReportGraceMs = 1000;
 
 std::string ErrorJson(const std::string& type, const std::string& message) {
   return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";
@@ -245,7 +247,9 @@ void ColdInvocation::StartContainer() {
           return;
         }
         if (!self->event_taken_) {
-          self->timer_.Start(self->owner_->options().init_timeout_ms,
+          // The shim has the same init budget and reports a failed init itself (with
+          // the service's last log lines); the daemon's timer is the backstop.
+          self->timer_.Start(self->owner_->options().init_timeout_ms + kInitReportGraceMs,
                              [self] { self->OnTimeout(); });
         }
       }));

@@ -160,6 +160,25 @@ TEST_F(ColdPath, WebServiceAnswersApiGatewayEventsInHttpMode) {
   EXPECT_NE(v1.body.find("\"body\":\"posted body\""), std::string::npos) << v1.body;
 }
 
+TEST_F(ColdPath, OneMebibyteThroughExecModeByteForByte) {
+  std::string payload(1 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>((i * 131) >> 2);
+  HttpResult r = Plain("echo-exec", payload);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_TRUE(r.body == payload) << "1 MiB through the exec-mode shim came back altered";
+}
+
+TEST_F(ColdPath, OneMebibyteThroughHttpModeByteForByte) {
+  std::string text(1 << 20, 'a');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + (i * 7) % 26);
+  HttpResult r =
+      daemon_->Invoke("webapp", R"({"httpMethod":"POST","path":"/","headers":{"content-type":)"
+                                R"("text/plain"},"body":")" +
+                                    text + R"(","isBase64Encoded":false})");
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_NE(r.body.find("\"body\":\"" + text + "\""), std::string::npos) << r.body.substr(0, 300);
+}
+
 TEST_F(ColdPath, HealthzAnswers) {
   HttpResult r = Http("GET", daemon_->url() + "/healthz");
   EXPECT_EQ(r.status, 200);
@@ -216,6 +235,42 @@ TEST(ColdPathStartup, ReapsContainersOfDeadDaemonsOnly) {
                   .c_str());
   EXPECT_EQ(restarted.Stop(), 0);
   EXPECT_EQ(alive.Stop(), 0);
+}
+
+// Failure modes of the shim, through the daemon, with functions created through the API.
+TEST(ColdPathShim, WebServiceThatNeverListensIsAnInitErrorWithItsLog) {
+  Daemon d;
+  ASSERT_EQ(d.Start({{"--init-timeout", "1500"}, ""}), "");
+  HttpResult c =
+      Http("POST", d.url() + "/2015-03-31/functions",
+           R"({"FunctionName":"deaf","Role":"r","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+           R"("ImageConfig":{"EntryPoint":["sh","-c","echo warming up forever; sleep 30"]},)"
+           R"("Environment":{"Variables":{"EPHEMERA_MODE":"http"}}})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  HttpResult r = d.Invoke("deaf", "{}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_EQ(r.body.find("Sandbox.Timedout"), std::string::npos)
+      << "the shim's init error should win: " << r.body;
+  EXPECT_NE(r.body.find("warming up forever"), std::string::npos)
+      << "the service's last log lines: " << r.body;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(ColdPathShim, HandlerKilledBySignalIsAFunctionError) {
+  Daemon d;
+  ASSERT_EQ(d.Start(), "");
+  HttpResult c =
+      Http("POST", d.url() + "/2015-03-31/functions",
+           R"({"FunctionName":"killed","Role":"r","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+           R"("ImageConfig":{"EntryPoint":["sh","-c","echo dying >&2; kill -9 $$"]}})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  HttpResult r = d.Invoke("killed", "{}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(r.body.find("Signal"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("dying"), std::string::npos) << "stderr tail: " << r.body;
+  EXPECT_EQ(d.Stop(), 0);
 }
 
 TEST(ColdPathEngine, UnreachableEngineGives503NamingIt) {
