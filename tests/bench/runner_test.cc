@@ -1,0 +1,101 @@
+// Tests of what the runner asks the engine to run: the raw floor's container is the
+// daemon's, relabelled; the docker run command line per function mode.
+#include "bench/runner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "runtime/invoke/container_spec.h"
+
+namespace ephemera::bench {
+namespace {
+
+registry::FunctionSpec ExecFunction() {
+  registry::FunctionSpec fn;
+  fn.name = "shout";
+  fn.image = "ephemera/shout:latest";
+  fn.mode = registry::ShimMode::kExec;
+  fn.command = {"/usr/local/bin/shout", "--loud"};
+  fn.memory_mb = 256;
+  fn.environment = {{"GREETING", "hi"}};
+  return fn;
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+TEST(BenchRunner, FloorSpecIsTheDaemonsContainerRelabelled) {
+  registry::FunctionSpec fn = ExecFunction();
+  docker::ImageConfig image;
+  docker::ContainerSpec floor;
+  ASSERT_TRUE(FloorSpec(fn, image, "/opt/shim", "4242", "127.0.0.1:1234", &floor).ok());
+
+  invoke::ContainerParams p;
+  p.runtime_api_address = "127.0.0.1:1234";
+  p.request_id = "00000000-0000-4000-8000-000000000000";
+  p.shim_path = "/opt/shim";
+  docker::ContainerSpec daemon;
+  ASSERT_TRUE(invoke::BuildContainerSpec(fn, image, p, &daemon).ok());
+
+  EXPECT_EQ(floor.image, daemon.image);
+  EXPECT_EQ(floor.entrypoint, daemon.entrypoint);
+  EXPECT_EQ(floor.cmd, daemon.cmd);
+  EXPECT_EQ(floor.binds, daemon.binds);
+  EXPECT_EQ(floor.network_mode, daemon.network_mode);
+  EXPECT_EQ(floor.memory_bytes, daemon.memory_bytes);
+  EXPECT_EQ(floor.working_dir, daemon.working_dir);
+  EXPECT_EQ(floor.env.size(), daemon.env.size());
+  EXPECT_TRUE(Has(floor.env, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1234"));
+  EXPECT_TRUE(Has(floor.env, "EPHEMERA_MODE=exec"));
+  EXPECT_TRUE(Has(floor.env, "GREETING=hi"));
+  EXPECT_EQ(floor.entrypoint, std::vector<std::string>{invoke::kShimMountPoint});
+  // Only the labels and the name are the benchmark's own.
+  EXPECT_EQ(floor.labels.count("ephemera.managed"), 0u);
+  EXPECT_EQ(floor.labels.at("ephemera.bench"), "4242");
+  EXPECT_EQ(floor.name.rfind("ephemera-bench-shout-", 0), 0u);
+  // Each sample gets a fresh request id, so names differ.
+  docker::ContainerSpec again;
+  ASSERT_TRUE(FloorSpec(fn, image, "/opt/shim", "4242", "127.0.0.1:1235", &again).ok());
+  EXPECT_NE(again.name, floor.name);
+}
+
+TEST(BenchRunner, DockerRunCommandFollowsTheFunctionMode) {
+  BenchOptions o;
+  std::string why;
+  registry::FunctionSpec exec = ExecFunction();
+  auto argv = DockerRunArgv(o, exec, "7", &why);
+  ASSERT_FALSE(argv.empty()) << why;
+  EXPECT_EQ(argv[0], "/usr/bin/docker");
+  EXPECT_TRUE(Has(argv, "--rm"));
+  EXPECT_TRUE(Has(argv, "256m"));
+  EXPECT_TRUE(Has(argv, "ephemera.bench=7"));
+  auto ep = std::find(argv.begin(), argv.end(), "--entrypoint");
+  ASSERT_NE(ep, argv.end());
+  EXPECT_EQ(*(ep + 1), "/usr/local/bin/shout");
+  EXPECT_EQ(argv.back(), "--loud");
+
+  registry::FunctionSpec echo;
+  echo.name = "echo";
+  echo.image = "ephemera/echo:latest";
+  echo.mode = registry::ShimMode::kNative;
+  argv = DockerRunArgv(o, echo, "7", &why);
+  ASSERT_GE(argv.size(), 2u);
+  EXPECT_EQ(argv[argv.size() - 2], "ephemera/echo:latest");
+  EXPECT_EQ(argv.back(), "--stdio");
+
+  registry::FunctionSpec other = echo;
+  other.image = "someone/lambda:latest";
+  other.mode = registry::ShimMode::kPassthrough;
+  EXPECT_TRUE(DockerRunArgv(o, other, "7", &why).empty());
+  EXPECT_NE(why.find("--docker-run-args"), std::string::npos);
+  o.docker_run_args_set = true;
+  o.docker_run_args = {"--once"};
+  argv = DockerRunArgv(o, other, "7", &why);
+  ASSERT_FALSE(argv.empty());
+  EXPECT_EQ(argv.back(), "--once");
+}
+
+}  // namespace
+}  // namespace ephemera::bench
