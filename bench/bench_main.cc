@@ -31,8 +31,8 @@ What it does:
      C A B); each sample starts once the previous sample's container is gone;
      rounds go on until every series has N kept samples (at most N + max(5, N/5) rounds);
   3. the concurrency sweep: at each level C, C workers issue cold starts back to back, for
-     ephemera and for the raw floor, which one first alternating by level (latency
-     percentiles and cold starts per second);
+     ephemera and for the raw floor, in alternating blocks of at least 4 x C samples
+     (latency percentiles and cold starts per second);
   4. stops the daemon and removes any container it labelled (ephemera.bench=<pid>);
   5. runs ephemera-microbench (beside this binary) unless --no-microbench;
   6. writes OUT/results.json, report.md, cdf.svg, phases.svg, sweep.svg and prints a table.

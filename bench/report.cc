@@ -266,10 +266,12 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
   if (!a.sweep.empty()) {
     md += "## Concurrency sweep\n\n";
     md +=
-        F("Each level starts %.0f cold starts per series with N workers issuing them back to "
-          "back (closed loop); cold starts/s = successful samples / wall time of the level. "
-          "Containers are removed in the background as in the daemon; the series that goes "
-          "first alternates by level; the engine is settled between levels.\n\n",
+        F("Each level runs %.0f cold starts per series with N workers issuing them back to "
+          "back (closed loop), in blocks of at least 4 x N samples that alternate between "
+          "the two series, so a burst of other work on the machine lands on both. Every "
+          "block starts on a settled engine; within it containers are removed in the "
+          "background, as the daemon does. Cold starts/s = successful samples / the "
+          "level's wall time (summed over its blocks).\n\n",
           c.sweep_samples);
     md += "| series | concurrency | n | failed | p50 | p90 | p99 | max | cold starts/s |\n";
     md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";

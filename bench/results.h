@@ -60,9 +60,10 @@ struct Series {
 struct SweepLevel {
   std::string series;  // kEphemera or kRawFloor
   int concurrency = 1;
-  double wall_ms = 0;  // first start -> last answer
+  double wall_ms = 0;  // summed over its blocks: first start -> last answer of each
   std::vector<Sample> samples;
   Rejects rejects;
+  int next_index = 0;  // the runner's counter of samples started
   // Successful cold starts per second over the level's wall time.
   double per_second() const {
     return wall_ms > 0 ? static_cast<double>(samples.size()) * 1000.0 / wall_ms : 0;

@@ -457,48 +457,70 @@ class Runner {
   }
 
   // ---- Stage 4: the concurrency sweep ----
+  //
+  // Each level runs in blocks that alternate between the two series (E R E R ... or
+  // R E R E ..., which one first alternating by level), so a burst of other work on the
+  // machine lands on both. A block holds at least 4 x concurrency samples (ramp-up and
+  // drain stay a small part of it), so high levels get fewer, longer blocks. A block starts
+  // on a settled engine; the level's wall time is the sum of its blocks'.
+
+  struct Block {
+    size_t level;  // index into r_->sweep
+    int count;
+  };
 
   void StartSweep() {
-    level_ = 0;
-    level_series_ = 0;
     if (o_.sweep_samples <= 0) return Cleanup();
-    RunLevel();
+    const int n = o_.sweep_samples;
+    for (size_t li = 0; li < o_.sweep_levels.size(); ++li) {
+      int c = o_.sweep_levels[li];
+      size_t e = r_->sweep.size();
+      for (const char* key : {kEphemera, kRawFloor}) {
+        SweepLevel l;
+        l.series = key;
+        l.concurrency = c;
+        r_->sweep.push_back(std::move(l));
+      }
+      int block = std::min(n, std::max(4 * c, (n + 3) / 4));
+      for (int b = 0, done = 0; done < n; ++b, done += block) {
+        int count = std::min(block, n - done);
+        bool ephemera_first = (b + static_cast<int>(li)) % 2 == 0;
+        plan_.push_back({ephemera_first ? e : e + 1, count});
+        plan_.push_back({ephemera_first ? e + 1 : e, count});
+      }
+    }
+    block_ = 0;
+    RunBlock();
   }
 
-  void RunLevel() {
-    if (aborted_ || level_ >= o_.sweep_levels.size()) return Cleanup();
-    SweepLevel l;
-    // Which series goes first alternates by level, so neither always runs on an engine that
-    // just finished the other's level.
-    bool ephemera_first = level_ % 2 == 0;
-    l.series = (level_series_ == 0) == ephemera_first ? kEphemera : kRawFloor;
-    l.concurrency = o_.sweep_levels[level_];
-    r_->sweep.push_back(std::move(l));
+  void RunBlock() {
+    if (aborted_ || block_ >= plan_.size()) return Cleanup();
     started_ = answered_ = disposed_ = in_flight_ = 0;
-    level_first_ = level_last_ = 0;
+    block_first_ = block_last_ = 0;
     Launch();
   }
 
-  SweepLevel& Level() { return r_->sweep.back(); }
+  SweepLevel& Level() { return r_->sweep[plan_[block_].level]; }
+  int BlockCount() const { return plan_[block_].count; }
 
   void Launch() {
     SweepLevel& l = Level();
-    while (in_flight_ < l.concurrency && started_ < o_.sweep_samples) {
+    while (in_flight_ < l.concurrency && started_ < BlockCount()) {
       ++started_;
       ++in_flight_;
-      if (level_first_ == 0) level_first_ = MonotonicMs();
-      int index = started_ - 1;
+      if (block_first_ == 0) block_first_ = MonotonicMs();
+      int index = l.next_index++;
       if (l.series == kEphemera) {
         client_->Invoke(fn_->name, o_.payload, [this, index](ProbeResult r) {
           OnLevelSample(index, std::move(r));
-          ++disposed_;  // the daemon disposes by itself; settled at the level's end
-          MaybeEndLevel();
+          ++disposed_;  // the daemon disposes by itself; settled at the block's end
+          MaybeEndBlock();
         });
       } else {
         floor_->Run([this, index](ProbeResult r) { OnLevelSample(index, std::move(r)); },
                     [this] {
                       ++disposed_;
-                      MaybeEndLevel();
+                      MaybeEndBlock();
                     });
       }
     }
@@ -508,7 +530,7 @@ class Runner {
     SweepLevel& l = Level();
     --in_flight_;
     ++answered_;
-    level_last_ = MonotonicMs();
+    block_last_ = MonotonicMs();
     progress_.Tick(SeriesLabel(*r_, l.series) + " @" + std::to_string(l.concurrency),
                    r.sample.latency_ms, r.kind == ProbeResult::Kind::kCold);
     if (r.kind == ProbeResult::Kind::kCold) {
@@ -524,21 +546,18 @@ class Runner {
     Launch();
   }
 
-  void MaybeEndLevel() {
-    if (answered_ < o_.sweep_samples || disposed_ < o_.sweep_samples) return;
-    Level().wall_ms = level_last_ - level_first_;
+  void MaybeEndBlock() {
+    if (answered_ < BlockCount() || disposed_ < BlockCount()) return;
+    Level().wall_ms += block_last_ - block_first_;
     std::string filter =
         Level().series == kEphemera
             ? (o_.endpoint.empty() ? "ephemera.daemon=" + std::to_string(daemon_pid_)
                                    : "ephemera.function=" + fn_->name)
             : "ephemera.bench=" + run_label_;
-    // Next level only on a quiet engine, from a fresh loop turn.
+    // The next block only on a quiet engine, from a fresh loop turn.
     Settle(filter, [this] {
-      if (++level_series_ == 2) {
-        level_series_ = 0;
-        ++level_;
-      }
-      Later(0, [this] { RunLevel(); });
+      ++block_;
+      Later(0, [this] { RunBlock(); });
     });
   }
 
@@ -651,10 +670,10 @@ class Runner {
   std::vector<std::string> order_;
   int round_ = 0;
   size_t pos_ = 0;
-  size_t level_ = 0;
-  int level_series_ = 0;
+  std::vector<Block> plan_;
+  size_t block_ = 0;
   int started_ = 0, answered_ = 0, disposed_ = 0, in_flight_ = 0;
-  double level_first_ = 0, level_last_ = 0;
+  double block_first_ = 0, block_last_ = 0;
   int unsettled_notes_ = 0;
   // The daemon.
   UvHandle<uv_process_t> daemon_proc_;
