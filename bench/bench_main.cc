@@ -62,8 +62,12 @@ Options:
   --no-microbench        do not run ephemera-microbench
   --help
 
+Ctrl-C (SIGINT) or SIGTERM: the samples in flight finish, containers are removed, the
+daemon is stopped and the reports are written with what was measured; a second signal stops
+at once.
+
 Exit status: 0 when the run completed (targets missed or not), 1 when it could not run
-(daemon, registry or image problems), 2 for usage errors.
+(daemon, registry or image problems) or was interrupted, 2 for usage errors.
 )";
 
 int Usage(const std::string& problem) {

@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
+#include <utility>
 
 #include "bench/environment.h"
 #include "bench/probes.h"
@@ -124,10 +126,13 @@ class Runner {
     run_label_ = std::to_string(::getpid());
     Status s = Setup();
     if (s.ok()) {
+      WatchSignals();
       StartDaemon();
       uv_run(&loop_, UV_RUN_DEFAULT);
     }
     // Everything that owns handles goes before the loop closes.
+    sigint_.Close();
+    sigterm_.Close();
     docker_run_.reset();
     floor_.reset();
     client_.reset();
@@ -191,6 +196,44 @@ class Runner {
     progress_.set_total((o_.warmups + o_.samples) * static_cast<int>(order_.size()) +
                         levels * o_.sweep_samples * 2);
     return Status::Ok();
+  }
+
+  // ---- Interruption: SIGINT/SIGTERM stop the run cleanly; a second one stops at once ----
+
+  void WatchSignals() {
+    for (auto [handle, signum] : {std::pair{&sigint_, SIGINT}, std::pair{&sigterm_, SIGTERM}}) {
+      if (handle->Init(&loop_, uv_signal_init) < 0) continue;
+      handle->get()->data = this;
+      uv_signal_start(
+          handle->get(),
+          [](uv_signal_t* h, int sig) {
+            if (auto* self = static_cast<Runner*>(h->data)) self->OnSignal(sig);
+          },
+          signum);
+      // A signal watcher alone must not keep the loop (and so the run) alive.
+      uv_unref(reinterpret_cast<uv_handle_t*>(handle->get()));
+    }
+  }
+
+  void OnSignal(int sig) {
+    if (interrupted_) {
+      // Second signal: stop now. Our containers may stay; the next run removes them.
+      if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
+      std::fprintf(stderr,
+                   "\nephemera-bench: stopped at once; containers labelled "
+                   "ephemera.bench=%s may be left\n",
+                   run_label_.c_str());
+      std::_Exit(130);
+    }
+    interrupted_ = true;
+    aborted_ = true;
+    fatal_ = Status(StatusCode::kCancelled, "interrupted by signal " + std::to_string(sig) +
+                                                "; the reports hold what was measured");
+    r_->notes.push_back("the run was interrupted (signal " + std::to_string(sig) +
+                        "): the series hold fewer samples than asked");
+    progress_.Say(
+        "interrupted: finishing the samples in flight, then removing containers and "
+        "stopping the daemon (signal again to stop at once)");
   }
 
   // ---- Stage 1: our own daemon, on a free port, its log in the output directory ----
@@ -505,7 +548,7 @@ class Runner {
 
   void Launch() {
     SweepLevel& l = Level();
-    while (in_flight_ < l.concurrency && started_ < BlockCount()) {
+    while (!aborted_ && in_flight_ < l.concurrency && started_ < BlockCount()) {
       ++started_;
       ++in_flight_;
       if (block_first_ == 0) block_first_ = MonotonicMs();
@@ -547,7 +590,8 @@ class Runner {
   }
 
   void MaybeEndBlock() {
-    if (answered_ < BlockCount() || disposed_ < BlockCount()) return;
+    int target = aborted_ ? started_ : BlockCount();  // interrupted: only what was started
+    if (answered_ < target || disposed_ < target) return;
     Level().wall_ms += block_last_ - block_first_;
     std::string filter =
         Level().series == kEphemera
@@ -597,7 +641,7 @@ class Runner {
     daemon_running_ = false;
     if (daemon_exit_timer_) daemon_exit_timer_->Stop();
     daemon_proc_.Close();
-    if (!stopping_expected()) {
+    if (!stopping_expected() && !interrupted_) {
       r_->notes.push_back("the daemon exited during the run (status " + std::to_string(status) +
                           ", signal " + std::to_string(signal) + "); see daemon.log");
       fatal_ = Status(StatusCode::kUnavailable,
@@ -684,6 +728,8 @@ class Runner {
   std::unique_ptr<Timer> daemon_exit_timer_;
   double health_deadline_ = 0;
   bool aborted_ = false;
+  bool interrupted_ = false;
+  UvHandle<uv_signal_t> sigint_, sigterm_;
   Status fatal_;
 };
 
