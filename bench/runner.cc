@@ -1,10 +1,7 @@
 // bench/runner.cc: the stages of one run (see runner.h), top to bottom.
 #include "bench/runner.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,23 +35,6 @@ std::string IsoUtcNow() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return buf;
-}
-
-// A free TCP port on 127.0.0.1 (bound and released; the daemon binds it right after).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -244,7 +224,7 @@ class Runner {
       Connect();
       return;
     }
-    int port = FreePort();
+    int port = invoke::PickFreeLoopbackPort();  // the daemon binds it right after
     if (port == 0) return Fail("no free port for the daemon");
     r_->config.endpoint = "http://127.0.0.1:" + std::to_string(port);
     std::string log_path = o_.out_dir + "/daemon.log";
