@@ -1,6 +1,7 @@
 #include "runtime/api/lambda_api.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "runtime/core/base64.h"
@@ -20,6 +21,23 @@ constexpr size_t kLogTailBytes = 4096;
 bool IsAsyncInvoke(const http::HttpRequest& head) {
   auto type = head.headers.Get("X-Amz-Invocation-Type");
   return type && *type == "Event";
+}
+
+// Whether a declared Content-Type can carry a JSON event. Clients send none (the AWS
+// CLI), JSON types, octet-stream (SDKs, `ephemera invoke`) or curl's form default;
+// anything else (text/xml, multipart/form-data, ...) is refused with 415.
+bool CanCarryJson(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type.empty() || type == "*/*") return true;
+  for (const char* ok :
+       {"application/json", "text/json", "application/octet-stream", "binary/octet-stream",
+        "text/plain", "application/x-www-form-urlencoded"}) {
+    if (type == ok) return true;
+  }
+  if (type.rfind("application/x-amz-json", 0) == 0) return true;
+  return type.size() > 5 && type.compare(type.size() - 5, 5, "+json") == 0;
 }
 
 bool IsInvokePath(const std::string& path) {
@@ -207,6 +225,13 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   if (log_type != "None" && log_type != "Tail") {
     ex->Reply(AwsError(400, "InvalidParameterValueException",
                        "X-Amz-Log-Type must be None or Tail (got " + log_type + ")", request_id));
+    return;
+  }
+  if (auto ct = req.headers.Get("Content-Type"); ct && !CanCarryJson(*ct)) {
+    ex->Reply(
+        AwsError(415, "UnsupportedMediaTypeException",
+                 "The content type of the Invoke request body is not JSON: " + std::string(*ct),
+                 request_id));
     return;
   }
   if (!req.body.empty()) {

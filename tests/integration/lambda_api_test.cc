@@ -64,6 +64,18 @@ TEST_F(LambdaApi, PayloadThatIsNotJsonIs400) {
   }
 }
 
+TEST_F(LambdaApi, ContentTypeThatCannotCarryJsonIs415) {
+  HttpResult xml = daemon_->Invoke("echo", "{}", {"Content-Type: text/xml"});
+  EXPECT_EQ(xml.status, 415);
+  EXPECT_EQ(xml.Header("x-amzn-errortype"), "UnsupportedMediaTypeException");
+  EXPECT_NE(xml.body.find("text/xml"), std::string::npos) << xml.body;
+  for (const char* ok : {"application/json; charset=utf-8", "application/octet-stream",
+                         "application/x-amz-json-1.1"}) {
+    HttpResult r = daemon_->Invoke("echo", "{}", {std::string("Content-Type: ") + ok});
+    EXPECT_EQ(r.status, 200) << ok << ": " << r.body;
+  }
+}
+
 TEST_F(LambdaApi, BadInvocationTypeIs400) {
   HttpResult r = daemon_->Invoke("echo", "{}", {"X-Amz-Invocation-Type: Sometimes"});
   EXPECT_EQ(r.status, 400);
