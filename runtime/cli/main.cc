@@ -4,6 +4,7 @@
 // benchmark tool built beside this binary.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -100,8 +101,14 @@ int RunServe(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (!TakeValue(argc, argv, &i, &v))
-      return Usage(("option " + arg + " needs a value (or is unknown)").c_str());
+    static const char* const kValueOptions[] = {
+        "--listen", "--registry",     "--state",           "--shim",
+        "--docker", "--init-timeout", "--max-concurrency", "--log-level"};
+    if (std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) ==
+        std::end(kValueOptions)) {
+      return Usage(("unknown serve option " + arg).c_str());
+    }
+    if (!TakeValue(argc, argv, &i, &v)) return Usage((arg + " needs a value").c_str());
     long n = 0;
     if (arg == "--listen") {
       listen = v;
