@@ -286,7 +286,6 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
     // Accepted now, run in the background. Durability (Redis) is a later step:
     // until then a daemon restart loses accepted events, and the log says so.
     ++async_pending_;
-    ++async_accepted_;
     std::string name = spec->name;
     invoker_->Invoke(std::move(ir), [this, name, request_id](InvokeOutcome out) {
       --async_pending_;

@@ -67,7 +67,6 @@ class LambdaApi {
   http::Router router_;
   http::HttpServer server_;
   uint64_t async_pending_ = 0;
-  uint64_t async_accepted_ = 0;
 };
 
 // The AWS error response: status, x-amzn-ErrorType: code, body {"Type","Message"}.

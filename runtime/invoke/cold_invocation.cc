@@ -294,7 +294,6 @@ void ColdInvocation::OnRuntimeInitError(runtime_api::RuntimeError error) {
 }
 
 void ColdInvocation::OnContainerExit(Status status, int exit_code) {
-  exited_ = true;
   if (finished_) return;
   if (!status.ok()) {
     FailService(502, "ServiceException", status);

@@ -74,7 +74,6 @@ class ColdInvocation : public std::enable_shared_from_this<ColdInvocation> {
   bool finished_ = false;
   bool delivered_ = false;
   bool disposing_ = false;
-  bool exited_ = false;
   bool wait_ready_ = false;
   bool attach_ready_ = false;
   bool attach_ended_ = false;
