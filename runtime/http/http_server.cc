@@ -1,37 +1,60 @@
 #include "runtime/http/http_server.h"
 
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "runtime/core/log.h"
 
 namespace ephemera::http {
 
-// One accepted TCP connection. It frees itself in its close callback (STYLE.md
-// rule 3), so nothing else may delete it; the server only asks it to close.
+// One accepted TCP or unix-socket connection. It frees itself in its close
+// callback (docs/style.md: memory of a handle goes in its close callback), so
+// nothing else may delete it; the server only asks it to close.
 //
 // The request path, top to bottom: OnRead buffers bytes → ProcessPending feeds
 // the parser while no request is in flight → Dispatch hands the request to the
 // handler → the handler's Reply() lands in Send → Write queues the bytes →
 // OnWrite, and Send/OnWrite call Continue to take up the next buffered request.
+//
+// One timer guards the connection; UpdateTimer() arms it for the phase the
+// connection is in after every event (see Phase).
 class Connection {
  public:
   // Returns nullptr (and owns nothing) if the handle cannot be initialised.
-  static Connection* Create(HttpServer* server, uv_loop_t* loop) {
+  static Connection* Create(HttpServer* server, uv_loop_t* loop, bool unix_socket) {
     auto* conn = new Connection(server, loop);
-    if (uv_tcp_init(loop, &conn->tcp_) < 0) {
+    conn->unix_socket_ = unix_socket;
+    int rc = unix_socket ? uv_pipe_init(loop, &conn->handle_.pipe, 0)
+                         : uv_tcp_init(loop, &conn->handle_.tcp);
+    if (rc < 0) {
       delete conn;  // never initialised, so never to be closed
       return nullptr;
     }
-    conn->tcp_.data = conn;
+    conn->handle_.base.data = conn;
     return conn;
   }
 
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  uv_stream_t* stream() { return &handle_.stream; }
 
   void Start() {
-    uv_tcp_nodelay(&tcp_, 1);
-    if (uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) Close();
+    if (!unix_socket_) uv_tcp_nodelay(&handle_.tcp, 1);
+    if (uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) {
+      Close();
+      return;
+    }
+    UpdateTimer();
+  }
+
+  // Starts a connection over the limit: it is answered `status` at once,
+  // before anything is read, and closed (see Reject).
+  void StartRefused(int status, const std::string& message) {
+    Start();
+    if (!closing_) Reject(status, message, true);
   }
 
   // Detaches from the server (which may be going away), aborts the exchange in
@@ -39,13 +62,15 @@ class Connection {
   void Close() {
     if (closing_) return;
     closing_ = true;
-    drain_timer_.Stop();
+    timer_.Stop();
     uv_read_stop(stream());
-    if (server_ != nullptr) server_->connections_.erase(this);
+    if (server_ != nullptr) {
+      server_->connections_.erase(this);
+      server_->refusing_.erase(this);
+    }
     server_ = nullptr;
     pending_.clear();
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
-             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+    uv_close(&handle_.base, [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     // Last, so that an abort callback finds the connection already closed.
     if (auto ex = std::move(current_)) ex->Abort();
   }
@@ -68,6 +93,7 @@ class Connection {
     if (!keep_alive) {
       // Nothing more is read from a connection we are about to close.
       close_after_write_ = true;
+      UpdateTimer();
       return;
     }
     Continue();
@@ -81,10 +107,84 @@ class Connection {
     Connection* connection;
   };
 
+  // What the connection waits for, which decides its timer.
+  enum class Phase {
+    kNone,   // nothing to time here: closing, or a reply that ends it is being written
+    kBusy,   // a request is with the handler: never timed out
+    kHead,   // reading a request head (header_timeout_ms, not restarted by bytes)
+    kBody,   // reading a body (body_timeout_ms, restarted by every read)
+    kIdle,   // between requests (idle_timeout_ms, restarted by every completed write)
+    kDrain,  // after an error reply: bounded by kDrainTimeoutMs
+  };
+
   Connection(HttpServer* server, uv_loop_t* loop)
       : server_(server),
         parser_(server->options_.limits, server->options_.body_limit),
-        drain_timer_(loop) {}
+        timer_(loop) {}
+
+  Phase CurrentPhase() const {
+    if (closing_) return Phase::kNone;
+    // The last reply is being written: a client that does not read it is idle.
+    if (close_after_write_) return writes_in_flight_ > 0 ? Phase::kIdle : Phase::kNone;
+    if (current_ != nullptr) return Phase::kBusy;
+    if (parser_.message_started()) {
+      return parser_.headers_complete() ? Phase::kBody : Phase::kHead;
+    }
+    // Unparsed bytes wait only while the client does not read our replies.
+    if (!pending_.empty()) return Phase::kIdle;
+    return requests_ == 0 ? Phase::kHead : Phase::kIdle;
+  }
+
+  // Arms the timer for the phase the connection is now in. `read_progress`:
+  // bytes just arrived; `write_progress`: a write just completed.
+  void UpdateTimer(bool read_progress = false, bool write_progress = false) {
+    if (closing_ || phase_ == Phase::kDrain || server_ == nullptr) return;
+    Phase want = CurrentPhase();
+    bool restart = want != phase_ || (want == Phase::kBody && read_progress) ||
+                   (want == Phase::kIdle && write_progress);
+    if (!restart) return;
+    phase_ = want;
+    const HttpServer::Options& o = server_->options_;
+    uint64_t ms = want == Phase::kHead   ? o.header_timeout_ms
+                  : want == Phase::kBody ? o.body_timeout_ms
+                  : want == Phase::kIdle ? o.idle_timeout_ms
+                                         : 0;
+    if (ms == 0) {
+      timer_.Stop();
+      return;
+    }
+    timer_.Start(ms, [this, want, ms] { OnTimeout(want, ms); });
+  }
+
+  void OnTimeout(Phase phase, uint64_t ms) {
+    if (closing_ || server_ == nullptr) return;
+    HttpServer::Stats& stats = server_->stats_;
+    if (phase == Phase::kIdle) {
+      ++stats.idle_timeouts;
+      LOG_DEBUG("http", "%s: closing a connection idle for %llu ms", server_->options_.name.c_str(),
+                static_cast<unsigned long long>(ms));
+      Close();
+      return;
+    }
+    if (phase == Phase::kHead) {
+      ++stats.header_timeouts;
+      if (!parser_.message_started() && pending_.empty()) {
+        // Nothing was asked, so nothing is answered.
+        LOG_DEBUG("http", "%s: closing a connection that sent no request in %llu ms",
+                  server_->options_.name.c_str(), static_cast<unsigned long long>(ms));
+        Close();
+        return;
+      }
+      LOG_INFO("http", "%s: request head not complete after %llu ms; closing",
+               server_->options_.name.c_str(), static_cast<unsigned long long>(ms));
+      Reject(408, "request head not received within " + std::to_string(ms) + " ms", false);
+      return;
+    }
+    ++stats.body_timeouts;
+    LOG_INFO("http", "%s: no request body bytes for %llu ms; closing",
+             server_->options_.name.c_str(), static_cast<unsigned long long>(ms));
+    Reject(408, "no request body bytes received for " + std::to_string(ms) + " ms", false);
+  }
 
   static bool StatusHasBody(int status) {
     return status != 204 && status != 304 && !(status >= 100 && status < 200);
@@ -111,7 +211,7 @@ class Connection {
     // sent, what the client still sends is read and dropped.
     if (self->draining_ || self->close_after_write_) return;
     self->pending_.append(buf->base, static_cast<size_t>(nread));
-    self->ProcessPending();
+    self->ProcessPending(/*read_progress=*/true);
   }
 
   // The client will send nothing more. An exchange still waiting for its reply
@@ -129,7 +229,7 @@ class Connection {
 
   // Parses buffered bytes into requests, one at a time, while no request is in
   // flight. Re-entrant calls (a handler replying synchronously) fold into the loop.
-  void ProcessPending() {
+  void ProcessPending(bool read_progress = false) {
     if (processing_) return;
     processing_ = true;
     // Consumed bytes are dropped once at the end, not per request: a buffer of
@@ -151,7 +251,7 @@ class Connection {
       continue_sent_ = false;
       Dispatch(parser_.TakeRequest());
     }
-    // Close() and RejectMalformed() may have cleared the buffer meanwhile.
+    // Close() and Reject() may have cleared the buffer meanwhile.
     pending_.erase(0, std::min(offset, pending_.size()));
     // Hold back a client that pipelines far ahead of us.
     if (!closing_ && !read_paused_ && pending_.size() > kMaxPendingBytes) {
@@ -159,6 +259,7 @@ class Connection {
       read_paused_ = true;
     }
     processing_ = false;
+    UpdateTimer(read_progress);
   }
 
   // After a reply or a finished write: take up the next buffered request and
@@ -189,8 +290,11 @@ class Connection {
     auto exchange = std::make_shared<HttpExchange>(std::move(request));
     exchange->connection_ = this;
     current_ = exchange;
+    ++requests_;
+    // Not timed while the handler works (a long invoke, a parked /next).
+    UpdateTimer();
     if (server_ == nullptr) return;
-    ++server_->requests_;
+    ++server_->stats_.requests;
     try {
       server_->handler_(exchange);
     } catch (const std::exception& e) {
@@ -203,9 +307,16 @@ class Connection {
   }
 
   void RejectMalformed() {
-    int status = parser_.error_status();
-    const std::string& message = parser_.error_message();
-    LOG_DEBUG("http", "refused a request: %d %s", status, message.c_str());
+    LOG_DEBUG("http", "refused a request: %d %s", parser_.error_status(),
+              parser_.error_message().c_str());
+    Reject(parser_.error_status(), parser_.error_message(), true);
+  }
+
+  // Sends an error reply and closes after it. With `drain`, what the client
+  // still sends is read and dropped until it closes (or kDrainTimeoutMs), so it
+  // gets to read the answer instead of a reset; without, the connection closes
+  // as soon as the reply is written (a stalled client: nothing to wait for).
+  void Reject(int status, const std::string& message, bool drain) {
     HttpResponse response(status, message + "\n");
     if (server_ != nullptr && server_->options_.error_response) {
       try {
@@ -222,16 +333,16 @@ class Connection {
     Write(std::move(head), std::move(response.body));
     if (closing_) return;
     close_after_write_ = true;
-    // Keep reading (and discarding) what the client still sends, so it gets to
-    // read our answer instead of a reset; close when it is done or after a while.
-    draining_ = true;
+    draining_ = drain;
     pending_.clear();
     if (std::exchange(read_paused_, false) &&
         uv_read_start(stream(), &Connection::OnAlloc, &Connection::OnRead) < 0) {
       Close();
       return;
     }
-    drain_timer_.Start(kDrainTimeoutMs, [this] { Close(); });
+    // Bounds the drain, and the write of the reply to a client that reads nothing.
+    phase_ = Phase::kDrain;
+    timer_.Start(kDrainTimeoutMs, [this] { Close(); });
   }
 
   void Write(std::string head, std::string body) {
@@ -265,6 +376,7 @@ class Connection {
     }
     if (!self->close_after_write_) {
       self->Continue();  // the write queue may have drained below the limit
+      if (!self->closing_) self->UpdateTimer(false, /*write_progress=*/true);
       return;
     }
     if (self->writes_in_flight_ > 0) return;
@@ -284,12 +396,22 @@ class Connection {
   static constexpr size_t kMaxPendingBytes = 1 << 20;
   static constexpr uint64_t kDrainTimeoutMs = 2000;
 
-  uv_tcp_t tcp_{};
+  union Handle {
+    uv_handle_t base;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  };
+
+  Handle handle_{};
+  bool unix_socket_ = false;
   HttpServer* server_;
   RequestParser parser_;
   std::string pending_;
   std::shared_ptr<HttpExchange> current_;
-  Timer drain_timer_;
+  Timer timer_;
+  Phase phase_ = Phase::kNone;
+  uint64_t requests_ = 0;  // dispatched on this connection
   bool processing_ = false;
   bool closing_ = false;
   bool close_after_write_ = false;
@@ -325,6 +447,11 @@ void HttpExchange::Abort() {
   if (auto fn = std::move(on_abort_)) fn();
 }
 
+namespace {
+// Refusals in progress at a time (each lasts at most Connection::kDrainTimeoutMs).
+constexpr size_t kMaxRefusing = 64;
+}  // namespace
+
 HttpServer::HttpServer(uv_loop_t* loop, Handler handler, Options options)
     : loop_(loop), handler_(std::move(handler)), options_(std::move(options)) {}
 
@@ -340,6 +467,7 @@ Status HttpServer::Listen(const std::string& host, int port) {
                              uv_strerror(rc));
     }
   }
+  if (listener_) return InvalidArgument(options_.name + ": this server already listens on TCP");
   if (int rc = listener_.Init(loop_, uv_tcp_init); rc < 0) {
     return Internal(options_.name + ": uv_tcp_init: " + uv_strerror(rc));
   }
@@ -362,26 +490,104 @@ Status HttpServer::Listen(const std::string& host, int port) {
   return Status::Ok();
 }
 
+Status HttpServer::ListenUnix(const std::string& path, int mode) {
+  const std::string what = options_.name + ": unix socket " + path;
+  if (pipe_listener_) return InvalidArgument(what + ": this server already listens on a socket");
+  // libuv (1.44) would silently cut a longer path.
+  if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return InvalidArgument(what + ": the path must be 1.." +
+                           std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes long");
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return InvalidArgument(what + ": a file that is not a socket is in the way");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Unavailable(what + ": cannot remove the stale socket: " + std::strerror(errno));
+    }
+  }
+  if (int rc = pipe_listener_.Init(loop_, uv_pipe_init, 0); rc < 0) {
+    return Internal(what + ": uv_pipe_init: " + uv_strerror(rc));
+  }
+  pipe_listener_.get()->data = this;
+  auto* stream = reinterpret_cast<uv_stream_t*>(pipe_listener_.get());
+  int rc = uv_pipe_bind(pipe_listener_.get(), path.c_str());
+  bool bound = rc == 0;
+  if (rc == 0) rc = uv_listen(stream, 511, &HttpServer::OnConnection);
+  // A bind mount hands the socket to a container user that is not us: chmod
+  // rather than umask, which is process-wide.
+  if (rc == 0 && ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) rc = -errno;
+  if (rc == 0 && ::lstat(path.c_str(), &st) != 0) rc = -errno;
+  if (rc < 0) {
+    pipe_listener_.Close();
+    if (bound) ::unlink(path.c_str());
+    return Unavailable(what + ": cannot listen: " + uv_strerror(rc));
+  }
+  unix_path_ = path;
+  unix_dev_ = st.st_dev;
+  unix_ino_ = st.st_ino;
+  return Status::Ok();
+}
+
 void HttpServer::OnConnection(uv_stream_t* listener, int status) {
   auto* self = static_cast<HttpServer*>(listener->data);
   if (self == nullptr || status < 0) return;
-  Connection* conn = Connection::Create(self, self->loop_);
+  Connection* conn = Connection::Create(
+      self, self->loop_,
+      uv_handle_get_type(reinterpret_cast<uv_handle_t*>(listener)) == UV_NAMED_PIPE);
   if (conn == nullptr) return;
   if (uv_accept(listener, conn->stream()) < 0) {
     conn->Close();
     return;
   }
+  size_t limit = self->options_.max_connections;
+  if (limit != 0 && self->connections_.size() >= limit) {
+    ++self->stats_.connections_refused;
+    // Once per episode, not once per connection of a flood.
+    if (!std::exchange(self->limit_logged_, true)) {
+      LOG_WARN("http", "%s: connection limit of %zu reached; refusing new connections",
+               self->options_.name.c_str(), limit);
+    }
+    if (self->refusing_.size() >= kMaxRefusing) {
+      conn->Close();
+      return;
+    }
+    self->refusing_.insert(conn);
+    conn->StartRefused(
+        503, "connection limit of " + std::to_string(limit) + " reached; try again later");
+    return;
+  }
+  self->limit_logged_ = false;
+  ++self->stats_.connections_accepted;
   self->connections_.insert(conn);
   conn->Start();
 }
 
+HttpServer::Stats HttpServer::stats() const {
+  Stats s = stats_;
+  s.connections_open = connections_.size();
+  return s;
+}
+
 void HttpServer::Close() {
   listener_.Close();
+  if (pipe_listener_) {
+    pipe_listener_.Close();
+    // Only if the file is still the socket we bound (not one a newer server
+    // put in its place).
+    struct stat st {};
+    if (::lstat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ && st.st_ino == unix_ino_) {
+      ::unlink(unix_path_.c_str());
+    }
+  }
   // Every connection is detached before any is closed: closing one runs its
   // abort callback, which may destroy this server, so nothing here touches
   // `this` once the first Close() has been called.
   std::unordered_set<Connection*> conns;
   conns.swap(connections_);
+  for (Connection* c : refusing_) conns.insert(c);
+  refusing_.clear();
   for (Connection* c : conns) c->DetachServer();
   for (Connection* c : conns) c->Close();
 }

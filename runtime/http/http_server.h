@@ -1,21 +1,48 @@
 // runtime/http/http_server.h: an HTTP/1.1 server on one libuv loop.
 //
-// What it does: accepts TCP connections, parses requests with RequestParser,
-// hands each complete request to the handler as an HttpExchange, and writes the
-// reply. Keep-alive is the default; pipelined requests are answered strictly in
-// order because a connection parses its next request only after the current one
-// has been replied to. Malformed or oversized requests get an error response
-// (shaped by Options::error_response) and the connection is closed after it;
-// until then what the client still sends is read and dropped, so it can read
-// the answer (a 413 arrives while a too-large body is still being sent). A
-// request with "Expect: 100-continue" gets "100 Continue" once its head is
-// accepted. Responses to HEAD and 1xx/204/304 carry no body.
+// What it does: accepts TCP connections (Listen) and/or unix-socket connections
+// (ListenUnix), parses requests with RequestParser, hands each complete request
+// to the handler as an HttpExchange, and writes the reply. Both kinds of
+// connection behave identically. Keep-alive is the default; pipelined requests
+// are answered strictly in order because a connection parses its next request
+// only after the current one has been replied to. Malformed or oversized
+// requests get an error response (shaped by Options::error_response) and the
+// connection is closed after it; until then what the client still sends is
+// read and dropped, so it can read the answer (a 413 arrives while a too-large
+// body is still being sent). A request with "Expect: 100-continue" gets
+// "100 Continue" once its head is accepted. Responses to HEAD and 1xx/204/304
+// carry no body.
+//
+// Clients that misbehave (all limits in Options, 0 disables one):
+//   - header_timeout_ms (10 s): a request head must be complete within this
+//     long. For the first request of a connection the clock starts at accept;
+//     for later ones, at the first byte of the request (before that byte the
+//     connection is idle, below). Trickling bytes does not extend it. A client
+//     that sent part of a head gets 408 (through error_response) and the
+//     connection is closed; one that sent nothing is closed without an answer.
+//   - body_timeout_ms (10 s): while a body is owed, the connection is closed
+//     (after a 408) once no byte has arrived for this long. Every read restarts
+//     it, so a slow but steady upload is fine.
+//   - idle_timeout_ms (60 s): a keep-alive connection with no request in
+//     flight, no reply being written and no byte of a next request is closed
+//     (without an answer) after this long. A reply that the client does not read
+//     counts as idle time too: the clock restarts whenever a write completes.
+//   - max_connections (4096): a connection accepted while this many are open is
+//     refused: it gets a 503 (through error_response, message "connection limit
+//     of N reached") at once, without its request being read, then the server
+//     sends FIN and closes on EOF or after 2 s. At most 64 refusals are in
+//     progress at a time; beyond that a connection is closed at accept with no
+//     answer. Refused connections do not count as open.
+// None of these timers runs while a request is with its handler: a long invoke
+// or a parked Runtime API /next is never timed out here, only reading a request
+// and idling between requests are. stats() counts opens, refusals and timeouts.
 //
 // Backpressure: a connection stops reading while more than 1 MB of pipelined
 // input waits behind the request in flight, and stops answering pipelined
 // requests while more than 1 MB of replies wait for the client to read them.
 //
-// Thread: the loop thread only; nothing blocks.
+// Thread: the loop thread only; nothing blocks (ListenUnix makes a few quick
+// file-system calls: lstat, unlink, chmod).
 // Ownership: the server owns its connections. A handler may keep the exchange
 // (shared_ptr) and reply later, from any later loop callback. If the connection
 // closes first (the client closes or resets it, or sends EOF while the
@@ -26,11 +53,15 @@
 // and all memory is released in libuv close callbacks. Abort callbacks may
 // close or destroy the server; a handler may close it but not destroy it (that
 // would destroy the handler while it runs).
+// Callbacks: the handler runs once per request; error_response once per
+// refused request or connection; body_limit once per request head.
 // Depends on: libuv, llhttp (through RequestParser).
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -93,9 +124,10 @@ class HttpServer {
  public:
   using Handler = std::function<void(std::shared_ptr<HttpExchange>)>;
   // Shapes the response for a request the parser refused (400, 413, 431, or
-  // 500 if parsing itself failed). `head` holds whatever was parsed (method,
-  // path and headers once they are complete). If it throws, the plain-text
-  // response is sent instead.
+  // 500 if parsing itself failed), for a request that timed out while being
+  // read (408), and for a connection over max_connections (503, with an empty
+  // head). `head` holds whatever was parsed (method, path and headers once they
+  // are complete). If it throws, the plain-text response is sent instead.
   using ErrorResponseFn =
       std::function<HttpResponse(int status, const std::string& message, const HttpRequest& head)>;
 
@@ -104,6 +136,22 @@ class HttpServer {
     RequestParser::BodyLimitFn body_limit;  // per-request body limit; null = limits.max_body_bytes
     ErrorResponseFn error_response;         // null = plain text
     std::string name = "http";              // for logs
+    // Misbehaving clients (see the file comment); 0 disables each.
+    uint64_t header_timeout_ms = 10'000;
+    uint64_t body_timeout_ms = 10'000;
+    uint64_t idle_timeout_ms = 60'000;
+    size_t max_connections = 4096;
+  };
+
+  // Counters since construction, for /metrics.
+  struct Stats {
+    uint64_t connections_open = 0;      // now (refusals in progress not included)
+    uint64_t connections_accepted = 0;  // total served (not refused)
+    uint64_t connections_refused = 0;   // over max_connections
+    uint64_t header_timeouts = 0;       // closed: head not complete in time
+    uint64_t body_timeouts = 0;         // closed: body stalled
+    uint64_t idle_timeouts = 0;         // closed: keep-alive connection idle
+    uint64_t requests = 0;              // handed to the handler
   };
 
   HttpServer(uv_loop_t* loop, Handler handler, Options options);
@@ -112,16 +160,27 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds and listens on host:port; host is a numeric IPv4 or IPv6 address
-  // (names are not resolved). Port 0 picks a free one; see port().
+  // (names are not resolved). Port 0 picks a free one; see port(). At most once.
   Status Listen(const std::string& host, int port);
   int port() const { return port_; }
   const std::string& host() const { return host_; }
+
+  // Listens on a unix socket at `path` (shorter than 108 bytes). A socket file
+  // already there is removed first (a stale one from an earlier run; a live
+  // one is replaced too); any other kind of file is an error. The socket is
+  // chmod-ed to `mode` (not subject to the umask), so that with 0666 a
+  // container's non-root user can connect through a bind mount. Close()
+  // removes the file, if it is still ours. At most once; may be combined with
+  // Listen() on the same server.
+  Status ListenUnix(const std::string& path, int mode = 0666);
+  const std::string& unix_path() const { return unix_path_; }
 
   // Stops accepting and closes every connection (see above). Idempotent.
   void Close();
 
   size_t connection_count() const { return connections_.size(); }
-  uint64_t requests_served() const { return requests_; }
+  uint64_t requests_served() const { return stats_.requests; }
+  Stats stats() const;
 
  private:
   friend class Connection;
@@ -131,10 +190,16 @@ class HttpServer {
   Handler handler_;
   Options options_;
   UvHandle<uv_tcp_t> listener_;
+  UvHandle<uv_pipe_t> pipe_listener_;
   std::string host_;
   int port_ = 0;
+  std::string unix_path_;
+  dev_t unix_dev_ = 0;  // identify our socket file, so Close() removes only ours
+  ino_t unix_ino_ = 0;
   std::unordered_set<Connection*> connections_;
-  uint64_t requests_ = 0;
+  std::unordered_set<Connection*> refusing_;  // answering 503, then closing
+  bool limit_logged_ = false;
+  Stats stats_;
 };
 
 // Serializes a response head (status line and headers, with Content-Length and

@@ -53,6 +53,7 @@ HttpRequest RequestParser::TakeRequest() {
   HttpRequest out = std::move(request_);
   request_ = HttpRequest{};
   complete_ = false;
+  started_ = false;
   headers_done_ = false;
   expect_continue_ = false;
   header_bytes_ = 0;
@@ -92,6 +93,7 @@ int RequestParser::OnMessageBegin(llhttp_t* p) {
     self->field_.clear();
     self->value_.clear();
     self->header_bytes_ = 0;
+    self->started_ = true;
     self->headers_done_ = false;
     self->expect_continue_ = false;
     return 0;

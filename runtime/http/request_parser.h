@@ -55,6 +55,9 @@ class RequestParser {
   // The head of the request being parsed (valid once headers are complete), so
   // an error response can still be shaped by what was asked.
   const HttpRequest& partial() const { return request_; }
+  // True from the first byte of a request (not counting the blank lines llhttp
+  // skips between requests) until TakeRequest().
+  bool message_started() const { return started_; }
   bool headers_complete() const { return headers_done_; }
   // True once the head of an HTTP/1.1 request with "Expect: 100-continue" has
   // been accepted (within limits) and its body has not been read yet: the
@@ -88,6 +91,7 @@ class RequestParser {
   std::string value_;
   size_t header_bytes_ = 0;
   size_t body_limit_ = 0;
+  bool started_ = false;
   bool headers_done_ = false;
   bool expect_continue_ = false;
   bool complete_ = false;
