@@ -513,20 +513,15 @@ Status HttpServer::ListenUnix(const std::string& path, int mode) {
   pipe_listener_.get()->data = this;
   auto* stream = reinterpret_cast<uv_stream_t*>(pipe_listener_.get());
   int rc = uv_pipe_bind(pipe_listener_.get(), path.c_str());
-  bool bound = rc == 0;
-  if (rc == 0) rc = uv_listen(stream, 511, &HttpServer::OnConnection);
   // A bind mount hands the socket to a container user that is not us: chmod
   // rather than umask, which is process-wide.
   if (rc == 0 && ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) rc = -errno;
-  if (rc == 0 && ::lstat(path.c_str(), &st) != 0) rc = -errno;
+  if (rc == 0) rc = uv_listen(stream, 511, &HttpServer::OnConnection);
   if (rc < 0) {
-    pipe_listener_.Close();
-    if (bound) ::unlink(path.c_str());
+    pipe_listener_.Close();  // libuv removes the file it bound
     return Unavailable(what + ": cannot listen: " + uv_strerror(rc));
   }
   unix_path_ = path;
-  unix_dev_ = st.st_dev;
-  unix_ino_ = st.st_ino;
   return Status::Ok();
 }
 
@@ -572,15 +567,7 @@ HttpServer::Stats HttpServer::stats() const {
 
 void HttpServer::Close() {
   listener_.Close();
-  if (pipe_listener_) {
-    pipe_listener_.Close();
-    // Only if the file is still the socket we bound (not one a newer server
-    // put in its place).
-    struct stat st {};
-    if (::lstat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_dev_ && st.st_ino == unix_ino_) {
-      ::unlink(unix_path_.c_str());
-    }
-  }
+  pipe_listener_.Close();  // libuv removes the socket file it bound
   // Every connection is detached before any is closed: closing one runs its
   // abort callback, which may destroy this server, so nothing here touches
   // `this` once the first Close() has been called.

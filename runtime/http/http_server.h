@@ -58,7 +58,6 @@
 // Depends on: libuv, llhttp (through RequestParser).
 #pragma once
 
-#include <sys/types.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -170,8 +169,9 @@ class HttpServer {
   // one is replaced too); any other kind of file is an error. The socket is
   // chmod-ed to `mode` (not subject to the umask), so that with 0666 a
   // container's non-root user can connect through a bind mount. Close()
-  // removes the file, if it is still ours. At most once; may be combined with
-  // Listen() on the same server.
+  // removes the file at `path` (libuv does, as it closes the listener), even
+  // if another server has replaced it since: give each server its own path.
+  // At most once; may be combined with Listen() on the same server.
   Status ListenUnix(const std::string& path, int mode = 0666);
   const std::string& unix_path() const { return unix_path_; }
 
@@ -194,8 +194,6 @@ class HttpServer {
   std::string host_;
   int port_ = 0;
   std::string unix_path_;
-  dev_t unix_dev_ = 0;  // identify our socket file, so Close() removes only ours
-  ino_t unix_ino_ = 0;
   std::unordered_set<Connection*> connections_;
   std::unordered_set<Connection*> refusing_;  // answering 503, then closing
   bool limit_logged_ = false;
