@@ -24,6 +24,16 @@ namespace {
 constexpr int kTimeoutMin = 1, kTimeoutMax = 900;
 constexpr int kMemoryMin = 128, kMemoryMax = 10240;
 constexpr int kConcurrencyMax = 10000;
+constexpr int kIdleTtlMin = 1, kIdleTtlMax = 3600;
+constexpr int kPoolMin = 1, kPoolMax = 100;
+constexpr int kQueueSizeMax = 10000;
+constexpr int kQueueTimeoutMin = 1, kQueueTimeoutMax = 900;
+constexpr int kTmpSizeMin = 1, kTmpSizeMax = 10240;
+constexpr int kPidsMin = 8, kPidsMax = 65536;
+constexpr int kNofileMin = 64, kNofileMax = 1048576;
+constexpr size_t kImageMax = 255;
+constexpr size_t kTagMax = 128;
+constexpr size_t kUserPartMax = 32;
 constexpr size_t kNameMax = 64;
 constexpr size_t kRefMax = 170;
 constexpr size_t kDescriptionMax = 256;
@@ -98,6 +108,29 @@ bool ReadArgv(const cJSON* item, std::vector<std::string>* out, std::string* pro
   return true;
 }
 
+bool ReadBool(const cJSON* item, bool* out, std::string* problem) {
+  if (cJSON_IsBool(item)) {
+    *out = cJSON_IsTrue(item) != 0;
+    return true;
+  }
+  *problem = "must be true or false (got " + Shown(item) + ")";
+  return false;
+}
+
+// An array of strings, possibly empty.
+bool ReadStringList(const cJSON* item, std::vector<std::string>* out, std::string* problem) {
+  *problem = "must be an array of strings (got " + Shown(item) + ")";
+  if (!cJSON_IsArray(item)) return false;
+  std::vector<std::string> list;
+  const cJSON* el = nullptr;
+  cJSON_ArrayForEach(el, item) {
+    if (!cJSON_IsString(el) || el->valuestring == nullptr) return false;
+    list.emplace_back(el->valuestring);
+  }
+  *out = std::move(list);
+  return true;
+}
+
 // ---- field rules shared by the manifest, the state file and CreateFunction ----
 
 // Empty when `key` is a usable environment name, else the problem in a phrase.
@@ -114,14 +147,200 @@ std::string EnvKeyProblem(std::string_view key) {
   return {};
 }
 
-bool ValidImage(std::string_view image) {
-  if (image.empty() || image.front() == ':' || image.front() == '/' || image.front() == '@') {
-    return false;
+// ---- character classes (ASCII only: references and names are ASCII) ----
+
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool IsLower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool IsUpper(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool IsAlnum(char c) {
+  return IsDigit(c) || IsLower(c) || IsUpper(c);
+}
+bool IsLowerAlnum(char c) {
+  return IsDigit(c) || IsLower(c);
+}
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), IsDigit);
+}
+
+// A port of 1..65535 written as 1..5 digits.
+bool ParsePort(std::string_view text, int* out) {
+  if (!AllDigits(text) || text.size() > 5) return false;
+  int v = 0;
+  for (char c : text) v = v * 10 + (c - '0');
+  if (v < 1 || v > 65535) return false;
+  *out = v;
+  return true;
+}
+
+// [a-zA-Z0-9] or [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9], at most 63 characters.
+bool ValidDnsLabel(std::string_view l) {
+  if (l.empty() || l.size() > 63 || !IsAlnum(l.front()) || !IsAlnum(l.back())) return false;
+  return std::all_of(l.begin(), l.end(), [](char c) { return IsAlnum(c) || c == '-'; });
+}
+
+// A DNS name or, when every label is numeric, a dotted-quad IPv4 address.
+bool ValidHostName(std::string_view n) {
+  if (n.empty() || n.size() > 253) return false;
+  std::vector<std::string_view> labels;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = n.find('.', start);
+    labels.push_back(n.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
   }
-  for (char c : image) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+  if (!std::all_of(labels.begin(), labels.end(), ValidDnsLabel)) return false;
+  if (std::all_of(labels.begin(), labels.end(), AllDigits)) {
+    if (labels.size() != 4) return false;
+    for (std::string_view l : labels) {
+      if (l.size() > 3 || std::stoi(std::string(l)) > 255) return false;
+    }
   }
   return true;
+}
+
+// The inside of "[...]": hex digits, ':' and '.' (an embedded IPv4), with at least one ':'.
+bool ValidIpv6(std::string_view a) {
+  if (a.size() < 2 || a.size() > 45 || a.find(':') == std::string_view::npos) return false;
+  return std::all_of(a.begin(), a.end(), [](char c) {
+    return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+  });
+}
+
+// Splits "host[:port]" / "[v6][:port]". `port` is "" when absent. False if malformed.
+bool SplitHostPort(std::string_view text, std::string_view* host, std::string_view* port,
+                   bool* bracketed) {
+  *port = {};
+  *bracketed = !text.empty() && text.front() == '[';
+  if (*bracketed) {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos) return false;
+    *host = text.substr(1, close - 1);
+    std::string_view rest = text.substr(close + 1);
+    if (rest.empty()) return true;
+    if (rest.front() != ':') return false;
+    *port = rest.substr(1);
+    return !port->empty();
+  }
+  size_t colon = text.find(':');
+  *host = text.substr(0, colon);
+  if (colon == std::string_view::npos) return true;
+  *port = text.substr(colon + 1);
+  return !port->empty();
+}
+
+// ---- image references (Docker's reference grammar) ----
+
+// [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
+bool ValidPathComponent(std::string_view c) {
+  if (c.empty() || !IsLowerAlnum(c.front()) || !IsLowerAlnum(c.back())) return false;
+  size_t i = 0;
+  while (i < c.size()) {
+    if (IsLowerAlnum(c[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < c.size() && !IsLowerAlnum(c[j])) ++j;
+    std::string_view sep = c.substr(i, j - i);
+    bool dashes = sep.find_first_not_of('-') == std::string_view::npos;
+    if (!(sep == "." || sep == "_" || sep == "__" || dashes)) return false;
+    i = j;
+  }
+  return true;
+}
+
+// Empty when `ref` is a valid reference, else what is wrong, as a clause.
+std::string ImageProblem(std::string_view ref) {
+  if (ref.empty()) return "it is empty";
+  for (char c : ref) {
+    auto u = static_cast<unsigned char>(c);
+    if (u == ' ') return "it contains a space";
+    if (u < ' ' || u == 0x7f) return "it contains a control character";
+    if (u >= 0x80) return "it contains a non-ASCII character";
+  }
+  std::string_view name = ref;
+  bool has_digest = false, has_tag = false;
+  if (size_t at = name.find('@'); at != std::string_view::npos) {
+    std::string_view digest = name.substr(at + 1);
+    name = name.substr(0, at);
+    has_digest = true;
+    constexpr std::string_view kAlgorithm = "sha256:";
+    std::string_view hex = digest.substr(std::min(digest.size(), kAlgorithm.size()));
+    bool ok = StartsWith(digest, kAlgorithm) && hex.size() == 64 &&
+              std::all_of(hex.begin(), hex.end(),
+                          [](char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); });
+    if (!ok) {
+      return "the digest after '@' must be \"sha256:\" and 64 lowercase hex digits (got " +
+             Quoted(digest) + ")";
+    }
+  }
+  size_t slash = name.rfind('/');
+  size_t colon = name.rfind(':');
+  if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
+    std::string_view tag = name.substr(colon + 1);
+    name = name.substr(0, colon);
+    has_tag = true;
+    if (tag.empty()) return "the tag after ':' is empty";
+    if (tag.size() > kTagMax) {
+      return "the tag is " + std::to_string(tag.size()) + " characters long; the limit is 128";
+    }
+    bool ok = (IsAlnum(tag[0]) || tag[0] == '_') && std::all_of(tag.begin(), tag.end(), [](char c) {
+                return IsAlnum(c) || c == '_' || c == '.' || c == '-';
+              });
+    if (!ok) return "the tag " + Quoted(tag) + " must match [A-Za-z0-9_][A-Za-z0-9_.-]*";
+  }
+  if (name.empty()) return "the repository name is empty";
+  std::string_view path = name;
+  if (size_t first = name.find('/'); first != std::string_view::npos) {
+    // Docker's rule: the first part names a registry if it has '.' or ':', is "localhost",
+    // or has upper case (a repository path never does).
+    std::string_view head = name.substr(0, first);
+    if (head.find_first_of(".:") != std::string_view::npos || head == "localhost" ||
+        std::any_of(head.begin(), head.end(), IsUpper)) {
+      std::string_view host, port;
+      bool bracketed = false;
+      int port_number = 0;
+      bool ok = SplitHostPort(head, &host, &port, &bracketed) &&
+                (bracketed ? ValidIpv6(host) : ValidHostName(host)) &&
+                (port.empty() || ParsePort(port, &port_number));
+      if (!ok) {
+        return "the registry " + Quoted(head) +
+               " must be a host name or IP address with an optional :port";
+      }
+      path = name.substr(first + 1);
+    }
+  }
+  size_t start = 0;
+  for (;;) {
+    size_t end = path.find('/', start);
+    std::string_view comp = path.substr(start, end == std::string_view::npos ? end : end - start);
+    if (comp.empty()) return "it has an empty path component (\"//\", or a '/' at an end)";
+    if (!ValidPathComponent(comp)) {
+      return "the path component " + Quoted(comp) +
+             " must be lowercase letters and digits, separated by '.', '_', '__' or dashes";
+    }
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  size_t stored = ref.size() + (has_tag || has_digest ? 0 : std::strlen(":latest"));
+  if (stored > kImageMax) {
+    return "it is " + std::to_string(stored) + " characters long" +
+           (stored != ref.size() ? std::string(" with the \":latest\" added") : std::string()) +
+           "; the limit is 255";
+  }
+  return {};
+}
+
+std::string ImageError(std::string_view image) {
+  return "is not a valid image reference: " + ImageProblem(image) + " (got " + Quoted(image) +
+         "); write it like \"ephemera/echo:latest\" or \"localhost:5000/team/app:1.0\"";
 }
 
 // Adds ":latest" when the reference has neither a tag nor a digest. A ':' before the last
@@ -137,8 +356,139 @@ std::string NormalizeImage(std::string_view image) {
   return out;
 }
 
+// ---- the other field rules ----
+
 bool ValidNetwork(std::string_view n) {
-  return n == "host" || n == "bridge" || n == "none";
+  return n == "isolated" || n == "host" || n == "bridge" || n == "none";
+}
+constexpr char kNetworkChoices[] = "must be \"isolated\", \"host\", \"bridge\" or \"none\"";
+
+// The Linux capabilities (capabilities(7)), without the CAP_ prefix.
+bool IsLinuxCapability(std::string_view name) {
+  static const std::set<std::string_view> kCapabilities = {
+      "AUDIT_CONTROL",   "AUDIT_READ",   "AUDIT_WRITE",
+      "BLOCK_SUSPEND",   "BPF",          "CHECKPOINT_RESTORE",
+      "CHOWN",           "DAC_OVERRIDE", "DAC_READ_SEARCH",
+      "FOWNER",          "FSETID",       "IPC_LOCK",
+      "IPC_OWNER",       "KILL",         "LEASE",
+      "LINUX_IMMUTABLE", "MAC_ADMIN",    "MAC_OVERRIDE",
+      "MKNOD",           "NET_ADMIN",    "NET_BIND_SERVICE",
+      "NET_BROADCAST",   "NET_RAW",      "PERFMON",
+      "SETFCAP",         "SETGID",       "SETPCAP",
+      "SETUID",          "SYS_ADMIN",    "SYS_BOOT",
+      "SYS_CHROOT",      "SYS_MODULE",   "SYS_NICE",
+      "SYS_PACCT",       "SYS_PTRACE",   "SYS_RAWIO",
+      "SYS_RESOURCE",    "SYS_TIME",     "SYS_TTY_CONFIG",
+      "SYSLOG",          "WAKE_ALARM",
+  };
+  return kCapabilities.count(name) != 0;
+}
+
+std::string_view WithoutCapPrefix(std::string_view cap) {
+  return StartsWith(cap, "CAP_") ? cap.substr(4) : cap;
+}
+
+// Empty when every entry is a capability and none repeats, else the problem.
+std::string CapAddProblem(const std::vector<std::string>& caps) {
+  std::set<std::string_view> seen;
+  for (const std::string& cap : caps) {
+    bool grammar = !cap.empty() && std::all_of(cap.begin(), cap.end(),
+                                               [](char c) { return IsUpper(c) || c == '_'; });
+    if (!grammar) return "entry " + Quoted(cap) + " must match [A-Z_]+, e.g. \"NET_BIND_SERVICE\"";
+    std::string_view bare = WithoutCapPrefix(cap);
+    if (bare == "ALL") {
+      return "\"" + cap +
+             "\" is refused: name the capabilities the function needs, or set "
+             "drop_capabilities to false to keep the engine's default set";
+    }
+    if (!IsLinuxCapability(bare)) {
+      return "entry " + Quoted(cap) + " is not a Linux capability (see capabilities(7))";
+    }
+    if (!seen.insert(bare).second) return "entry " + Quoted(cap) + " appears twice";
+  }
+  return {};
+}
+
+// Empty when `user` is "", "root" or "user[:group]" of numbers or names, else the problem.
+std::string UserProblem(std::string_view user) {
+  if (user.empty()) return {};
+  std::string want =
+      "must be \"root\", a uid or a user name, optionally followed by \":\" and a gid or a "
+      "group name (got " +
+      Quoted(user) + ")";
+  size_t colon = user.find(':');
+  std::vector<std::string_view> parts = {user.substr(0, colon)};
+  if (colon != std::string_view::npos) parts.push_back(user.substr(colon + 1));
+  for (std::string_view p : parts) {
+    if (p.empty() || p.size() > kUserPartMax) return want;
+    if (AllDigits(p)) {
+      if (p.size() > 10 || std::stoull(std::string(p)) > 4294967294ULL) {
+        return "id " + std::string(p) + " is out of range (0..4294967294)";
+      }
+      continue;
+    }
+    bool ok = (IsAlnum(p[0]) && !IsDigit(p[0])) || p[0] == '_';
+    ok = ok && std::all_of(p.begin(), p.end(),
+                           [](char c) { return IsAlnum(c) || c == '_' || c == '.' || c == '-'; });
+    if (!ok) return want;
+  }
+  return {};
+}
+
+// Empty when every entry parses and no two name the same host and port, else the problem.
+std::string ForwardProblem(const std::vector<std::string>& forward) {
+  std::set<std::pair<std::string, int>> seen;
+  for (const std::string& entry : forward) {
+    ForwardTarget t;
+    if (Status st = ParseForward(entry, &t); !st.ok()) return st.message();
+    if (!seen.insert({t.host, t.port}).second) {
+      return "entry " + Quoted(entry) + " names " + t.host + ":" + std::to_string(t.port) +
+             " again";
+    }
+  }
+  return {};
+}
+
+size_t EnvironmentBytes(const std::map<std::string, std::string>& env) {
+  size_t total = 0;
+  for (const auto& [k, v] : env) total += k.size() + v.size();
+  return total;
+}
+
+std::string EnvironmentSizeProblem(size_t bytes) {
+  return "the variables take " + std::to_string(bytes) +
+         " bytes (keys plus values); the limit, as in Lambda, is 4096 bytes in total";
+}
+
+bool HasNul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
+// The name of the first string field of `s` holding a NUL character, or "".
+std::string FieldWithNul(const FunctionSpec& s) {
+  auto any = [](const std::vector<std::string>& v) {
+    return std::any_of(v.begin(), v.end(), HasNul);
+  };
+  if (HasNul(s.image)) return "image";
+  for (const auto& [k, v] : s.environment) {
+    if (HasNul(k) || HasNul(v)) return "environment";
+  }
+  if (any(s.command)) return "command";
+  if (any(s.args)) return "args";
+  if (HasNul(s.working_dir)) return "working_dir";
+  if (HasNul(s.http_path)) return "http_path";
+  if (HasNul(s.network)) return "network";
+  if (any(s.security.cap_add)) return "security.cap_add";
+  if (HasNul(s.security.user)) return "security.user";
+  if (any(s.forward)) return "forward";
+  if (HasNul(s.description)) return "description";
+  if (HasNul(s.role)) return "role";
+  return {};
+}
+
+const FunctionSpec& Defaults() {
+  static const FunctionSpec kDefaults;
+  return kDefaults;
 }
 
 // Range and cross-field checks on a complete spec, with manifest field names. Everything
@@ -156,10 +506,13 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
                       "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi) +
                           " (got " + std::to_string(v) + ")");
   };
-  if (!ValidImage(s.image)) {
-    return FieldError(source, s.name, "image",
-                      "must be an image reference such as \"ephemera/echo:latest\" (got " +
-                          Quoted(s.image) + ")");
+  if (std::string field = FieldWithNul(s); !field.empty()) {
+    return FieldError(source, s.name, field,
+                      "contains a NUL character, which a container's argv and environment "
+                      "cannot carry");
+  }
+  if (std::string p = ImageProblem(s.image); !p.empty()) {
+    return FieldError(source, s.name, "image", ImageError(s.image));
   }
   if (Status st = range("timeout", s.timeout_s, kTimeoutMin, kTimeoutMax); !st.ok()) return st;
   if (Status st = range("memory", s.memory_mb, kMemoryMin, kMemoryMax); !st.ok()) return st;
@@ -167,6 +520,9 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
     if (std::string p = EnvKeyProblem(key); !p.empty()) {
       return FieldError(source, s.name, "environment", p);
     }
+  }
+  if (size_t bytes = EnvironmentBytes(s.environment); bytes > kEnvironmentMaxBytes) {
+    return FieldError(source, s.name, "environment", EnvironmentSizeProblem(bytes));
   }
   if (!s.command.empty() && s.command[0].empty()) {
     return FieldError(source, s.name, "command", "the first element (the program) is empty");
@@ -191,9 +547,75 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
   }
   if (!ValidNetwork(s.network)) {
     return FieldError(source, s.name, "network",
-                      "must be \"host\", \"bridge\" or \"none\" (got " + Quoted(s.network) + ")");
+                      std::string(kNetworkChoices) + " (got " + Quoted(s.network) + ")");
   }
   if (Status st = range("concurrency", s.concurrency, 0, kConcurrencyMax); !st.ok()) return st;
+
+  // Policy: each number belongs to one kind and keeps its default under the others, so a
+  // spec has one spelling and round-trips through SpecToJson.
+  const Policy& p = s.policy;
+  const Policy& dp = Defaults().policy;
+  auto policy_error = [&](std::string problem) {
+    return FieldError(source, s.name, "policy", problem);
+  };
+  if (p.kind != PolicyKind::kCold && p.kind != PolicyKind::kWarm && p.kind != PolicyKind::kPool) {
+    return policy_error("has an unknown kind " + std::to_string(static_cast<int>(p.kind)));
+  }
+  if (p.kind == PolicyKind::kWarm && (p.idle_ttl_s < kIdleTtlMin || p.idle_ttl_s > kIdleTtlMax)) {
+    return policy_error("idle_ttl must be an integer 1..3600 (got " + std::to_string(p.idle_ttl_s) +
+                        ")");
+  }
+  if (p.kind != PolicyKind::kWarm && p.idle_ttl_s != dp.idle_ttl_s) {
+    return policy_error(std::string("idle_ttl is only used with type \"warm\" (type is \"") +
+                        PolicyKindName(p.kind) + "\")");
+  }
+  if (p.kind == PolicyKind::kPool && (p.pool_size < kPoolMin || p.pool_size > kPoolMax)) {
+    return policy_error("pool size must be an integer 1..100 (got " + std::to_string(p.pool_size) +
+                        ")");
+  }
+  if (p.kind != PolicyKind::kPool && p.pool_size != dp.pool_size) {
+    return policy_error(std::string("size is only used with type \"pool\" (type is \"") +
+                        PolicyKindName(p.kind) + "\")");
+  }
+  if (p.kind == PolicyKind::kPool && s.concurrency > 0 && p.pool_size > s.concurrency) {
+    return policy_error("pool size " + std::to_string(p.pool_size) +
+                        " is above the function's concurrency limit " +
+                        std::to_string(s.concurrency));
+  }
+  if (Status st = range("queue_size", s.queue_size, 0, kQueueSizeMax); !st.ok()) return st;
+  if (Status st = range("queue_timeout", s.queue_timeout_s, kQueueTimeoutMin, kQueueTimeoutMax);
+      !st.ok()) {
+    return st;
+  }
+
+  const SecuritySettings& sec = s.security;
+  if (Status st = range("security.tmp_size_mb", sec.tmp_size_mb, kTmpSizeMin, kTmpSizeMax);
+      !st.ok()) {
+    return st;
+  }
+  if (!sec.read_only_root && sec.tmp_size_mb != Defaults().security.tmp_size_mb) {
+    return FieldError(source, s.name, "security.tmp_size_mb",
+                      "is only used with read_only_root true (the /tmp tmpfs comes with the "
+                      "read-only root)");
+  }
+  if (std::string p2 = CapAddProblem(sec.cap_add); !p2.empty()) {
+    return FieldError(source, s.name, "security.cap_add", p2);
+  }
+  if (sec.pids_limit != 0 && (sec.pids_limit < kPidsMin || sec.pids_limit > kPidsMax)) {
+    return FieldError(source, s.name, "security.pids_limit",
+                      "must be 0 (unlimited) or an integer 8..65536 (got " +
+                          std::to_string(sec.pids_limit) + ")");
+  }
+  if (Status st = range("security.nofile", sec.nofile, kNofileMin, kNofileMax); !st.ok()) {
+    return st;
+  }
+  if (std::string p2 = UserProblem(sec.user); !p2.empty()) {
+    return FieldError(source, s.name, "security.user", p2);
+  }
+  if (std::string p2 = ForwardProblem(s.forward); !p2.empty()) {
+    return FieldError(source, s.name, "forward", p2);
+  }
+
   if (s.description.size() > kDescriptionMax) {
     return FieldError(
         source, s.name, "description",
@@ -260,6 +682,44 @@ Status ParseJsonFile(const std::string& path, std::string_view text, std::string
   }
   *out = std::move(root);
   return Status::Ok();
+}
+
+// Offset of the first NUL that cJSON would produce from `text`, or npos.
+size_t FindNul(std::string_view text) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\0') return i;
+    if (text[i] != '\\') continue;
+    if (i + 1 >= text.size()) break;
+    if (text[i + 1] == 'u' && i + 5 < text.size()) {
+      int value = 0;
+      bool ok = true;
+      for (size_t k = i + 2; k < i + 6; ++k) {
+        int h = hex(text[k]);
+        ok = ok && h >= 0;
+        value = value * 16 + std::max(h, 0);
+      }
+      if (ok && value == 0) return i;
+    }
+    ++i;  // the escaped character, a second backslash included, is not an escape itself
+  }
+  return std::string_view::npos;
+}
+
+// cJSON would end a string at a NUL and silently drop the rest of it; a file holding one
+// is refused, pointing at the line.
+Status RefuseNul(const std::string& path, std::string_view text) {
+  size_t at = FindNul(text);
+  if (at == std::string_view::npos) return Status::Ok();
+  return InvalidArgument(path + ": line " + std::to_string(LineOf(text, at)) +
+                         " holds a NUL character (a \\u0000 escape or a 0 byte); strings of "
+                         "a function cannot carry one, so the file is refused rather than "
+                         "read with the string cut short");
 }
 
 // Creates `dir` and its parents (mkdir -p).
@@ -385,48 +845,80 @@ bool PercentDecode(std::string_view in, std::string* out) {
 
 const char* ShimModeName(ShimMode mode) {
   switch (mode) {
+    case ShimMode::kAuto: return "auto";
     case ShimMode::kExec: return "exec";
     case ShimMode::kHttp: return "http";
     case ShimMode::kNative: return "native";
     case ShimMode::kPassthrough: return "passthrough";
   }
-  return "exec";
+  return "auto";
 }
 
 Status ParseShimMode(std::string_view text, ShimMode* out) {
-  if (text == "exec")
-    *out = ShimMode::kExec;
-  else if (text == "http")
-    *out = ShimMode::kHttp;
-  else if (text == "native")
-    *out = ShimMode::kNative;
-  else if (text == "passthrough")
-    *out = ShimMode::kPassthrough;
-  else {
-    return InvalidArgument("must be \"exec\", \"http\", \"native\" or \"passthrough\" (got " +
-                           Quoted(text) + ")");
+  for (ShimMode m : {ShimMode::kAuto, ShimMode::kExec, ShimMode::kHttp, ShimMode::kNative,
+                     ShimMode::kPassthrough}) {
+    if (text == ShimModeName(m)) {
+      *out = m;
+      return Status::Ok();
+    }
   }
-  return Status::Ok();
+  return InvalidArgument(
+      "must be \"auto\", \"exec\", \"http\", \"native\" or \"passthrough\" (got " + Quoted(text) +
+      ")");
 }
 
-const char* PolicyName(Policy policy) {
-  switch (policy) {
-    case Policy::kCold: return "cold";
+const char* PolicyKindName(PolicyKind kind) {
+  switch (kind) {
+    case PolicyKind::kCold: return "cold";
+    case PolicyKind::kWarm: return "warm";
+    case PolicyKind::kPool: return "pool";
   }
   return "cold";
 }
 
-Status ParsePolicy(std::string_view text, Policy* out) {
-  if (text == "cold") {
-    *out = Policy::kCold;
+Status ParsePolicyKind(std::string_view text, PolicyKind* out) {
+  for (PolicyKind k : {PolicyKind::kCold, PolicyKind::kWarm, PolicyKind::kPool}) {
+    if (text == PolicyKindName(k)) {
+      *out = k;
+      return Status::Ok();
+    }
+  }
+  return InvalidArgument("must be \"cold\", \"warm\" or \"pool\" (got " + Quoted(text) + ")");
+}
+
+Status ValidateImageReference(std::string_view image) {
+  if (std::string p = ImageProblem(image); !p.empty()) {
+    return InvalidArgument("image reference " + Quoted(image) + " is not valid: " + p);
+  }
+  return Status::Ok();
+}
+
+Status ParseForward(std::string_view text, ForwardTarget* out) {
+  std::string want = "entry " + Quoted(text) +
+                     " must be \"port\" or \"host:port\" with a port 1..65535, e.g. \"6379\" or "
+                     "\"127.0.0.1:5432\"";
+  int port = 0;
+  if (AllDigits(text)) {
+    if (!ParsePort(text, &port)) return InvalidArgument(want);
+    *out = ForwardTarget{"127.0.0.1", port};
     return Status::Ok();
   }
-  if (text == "warm" || text == "pool") {
-    return InvalidArgument("policy " + Quoted(text) +
-                           " is not supported yet: only \"cold\" (a fresh container per "
-                           "invocation) is implemented");
+  std::string_view host, port_text;
+  bool bracketed = false;
+  if (!SplitHostPort(text, &host, &port_text, &bracketed) || port_text.empty() ||
+      !ParsePort(port_text, &port)) {
+    return InvalidArgument(want);
   }
-  return InvalidArgument("must be \"cold\" (got " + Quoted(text) + ")");
+  if (bracketed ? !ValidIpv6(host) : !ValidHostName(host)) {
+    return InvalidArgument("entry " + Quoted(text) + ": " + Quoted(host) +
+                           " is not an IPv4 address, a host name or a bracketed IPv6 address");
+  }
+  *out = ForwardTarget{std::string(host), port};
+  return Status::Ok();
+}
+
+bool ContainsEscapedNul(std::string_view json_text) {
+  return FindNul(json_text) != std::string_view::npos;
 }
 
 Status ValidateName(std::string_view name) {
@@ -472,6 +964,158 @@ bool IsReservedEnvName(std::string_view key) {
 
 // ---- the manifest / state file spec object ----
 
+namespace {
+
+// "policy": "cold" | "warm" | {"type": "cold"|"warm"|"pool", "idle_ttl": s, "size": n}.
+// Range and cross-field checks are ValidateSpec's; this reads the shape.
+bool ReadPolicy(const cJSON* item, Policy* out, std::string* problem) {
+  Policy p;
+  if (cJSON_IsString(item) && item->valuestring != nullptr) {
+    std::string_view text = item->valuestring;
+    if (text == "pool") {
+      *problem =
+          "\"pool\" needs a size: write {\"type\": \"pool\", \"size\": N} with N 1..100 (the "
+          "environments kept started)";
+      return false;
+    }
+    if (Status st = ParsePolicyKind(text, &p.kind); !st.ok()) {
+      *problem = st.message();
+      return false;
+    }
+    *out = p;
+    return true;
+  }
+  if (!cJSON_IsObject(item)) {
+    *problem =
+        "must be \"cold\", \"warm\" or an object such as {\"type\": \"pool\", "
+        "\"size\": 2} (got " +
+        Shown(item) + ")";
+    return false;
+  }
+  bool has_type = false, has_ttl = false, has_size = false;
+  std::set<std::string_view> seen;
+  const cJSON* member = nullptr;
+  cJSON_ArrayForEach(member, item) {
+    std::string_view key = member->string != nullptr ? member->string : "";
+    int64_t n = 0;
+    std::string sub;
+    if (!seen.insert(key).second) {
+      *problem = "key " + Quoted(key) + " appears twice";
+      return false;
+    }
+    if (key == "type") {
+      std::string text;
+      if (!ReadString(member, &text, &sub)) {
+        *problem = "type " + sub;
+        return false;
+      }
+      if (Status st = ParsePolicyKind(text, &p.kind); !st.ok()) {
+        *problem = "type " + st.message();
+        return false;
+      }
+      has_type = true;
+    } else if (key == "idle_ttl") {
+      if (!ReadInt(member, kIdleTtlMin, kIdleTtlMax, &n, &sub)) {
+        *problem = "idle_ttl " + sub;
+        return false;
+      }
+      p.idle_ttl_s = static_cast<int>(n);
+      has_ttl = true;
+    } else if (key == "size") {
+      if (!ReadInt(member, kPoolMin, kPoolMax, &n, &sub)) {
+        *problem = "pool size " + sub;
+        return false;
+      }
+      p.pool_size = static_cast<int>(n);
+      has_size = true;
+    } else {
+      *problem = "unknown key " + Quoted(key) + " (known: type, idle_ttl, size)";
+      return false;
+    }
+  }
+  if (!has_type) {
+    *problem = "needs a \"type\": \"cold\", \"warm\" or \"pool\"";
+    return false;
+  }
+  if (has_ttl && p.kind != PolicyKind::kWarm) {
+    *problem = std::string("idle_ttl is only used with type \"warm\" (type is \"") +
+               PolicyKindName(p.kind) + "\")";
+    return false;
+  }
+  if (has_size && p.kind != PolicyKind::kPool) {
+    *problem = std::string("size is only used with type \"pool\" (type is \"") +
+               PolicyKindName(p.kind) + "\")";
+    return false;
+  }
+  if (p.kind == PolicyKind::kPool && !has_size) {
+    *problem = "type \"pool\" needs a \"size\" 1..100 (the environments kept started)";
+    return false;
+  }
+  *out = p;
+  return true;
+}
+
+// "security": {...}; errors name the member, e.g. field "security.pids_limit".
+Status ReadSecurity(const cJSON* item, std::string_view source, std::string_view name,
+                    SecuritySettings* out) {
+  if (!cJSON_IsObject(item)) {
+    return FieldError(source, name, "security", "must be an object (got " + Shown(item) + ")");
+  }
+  SecuritySettings sec;
+  bool has_tmp = false;
+  std::set<std::string_view> seen;
+  const cJSON* member = nullptr;
+  cJSON_ArrayForEach(member, item) {
+    std::string_view key = member->string != nullptr ? member->string : "";
+    std::string field = "security." + std::string(key);
+    std::string problem;
+    int64_t n = 0;
+    bool ok = true;
+    if (!seen.insert(key).second) {
+      problem = "appears twice";
+      ok = false;
+    } else if (key == "read_only_root") {
+      ok = ReadBool(member, &sec.read_only_root, &problem);
+    } else if (key == "tmp_size_mb") {
+      ok = ReadInt(member, kTmpSizeMin, kTmpSizeMax, &n, &problem);
+      sec.tmp_size_mb = static_cast<int>(n);
+      has_tmp = true;
+    } else if (key == "drop_capabilities") {
+      ok = ReadBool(member, &sec.drop_capabilities, &problem);
+    } else if (key == "cap_add") {
+      ok = ReadStringList(member, &sec.cap_add, &problem);
+    } else if (key == "no_new_privileges") {
+      ok = ReadBool(member, &sec.no_new_privileges, &problem);
+    } else if (key == "pids_limit") {
+      ok = ReadInt(member, 0, kPidsMax, &n, &problem);
+      if (ok && n != 0 && n < kPidsMin) ok = false;
+      if (!ok) problem = "must be 0 (unlimited) or an integer 8..65536 (got " + Shown(member) + ")";
+      sec.pids_limit = static_cast<int>(n);
+    } else if (key == "nofile") {
+      ok = ReadInt(member, kNofileMin, kNofileMax, &n, &problem);
+      sec.nofile = static_cast<int>(n);
+    } else if (key == "user") {
+      ok = ReadString(member, &sec.user, &problem);
+    } else {
+      field = "security";
+      problem = "unknown key " + Quoted(key) +
+                " (known: read_only_root, tmp_size_mb, drop_capabilities, cap_add, "
+                "no_new_privileges, pids_limit, nofile, user)";
+      ok = false;
+    }
+    if (!ok) return FieldError(source, name, field, problem);
+  }
+  if (has_tmp && !sec.read_only_root) {
+    return FieldError(source, name, "security.tmp_size_mb",
+                      "is only used with read_only_root true (the /tmp tmpfs comes with the "
+                      "read-only root)");
+  }
+  *out = std::move(sec);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_view source,
                          FunctionSpec* out) {
   FunctionSpec s;
@@ -501,9 +1145,8 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
     int64_t n = 0;
     if (field == "image") {
       if (!ReadString(item, &s.image, &problem)) return bad();
-      if (!ValidImage(s.image)) {
-        problem =
-            "must be an image reference such as \"ephemera/echo:latest\" (got " + Shown(item) + ")";
+      if (!ImageProblem(s.image).empty()) {
+        problem = ImageError(s.image);
         return bad();
       }
       s.image = NormalizeImage(s.image);
@@ -516,12 +1159,7 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
         return bad();
       }
     } else if (field == "policy") {
-      std::string text;
-      if (!ReadString(item, &text, &problem)) return bad();
-      if (Status st = ParsePolicy(text, &s.policy); !st.ok()) {
-        problem = st.message();
-        return bad();
-      }
+      if (!ReadPolicy(item, &s.policy, &problem)) return bad();
     } else if (field == "timeout") {
       if (!ReadInt(item, kTimeoutMin, kTimeoutMax, &n, &problem)) return bad();
       s.timeout_s = static_cast<int>(n);
@@ -562,6 +1200,16 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
     } else if (field == "concurrency") {
       if (!ReadInt(item, 0, kConcurrencyMax, &n, &problem)) return bad();
       s.concurrency = static_cast<int>(n);
+    } else if (field == "queue_size") {
+      if (!ReadInt(item, 0, kQueueSizeMax, &n, &problem)) return bad();
+      s.queue_size = static_cast<int>(n);
+    } else if (field == "queue_timeout") {
+      if (!ReadInt(item, kQueueTimeoutMin, kQueueTimeoutMax, &n, &problem)) return bad();
+      s.queue_timeout_s = static_cast<int>(n);
+    } else if (field == "security") {
+      if (Status st = ReadSecurity(item, source, name, &s.security); !st.ok()) return st;
+    } else if (field == "forward") {
+      if (!ReadStringList(item, &s.forward, &problem)) return bad();
     } else if (field == "description") {
       if (!ReadString(item, &s.description, &problem)) return bad();
     } else if (field == "role") {
@@ -574,8 +1222,8 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
     } else {
       problem =
           "unknown field (known: image, mode, policy, timeout, memory, environment, command, "
-          "args, working_dir, http_port, http_path, network, concurrency, description, role, "
-          "comment)";
+          "args, working_dir, http_port, http_path, network, concurrency, queue_size, "
+          "queue_timeout, security, forward, description, role, comment)";
       return bad();
     }
   }
@@ -592,7 +1240,18 @@ json::Json SpecToJson(const FunctionSpec& s) {
   cJSON* o = obj.get();
   cJSON_AddStringToObject(o, "image", s.image.c_str());
   cJSON_AddStringToObject(o, "mode", ShimModeName(s.mode));
-  if (s.policy != Policy::kCold) cJSON_AddStringToObject(o, "policy", PolicyName(s.policy));
+  if (s.policy.kind == PolicyKind::kWarm && s.policy.idle_ttl_s == Defaults().policy.idle_ttl_s) {
+    cJSON_AddStringToObject(o, "policy", "warm");
+  } else if (s.policy != Defaults().policy) {
+    cJSON* policy = cJSON_AddObjectToObject(o, "policy");
+    cJSON_AddStringToObject(policy, "type", PolicyKindName(s.policy.kind));
+    if (s.policy.idle_ttl_s != Defaults().policy.idle_ttl_s) {
+      cJSON_AddNumberToObject(policy, "idle_ttl", s.policy.idle_ttl_s);
+    }
+    if (s.policy.pool_size != Defaults().policy.pool_size) {
+      cJSON_AddNumberToObject(policy, "size", s.policy.pool_size);
+    }
+  }
   cJSON_AddNumberToObject(o, "timeout", s.timeout_s);
   cJSON_AddNumberToObject(o, "memory", s.memory_mb);
   if (!s.environment.empty()) {
@@ -604,8 +1263,34 @@ json::Json SpecToJson(const FunctionSpec& s) {
   if (!s.working_dir.empty()) cJSON_AddStringToObject(o, "working_dir", s.working_dir.c_str());
   if (s.http_port != 8080) cJSON_AddNumberToObject(o, "http_port", s.http_port);
   if (s.http_path != "/") cJSON_AddStringToObject(o, "http_path", s.http_path.c_str());
-  if (s.network != "host") cJSON_AddStringToObject(o, "network", s.network.c_str());
+  if (s.network != kDefaultNetwork) cJSON_AddStringToObject(o, "network", s.network.c_str());
   if (s.concurrency != 0) cJSON_AddNumberToObject(o, "concurrency", s.concurrency);
+  const FunctionSpec& d = Defaults();
+  if (s.queue_size != d.queue_size) cJSON_AddNumberToObject(o, "queue_size", s.queue_size);
+  if (s.queue_timeout_s != d.queue_timeout_s) {
+    cJSON_AddNumberToObject(o, "queue_timeout", s.queue_timeout_s);
+  }
+  if (s.security != d.security) {
+    const SecuritySettings& sec = s.security;
+    const SecuritySettings& ds = d.security;
+    cJSON* j = cJSON_AddObjectToObject(o, "security");
+    if (sec.read_only_root != ds.read_only_root) {
+      cJSON_AddBoolToObject(j, "read_only_root", sec.read_only_root);
+    }
+    if (sec.tmp_size_mb != ds.tmp_size_mb)
+      cJSON_AddNumberToObject(j, "tmp_size_mb", sec.tmp_size_mb);
+    if (sec.drop_capabilities != ds.drop_capabilities) {
+      cJSON_AddBoolToObject(j, "drop_capabilities", sec.drop_capabilities);
+    }
+    if (!sec.cap_add.empty()) json::AddStringArray(j, "cap_add", sec.cap_add);
+    if (sec.no_new_privileges != ds.no_new_privileges) {
+      cJSON_AddBoolToObject(j, "no_new_privileges", sec.no_new_privileges);
+    }
+    if (sec.pids_limit != ds.pids_limit) cJSON_AddNumberToObject(j, "pids_limit", sec.pids_limit);
+    if (sec.nofile != ds.nofile) cJSON_AddNumberToObject(j, "nofile", sec.nofile);
+    if (!sec.user.empty()) cJSON_AddStringToObject(j, "user", sec.user.c_str());
+  }
+  if (!s.forward.empty()) json::AddStringArray(o, "forward", s.forward);
   if (!s.description.empty()) cJSON_AddStringToObject(o, "description", s.description.c_str());
   if (s.role != kDefaultRole) cJSON_AddStringToObject(o, "role", s.role.c_str());
   cJSON_AddNumberToObject(o, "last_modified_ms", static_cast<double>(s.last_modified_ms));
@@ -624,6 +1309,7 @@ Status Registry::Open(std::string manifest_path, std::string state_path,
     const std::string& path = r->manifest_path_;
     std::string text;
     if (Status s = ReadWholeFile(path, "registry manifest", &text); !s.ok()) return s;
+    if (Status s = RefuseNul(path, text); !s.ok()) return s;
     json::Json root;
     if (Status s = ParseJsonFile(path, text, "registry manifest", &root); !s.ok()) return s;
     const cJSON* item = nullptr;
@@ -654,6 +1340,7 @@ Status Registry::Open(std::string manifest_path, std::string state_path,
     Status read = ReadWholeFile(path, "registry state", &text);
     if (!read.ok() && read.code() != StatusCode::kNotFound) return read;
     if (read.ok()) {
+      if (Status s = RefuseNul(path, text); !s.ok()) return s;
       json::Json root;
       if (Status s = ParseJsonFile(path, text, "registry state", &root); !s.ok()) {
         return InvalidArgument(s.message() +
@@ -719,7 +1406,7 @@ std::vector<std::shared_ptr<const FunctionSpec>> Registry::List() const {
 Status Registry::Create(FunctionSpec spec) {
   spec.from_manifest = false;
   if (spec.last_modified_ms == 0) spec.last_modified_ms = NowMs();
-  if (ValidImage(spec.image)) spec.image = NormalizeImage(spec.image);
+  if (ImageProblem(spec.image).empty()) spec.image = NormalizeImage(spec.image);
   if (Status s = ValidateSpec(spec, ""); !s.ok()) return s;
   if (visible_.count(spec.name) != 0) {
     return Conflict("function " + Quoted(spec.name) + " already exists");
@@ -842,12 +1529,8 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
   if (!ReadString(cJSON_GetObjectItemCaseSensitive(code, "ImageUri"), &s.image, &problem)) {
     return field_error("Code.ImageUri");
   }
-  if (!ValidImage(s.image)) {
-    return InvalidArgument(
-        "Code.ImageUri must be an image reference such as "
-        "\"ephemera/echo:latest\" (got " +
-        Quoted(s.image) + ")");
-  }
+  if (!ImageProblem(s.image).empty())
+    return InvalidArgument("Code.ImageUri " + ImageError(s.image));
   s.image = NormalizeImage(s.image);
 
   int64_t n = 0;
@@ -938,60 +1621,170 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
     }
     settings["EPHEMERA_MODE"] = mode;
   }
+  if (size_t bytes = EnvironmentBytes(s.environment); bytes > kEnvironmentMaxBytes) {
+    return InvalidArgument("Environment.Variables: " + EnvironmentSizeProblem(bytes) +
+                           " (the EPHEMERA_* settings are not counted)");
+  }
+
+  // The EPHEMERA_* settings. Every error names the variable.
+  auto where = [&](const std::string& key) {
+    return key == "EPHEMERA_MODE" &&
+                   cJSON_GetObjectItemCaseSensitive(req, "EphemeraMode") != nullptr
+               ? std::string("EphemeraMode")
+               : "Environment.Variables." + key;
+  };
   auto int_setting = [&](const std::string& key, const std::string& text, int64_t lo, int64_t hi,
                          int* dst) {
     char* end = nullptr;
     errno = 0;
     long long v = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
-      return InvalidArgument("Environment.Variables." + key + " must be an integer " +
-                             std::to_string(lo) + ".." + std::to_string(hi) + " (got " +
-                             Quoted(text) + ")");
+    bool digits =
+        !text.empty() && std::all_of(text.begin() + (text[0] == '-' ? 1 : 0), text.end(), IsDigit);
+    if (!digits || text == "-" || *end != '\0' || errno != 0 || v < lo || v > hi) {
+      return InvalidArgument(where(key) + " must be an integer " + std::to_string(lo) + ".." +
+                             std::to_string(hi) + " (got " + Quoted(text) + ")");
     }
     *dst = static_cast<int>(v);
     return Status::Ok();
   };
+  auto bool_setting = [&](const std::string& key, const std::string& text, bool* dst) {
+    if (text != "true" && text != "false") {
+      return InvalidArgument(where(key) + " must be \"true\" or \"false\" (got " + Quoted(text) +
+                             ")");
+    }
+    *dst = text == "true";
+    return Status::Ok();
+  };
+  // "a,b,c" -> {"a", "b", "c"}; "" -> {}. Empty items are errors (",," or a trailing ',').
+  auto list_setting = [&](const std::string& key, const std::string& text,
+                          std::vector<std::string>* dst) {
+    std::vector<std::string> items;
+    if (!text.empty()) {
+      size_t start = 0;
+      for (;;) {
+        size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+        if (item.empty()) {
+          return InvalidArgument(where(key) + " has an empty item (got " + Quoted(text) +
+                                 "; write a comma-separated list without spaces)");
+        }
+        items.push_back(std::move(item));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
+    *dst = std::move(items);
+    return Status::Ok();
+  };
+  SecuritySettings& sec = s.security;
   for (const auto& [key, value] : settings) {
-    std::string where =
-        key == "EPHEMERA_MODE" && cJSON_GetObjectItemCaseSensitive(req, "EphemeraMode") != nullptr
-            ? "EphemeraMode"
-            : "Environment.Variables." + key;
+    Status st;
     if (key == "EPHEMERA_MODE") {
-      if (Status st = ParseShimMode(value, &s.mode); !st.ok()) {
-        return InvalidArgument(where + " " + st.message());
-      }
+      st = ParseShimMode(value, &s.mode);
+      if (!st.ok()) st = InvalidArgument(where(key) + " " + st.message());
     } else if (key == "EPHEMERA_POLICY") {
-      if (Status st = ParsePolicy(value, &s.policy); !st.ok()) {
-        return InvalidArgument(where + ": " + st.message());
-      }
+      st = ParsePolicyKind(value, &s.policy.kind);
+      if (!st.ok()) st = InvalidArgument(where(key) + " " + st.message());
+    } else if (key == "EPHEMERA_IDLE_TTL") {
+      st = int_setting(key, value, kIdleTtlMin, kIdleTtlMax, &s.policy.idle_ttl_s);
+    } else if (key == "EPHEMERA_POOL_SIZE") {
+      st = int_setting(key, value, kPoolMin, kPoolMax, &s.policy.pool_size);
+    } else if (key == "EPHEMERA_QUEUE_SIZE") {
+      st = int_setting(key, value, 0, kQueueSizeMax, &s.queue_size);
+    } else if (key == "EPHEMERA_QUEUE_TIMEOUT") {
+      st = int_setting(key, value, kQueueTimeoutMin, kQueueTimeoutMax, &s.queue_timeout_s);
     } else if (key == "EPHEMERA_NETWORK") {
       if (!ValidNetwork(value)) {
-        return InvalidArgument(where + " must be \"host\", \"bridge\" or \"none\" (got " +
-                               Quoted(value) + ")");
+        st = InvalidArgument(where(key) + " " + kNetworkChoices + " (got " + Quoted(value) + ")");
       }
       s.network = value;
     } else if (key == "EPHEMERA_HTTP_PORT") {
-      if (Status st = int_setting(key, value, 0, 65535, &s.http_port); !st.ok()) return st;
+      st = int_setting(key, value, 0, 65535, &s.http_port);
     } else if (key == "EPHEMERA_HTTP_PATH") {
       if (value.empty() || value[0] != '/') {
-        return InvalidArgument(where + " must start with '/' (got " + Quoted(value) + ")");
+        st = InvalidArgument(where(key) + " must start with '/' (got " + Quoted(value) + ")");
       }
       s.http_path = value;
     } else if (key == "EPHEMERA_CONCURRENCY") {
-      if (Status st = int_setting(key, value, 0, kConcurrencyMax, &s.concurrency); !st.ok()) {
-        return st;
+      st = int_setting(key, value, 0, kConcurrencyMax, &s.concurrency);
+    } else if (key == "EPHEMERA_READ_ONLY_ROOT") {
+      st = bool_setting(key, value, &sec.read_only_root);
+    } else if (key == "EPHEMERA_TMP_SIZE_MB") {
+      st = int_setting(key, value, kTmpSizeMin, kTmpSizeMax, &sec.tmp_size_mb);
+    } else if (key == "EPHEMERA_DROP_CAPABILITIES") {
+      st = bool_setting(key, value, &sec.drop_capabilities);
+    } else if (key == "EPHEMERA_CAP_ADD") {
+      st = list_setting(key, value, &sec.cap_add);
+      if (std::string p = CapAddProblem(sec.cap_add); st.ok() && !p.empty()) {
+        st = InvalidArgument(where(key) + ": " + p);
+      }
+    } else if (key == "EPHEMERA_NO_NEW_PRIVILEGES") {
+      st = bool_setting(key, value, &sec.no_new_privileges);
+    } else if (key == "EPHEMERA_PIDS_LIMIT") {
+      st = int_setting(key, value, 0, kPidsMax, &sec.pids_limit);
+      if (st.ok() && sec.pids_limit != 0 && sec.pids_limit < kPidsMin) {
+        st = InvalidArgument(where(key) + " must be 0 (unlimited) or an integer 8..65536 (got " +
+                             Quoted(value) + ")");
+      }
+    } else if (key == "EPHEMERA_NOFILE") {
+      st = int_setting(key, value, kNofileMin, kNofileMax, &sec.nofile);
+    } else if (key == "EPHEMERA_USER") {
+      if (std::string p = UserProblem(value); !p.empty()) {
+        st = InvalidArgument(where(key) + " " + p);
+      }
+      sec.user = value;
+    } else if (key == "EPHEMERA_FORWARD") {
+      st = list_setting(key, value, &s.forward);
+      if (std::string p = ForwardProblem(s.forward); st.ok() && !p.empty()) {
+        st = InvalidArgument(where(key) + ": " + p);
       }
     } else {
-      return InvalidArgument(where +
-                             " is not an ephemera setting (known: EPHEMERA_MODE, "
-                             "EPHEMERA_POLICY, EPHEMERA_NETWORK, EPHEMERA_HTTP_PORT, "
-                             "EPHEMERA_HTTP_PATH, EPHEMERA_CONCURRENCY)");
+      st = InvalidArgument(where(key) +
+                           " is not an ephemera setting (known: EPHEMERA_MODE, EPHEMERA_POLICY, "
+                           "EPHEMERA_IDLE_TTL, EPHEMERA_POOL_SIZE, EPHEMERA_QUEUE_SIZE, "
+                           "EPHEMERA_QUEUE_TIMEOUT, EPHEMERA_NETWORK, EPHEMERA_HTTP_PORT, "
+                           "EPHEMERA_HTTP_PATH, EPHEMERA_CONCURRENCY, EPHEMERA_READ_ONLY_ROOT, "
+                           "EPHEMERA_TMP_SIZE_MB, EPHEMERA_DROP_CAPABILITIES, EPHEMERA_CAP_ADD, "
+                           "EPHEMERA_NO_NEW_PRIVILEGES, EPHEMERA_PIDS_LIMIT, EPHEMERA_NOFILE, "
+                           "EPHEMERA_USER, EPHEMERA_FORWARD)");
     }
+    if (!st.ok()) return st;
   }
+  // Settings that depend on one another, named as the user wrote them.
+  auto has = [&](const char* key) { return settings.count(key) != 0; };
   if (s.mode != ShimMode::kHttp && (s.http_port != 8080 || s.http_path != "/")) {
     return InvalidArgument(std::string("Environment.Variables.") +
                            (s.http_port != 8080 ? "EPHEMERA_HTTP_PORT" : "EPHEMERA_HTTP_PATH") +
                            " is only used with EPHEMERA_MODE http");
+  }
+  if (s.policy.kind == PolicyKind::kPool && !has("EPHEMERA_POOL_SIZE")) {
+    return InvalidArgument(
+        "Environment.Variables.EPHEMERA_POLICY pool needs Environment.Variables."
+        "EPHEMERA_POOL_SIZE (1..100, the environments kept started)");
+  }
+  if (s.policy.kind != PolicyKind::kPool && has("EPHEMERA_POOL_SIZE")) {
+    return InvalidArgument(
+        "Environment.Variables.EPHEMERA_POOL_SIZE is only used with "
+        "Environment.Variables.EPHEMERA_POLICY pool");
+  }
+  if (s.policy.kind != PolicyKind::kWarm && has("EPHEMERA_IDLE_TTL")) {
+    return InvalidArgument(
+        "Environment.Variables.EPHEMERA_IDLE_TTL is only used with "
+        "Environment.Variables.EPHEMERA_POLICY warm");
+  }
+  if (s.policy.kind == PolicyKind::kPool && s.concurrency > 0 &&
+      s.policy.pool_size > s.concurrency) {
+    return InvalidArgument("Environment.Variables.EPHEMERA_POOL_SIZE " +
+                           std::to_string(s.policy.pool_size) +
+                           " is above the function's concurrency limit "
+                           "(Environment.Variables.EPHEMERA_CONCURRENCY " +
+                           std::to_string(s.concurrency) + ")");
+  }
+  if (!sec.read_only_root && has("EPHEMERA_TMP_SIZE_MB")) {
+    return InvalidArgument(
+        "Environment.Variables.EPHEMERA_TMP_SIZE_MB is only used with "
+        "Environment.Variables.EPHEMERA_READ_ONLY_ROOT true (the /tmp tmpfs comes with the "
+        "read-only root)");
   }
 
   // Backstop: everything a manifest entry must satisfy.
@@ -1015,19 +1808,41 @@ json::Json FunctionConfiguration(const FunctionSpec& s) {
   cJSON* vars = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "Environment"), "Variables");
   for (const auto& [k, v] : s.environment) cJSON_AddStringToObject(vars, k.c_str(), v.c_str());
   cJSON_AddStringToObject(vars, "EPHEMERA_MODE", ShimModeName(s.mode));
-  if (s.policy != Policy::kCold) {
-    cJSON_AddStringToObject(vars, "EPHEMERA_POLICY", PolicyName(s.policy));
-  }
-  if (s.network != "host") cJSON_AddStringToObject(vars, "EPHEMERA_NETWORK", s.network.c_str());
-  if (s.http_port != 8080) {
-    cJSON_AddStringToObject(vars, "EPHEMERA_HTTP_PORT", std::to_string(s.http_port).c_str());
-  }
-  if (s.http_path != "/") {
-    cJSON_AddStringToObject(vars, "EPHEMERA_HTTP_PATH", s.http_path.c_str());
-  }
-  if (s.concurrency != 0) {
-    cJSON_AddStringToObject(vars, "EPHEMERA_CONCURRENCY", std::to_string(s.concurrency).c_str());
-  }
+  const FunctionSpec& d = Defaults();
+  auto add = [&](const char* key, const std::string& value) {
+    cJSON_AddStringToObject(vars, key, value.c_str());
+  };
+  auto add_int = [&](const char* key, int value, int default_value) {
+    if (value != default_value) add(key, std::to_string(value));
+  };
+  auto add_bool = [&](const char* key, bool value, bool default_value) {
+    if (value != default_value) add(key, value ? "true" : "false");
+  };
+  auto add_list = [&](const char* key, const std::vector<std::string>& items) {
+    if (items.empty()) return;
+    std::string joined;
+    for (const std::string& item : items) joined += (joined.empty() ? "" : ",") + item;
+    add(key, joined);
+  };
+  if (s.policy.kind != d.policy.kind) add("EPHEMERA_POLICY", PolicyKindName(s.policy.kind));
+  add_int("EPHEMERA_IDLE_TTL", s.policy.idle_ttl_s, d.policy.idle_ttl_s);
+  add_int("EPHEMERA_POOL_SIZE", s.policy.pool_size, d.policy.pool_size);
+  add_int("EPHEMERA_QUEUE_SIZE", s.queue_size, d.queue_size);
+  add_int("EPHEMERA_QUEUE_TIMEOUT", s.queue_timeout_s, d.queue_timeout_s);
+  if (s.network != d.network) add("EPHEMERA_NETWORK", s.network);
+  add_int("EPHEMERA_HTTP_PORT", s.http_port, d.http_port);
+  if (s.http_path != d.http_path) add("EPHEMERA_HTTP_PATH", s.http_path);
+  add_int("EPHEMERA_CONCURRENCY", s.concurrency, d.concurrency);
+  const SecuritySettings& sec = s.security;
+  add_bool("EPHEMERA_READ_ONLY_ROOT", sec.read_only_root, d.security.read_only_root);
+  add_int("EPHEMERA_TMP_SIZE_MB", sec.tmp_size_mb, d.security.tmp_size_mb);
+  add_bool("EPHEMERA_DROP_CAPABILITIES", sec.drop_capabilities, d.security.drop_capabilities);
+  add_list("EPHEMERA_CAP_ADD", sec.cap_add);
+  add_bool("EPHEMERA_NO_NEW_PRIVILEGES", sec.no_new_privileges, d.security.no_new_privileges);
+  add_int("EPHEMERA_PIDS_LIMIT", sec.pids_limit, d.security.pids_limit);
+  add_int("EPHEMERA_NOFILE", sec.nofile, d.security.nofile);
+  if (!sec.user.empty()) add("EPHEMERA_USER", sec.user);
+  add_list("EPHEMERA_FORWARD", s.forward);
   cJSON_AddStringToObject(o, "PackageType", "Image");
   cJSON_AddStringToObject(o, "State", "Active");
   cJSON_AddStringToObject(o, "LastUpdateStatus", "Successful");
@@ -1053,7 +1868,7 @@ json::Json GetFunctionResult(const FunctionSpec& s) {
 }
 
 Status ParseFunctionRef(std::string_view ref, std::string* name, std::string* qualifier) {
-  // PROTOCOLS.md §2, anchored. Groups: 7 = name, 9 = qualifier.
+  // docs/protocols.md section 2, anchored. Groups: 7 = name, 9 = qualifier.
   static const std::regex kPattern(
       R"(^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?)"
       R"(([a-zA-Z0-9_.-]+)(:(\$LATEST|[a-zA-Z0-9_-]+))?$)");

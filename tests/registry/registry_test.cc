@@ -116,13 +116,28 @@ TEST(Registry, SpecMinimalGetsDefaults) {
   EXPECT_EQ(s.image, "ephemera/echo:latest");
   EXPECT_EQ(s.timeout_s, 3);
   EXPECT_EQ(s.memory_mb, 128);
-  EXPECT_EQ(s.mode, ShimMode::kExec);
-  EXPECT_EQ(s.policy, Policy::kCold);
+  EXPECT_EQ(s.mode, ShimMode::kAuto);
+  EXPECT_EQ(s.policy, Policy{});
+  EXPECT_EQ(s.policy.kind, PolicyKind::kCold);
   EXPECT_EQ(s.network, "host");
+  EXPECT_STREQ(kDefaultNetwork, "host");
   EXPECT_EQ(s.http_port, 8080);
   EXPECT_EQ(s.http_path, "/");
   EXPECT_EQ(s.concurrency, 0);
+  EXPECT_EQ(s.queue_size, 100);
+  EXPECT_EQ(s.queue_timeout_s, 10);
+  EXPECT_TRUE(s.forward.empty());
   EXPECT_TRUE(s.command.empty());
+  // Hardened unless the spec opts out.
+  EXPECT_TRUE(s.security.read_only_root);
+  EXPECT_EQ(s.security.tmp_size_mb, 512);
+  EXPECT_TRUE(s.security.drop_capabilities);
+  EXPECT_TRUE(s.security.cap_add.empty());
+  EXPECT_TRUE(s.security.no_new_privileges);
+  EXPECT_EQ(s.security.pids_limit, 256);
+  EXPECT_EQ(s.security.nofile, 1024);
+  EXPECT_EQ(s.security.user, "");
+  EXPECT_EQ(s.security, SecuritySettings{});
 }
 
 TEST(Registry, SpecAllFieldsParse) {
@@ -154,8 +169,12 @@ TEST(Registry, ImageKeepsTagsAndDigests) {
   FunctionSpec s;
   ASSERT_TRUE(ParseOne(R"({"image": "a/b:1.2"})", &s).ok());
   EXPECT_EQ(s.image, "a/b:1.2");
-  ASSERT_TRUE(ParseOne(R"({"image": "busybox@sha256:abcd"})", &s).ok());
-  EXPECT_EQ(s.image, "busybox@sha256:abcd");
+  const std::string digest = "sha256:" + std::string(64, 'a');
+  ASSERT_TRUE(ParseOne(R"({"image": "busybox@)" + digest + "\"}", &s).ok());
+  EXPECT_EQ(s.image, "busybox@" + digest);  // a digest needs no tag
+  ASSERT_TRUE(ParseOne(R"({"image": "busybox:1.36@)" + digest + "\"}", &s).ok());
+  EXPECT_EQ(s.image, "busybox:1.36@" + digest);
+  ExpectFieldError(R"({"image": "busybox@sha256:abcd"})", "image", "64 lowercase hex digits");
   ASSERT_TRUE(ParseOne(R"({"image": "reg:5000/a/b:x"})", &s).ok());
   EXPECT_EQ(s.image, "reg:5000/a/b:x");
 }
@@ -186,7 +205,8 @@ TEST(Registry, MemoryMustBeAnIntegerInRange) {
 
 TEST(Registry, ModeAndPolicyAreChecked) {
   FunctionSpec s;
-  for (auto [text, mode] : {std::pair{"exec", ShimMode::kExec},
+  for (auto [text, mode] : {std::pair{"auto", ShimMode::kAuto},
+                            {"exec", ShimMode::kExec},
                             {"http", ShimMode::kHttp},
                             {"native", ShimMode::kNative},
                             {"passthrough", ShimMode::kPassthrough}}) {
@@ -196,9 +216,19 @@ TEST(Registry, ModeAndPolicyAreChecked) {
   }
   ExpectFieldError(R"({"image": "i", "mode": "lambda"})", "mode", "(got \"lambda\")");
   ExpectFieldError(R"({"image": "i", "mode": 1})", "mode");
-  ExpectFieldError(R"({"image": "i", "policy": "warm"})", "policy", "not supported yet");
-  ExpectFieldError(R"({"image": "i", "policy": "pool"})", "policy", "not supported yet");
-  ExpectFieldError(R"({"image": "i", "policy": "hot"})", "policy");
+  ExpectFieldError(R"({"image": "i", "mode": "Auto"})", "mode", "\"auto\"");
+  ExpectFieldError(R"({"image": "i", "policy": "hot"})", "policy", "(got \"hot\")");
+  ExpectFieldError(R"({"image": "i", "policy": 1})", "policy");
+  for (PolicyKind kind : {PolicyKind::kCold, PolicyKind::kWarm, PolicyKind::kPool}) {
+    PolicyKind back = PolicyKind::kCold;
+    ASSERT_TRUE(ParsePolicyKind(PolicyKindName(kind), &back).ok());
+    EXPECT_EQ(back, kind);
+  }
+  EXPECT_STREQ(PolicyKindName(PolicyKind::kWarm), "warm");
+  EXPECT_STREQ(PolicyKindName(PolicyKind::kPool), "pool");
+  // The rule "http_port / http_path only in mode http" holds for auto too.
+  ExpectFieldError(R"({"image": "i", "mode": "auto", "http_port": 9000})", "http_port",
+                   "(mode is \"auto\")");
 }
 
 TEST(Registry, EnvironmentKeysAndValuesAreChecked) {
@@ -244,6 +274,427 @@ TEST(Registry, OtherFieldsAreChecked) {
                    "description", "256");
 }
 
+TEST(Registry, NetworkAcceptsIsolatedHostBridgeNone) {
+  FunctionSpec s;
+  for (const char* n : {"isolated", "host", "bridge", "none"}) {
+    ASSERT_TRUE(ParseOne(std::string(R"({"image": "i", "network": ")") + n + "\"}", &s).ok()) << n;
+    EXPECT_EQ(s.network, n);
+  }
+  ExpectFieldError(R"({"image": "i", "network": "Isolated"})", "network",
+                   "must be \"isolated\", \"host\", \"bridge\" or \"none\"");
+}
+
+// ---- image references ----
+
+TEST(Registry, ImageReferencesFollowDockerGrammar) {
+  const std::string digest = "@sha256:" + std::string(64, '0');
+  struct Good {
+    std::string ref, stored;
+  };
+  for (const Good& g : std::vector<Good>{
+           {"busybox", "busybox:latest"},
+           {"ephemera/echo:latest", "ephemera/echo:latest"},
+           {"localhost:5000/x/y:1.0", "localhost:5000/x/y:1.0"},
+           {"localhost/x", "localhost/x:latest"},
+           {"registry.example.com/team/app", "registry.example.com/team/app:latest"},
+           {"10.0.0.2:5000/app:v2", "10.0.0.2:5000/app:v2"},
+           {"[::1]:5000/app", "[::1]:5000/app:latest"},
+           {"My.Registry/app", "My.Registry/app:latest"},  // a registry host may be upper case
+           {"ab/c.d_e__f-g--h/i:T_1.x-y", "ab/c.d_e__f-g--h/i:T_1.x-y"},
+           {"app" + digest, "app" + digest},
+           {"localhost:5000/app:1" + digest, "localhost:5000/app:1" + digest},
+           {"a:" + std::string(128, 't'), "a:" + std::string(128, 't')},
+           {std::string(248, 'a'), std::string(248, 'a') + ":latest"},  // 255 with the tag
+       }) {
+    FunctionSpec s;
+    Status st = ParseOne(R"({"image": )" + json::Quote(g.ref) + "}", &s);
+    ASSERT_TRUE(st.ok()) << g.ref << ": " << st.message();
+    EXPECT_EQ(s.image, g.stored);
+    EXPECT_TRUE(ValidateImageReference(g.ref).ok()) << g.ref;
+    EXPECT_TRUE(ValidateImageReference(s.image).ok()) << s.image;  // stored form re-validates
+  }
+  struct Bad {
+    std::string ref, why;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"", "empty"},
+           {"Ephemera", "lowercase"},
+           {"ephemera/Echo", "path component \"Echo\""},
+           {"ephemera/echo app", "space"},
+           {" busybox", "space"},
+           {"$(id)", "path component \"$(id)\""},
+           {"busybox;id", "path component"},
+           {"a:b:c", "path component \"a:b\""},
+           {"busybox:", "the tag after ':' is empty"},
+           {"busybox:-x", "tag \"-x\""},
+           {"busybox:" + std::string(129, 't'), "limit is 128"},
+           {":tag", "repository name is empty"},
+           {"/busybox", "empty path component"},
+           {"a//b", "empty path component"},
+           {"a/", "empty path component"},
+           {"a-", "path component \"a-\""},
+           {"a..b", "path component"},
+           {"a___b", "path component"},
+           {"localhost:0/x", "registry \"localhost:0\""},
+           {"localhost:99999/x", "registry"},
+           {"-bad.host/x", "registry"},
+           {"my_registry.local/x", "registry \"my_registry.local\""},  // '_' is no host
+           {"app@sha256:abc", "64 lowercase hex"},
+           {"app@sha256:" + std::string(64, 'A'), "64 lowercase hex"},
+           {"app@md5:" + std::string(64, '0'), "sha256"},
+           {"app@", "digest"},
+           {"busybox\t", "control character"},
+           {"caf\xc3\xa9", "non-ASCII"},
+           {std::string(249, 'a'), "255"},  // 256 with ":latest"
+           {"a/" + std::string(252, 'b') + ":t", "255"},
+       }) {
+    ExpectFieldError(R"({"image": )" + json::Quote(b.ref) + "}", "image", b.why);
+    Status st = ValidateImageReference(b.ref);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << b.ref;
+    EXPECT_NE(st.message().find(b.why), std::string::npos) << st.message();
+  }
+}
+
+// ---- policy and queue ----
+
+TEST(Registry, PolicyStringsAndObjectsParse) {
+  struct Case {
+    const char* policy;
+    Policy want;
+  };
+  for (const Case& c : {
+           Case{R"("cold")", Policy{}},
+           Case{R"("warm")", Policy{PolicyKind::kWarm, 60, 0}},
+           Case{R"({"type": "cold"})", Policy{}},
+           Case{R"({"type": "warm"})", Policy{PolicyKind::kWarm, 60, 0}},
+           Case{R"({"type": "warm", "idle_ttl": 30})", Policy{PolicyKind::kWarm, 30, 0}},
+           Case{R"({"type": "warm", "idle_ttl": 1})", Policy{PolicyKind::kWarm, 1, 0}},
+           Case{R"({"type": "warm", "idle_ttl": 3600})", Policy{PolicyKind::kWarm, 3600, 0}},
+           Case{R"({"type": "pool", "size": 2})", Policy{PolicyKind::kPool, 60, 2}},
+           Case{R"({"size": 100, "type": "pool"})", Policy{PolicyKind::kPool, 60, 100}},
+       }) {
+    FunctionSpec s;
+    Status st = ParseOne(std::string(R"({"image": "i", "policy": )") + c.policy + "}", &s);
+    ASSERT_TRUE(st.ok()) << c.policy << ": " << st.message();
+    EXPECT_EQ(s.policy, c.want) << c.policy;
+  }
+  // A pool as large as the concurrency limit is fine; unlimited concurrency allows any size.
+  EXPECT_TRUE(
+      ParseOne(R"({"image": "i", "concurrency": 5, "policy": {"type": "pool", "size": 5}})").ok());
+}
+
+TEST(Registry, PolicyErrorsNameTheField) {
+  auto policy = [](std::string_view p, std::string_view extra = "") {
+    return std::string(R"({"image": "i", )") + std::string(extra) + R"("policy": )" +
+           std::string(p) + "}";
+  };
+  ExpectFieldError(policy(R"("pool")"), "policy", "\"pool\" needs a size");
+  ExpectFieldError(policy(R"("pool")"), "policy", R"({"type": "pool", "size": N})");
+  ExpectFieldError(policy(R"("Warm")"), "policy", "(got \"Warm\")");
+  ExpectFieldError(policy(R"(["warm"])"), "policy", "must be \"cold\", \"warm\" or an object");
+  ExpectFieldError(policy(R"({"type": "hot"})"), "policy", "type must be \"cold\"");
+  ExpectFieldError(policy(R"({"type": 1})"), "policy", "type must be a string");
+  ExpectFieldError(policy(R"({"idle_ttl": 30})"), "policy", "needs a \"type\"");
+  ExpectFieldError(policy(R"({"type": "warm", "ttl": 30})"), "policy", "unknown key \"ttl\"");
+  ExpectFieldError(policy(R"({"type": "warm", "idle_ttl": 0})"), "policy",
+                   "idle_ttl must be an integer 1..3600 (got 0)");
+  ExpectFieldError(policy(R"({"type": "warm", "idle_ttl": 3601})"), "policy", "1..3600");
+  ExpectFieldError(policy(R"({"type": "warm", "idle_ttl": "30"})"), "policy", "idle_ttl");
+  ExpectFieldError(policy(R"({"type": "warm", "idle_ttl": 30.5})"), "policy", "idle_ttl");
+  ExpectFieldError(policy(R"({"type": "pool"})"), "policy", "needs a \"size\" 1..100");
+  ExpectFieldError(policy(R"({"type": "pool", "size": 0})"), "policy",
+                   "pool size must be an integer 1..100 (got 0)");
+  ExpectFieldError(policy(R"({"type": "pool", "size": 101})"), "policy", "1..100");
+  ExpectFieldError(policy(R"({"type": "pool", "size": 2, "idle_ttl": 30})"), "policy",
+                   "idle_ttl is only used with type \"warm\" (type is \"pool\")");
+  ExpectFieldError(policy(R"({"type": "warm", "size": 2})"), "policy",
+                   "size is only used with type \"pool\" (type is \"warm\")");
+  ExpectFieldError(policy(R"({"type": "cold", "idle_ttl": 60})"), "policy", "idle_ttl");
+  ExpectFieldError(policy(R"({"type": "warm", "type": "cold"})"), "policy", "twice");
+  ExpectFieldError(policy(R"({"type": "pool", "size": 8})", R"("concurrency": 5, )"), "policy",
+                   "pool size 8 is above the function's concurrency limit 5");
+
+  // The same rules hold for a spec built in C++ and handed to Registry::Create.
+  std::unique_ptr<Registry> r;
+  ASSERT_TRUE(Registry::Open("", "", &r).ok());
+  FunctionSpec s = MakeSpec("p");
+  s.policy = Policy{PolicyKind::kPool, 60, 0};
+  EXPECT_NE(r->Create(s).message().find("pool size must be an integer 1..100 (got 0)"),
+            std::string::npos);
+  s.policy = Policy{PolicyKind::kCold, 60, 3};
+  EXPECT_NE(r->Create(s).message().find("size is only used with type \"pool\""), std::string::npos);
+  s.policy = Policy{PolicyKind::kCold, 30, 0};
+  EXPECT_NE(r->Create(s).message().find("idle_ttl is only used with type \"warm\""),
+            std::string::npos);
+  s.policy = Policy{PolicyKind::kPool, 60, 8};
+  s.concurrency = 5;
+  EXPECT_NE(r->Create(s).message().find("pool size 8 is above the function's concurrency limit 5"),
+            std::string::npos);
+  EXPECT_TRUE(r->List().empty());
+}
+
+TEST(Registry, PoolAboveConcurrencyNamesFileFunctionAndField) {
+  TempDir dir;
+  std::string path = dir.File("functions.json");
+  WriteFile(path, R"({"functions": {"x": {"image": "i", "concurrency": 5,
+                                           "policy": {"type": "pool", "size": 8}}}})");
+  std::unique_ptr<Registry> r;
+  Status st = Registry::Open(path, "", &r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), path +
+                              ": function \"x\": field \"policy\": pool size 8 is above the "
+                              "function's concurrency limit 5");
+}
+
+TEST(Registry, QueueFieldsAreChecked) {
+  FunctionSpec s;
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "queue_size": 0, "queue_timeout": 900})", &s).ok());
+  EXPECT_EQ(s.queue_size, 0);  // refuse at once with 429
+  EXPECT_EQ(s.queue_timeout_s, 900);
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "queue_size": 10000, "queue_timeout": 1})", &s).ok());
+  EXPECT_EQ(s.queue_size, 10000);
+  EXPECT_EQ(s.queue_timeout_s, 1);
+  ExpectFieldError(R"({"image": "i", "queue_size": -1})", "queue_size", "0..10000");
+  ExpectFieldError(R"({"image": "i", "queue_size": 10001})", "queue_size", "(got 10001)");
+  ExpectFieldError(R"({"image": "i", "queue_size": "5"})", "queue_size");
+  ExpectFieldError(R"({"image": "i", "queue_timeout": 0})", "queue_timeout", "1..900 (got 0)");
+  ExpectFieldError(R"({"image": "i", "queue_timeout": 901})", "queue_timeout");
+  ExpectFieldError(R"({"image": "i", "queue_timeout_s": 5})", "queue_timeout_s", "unknown field");
+}
+
+// ---- security ----
+
+TEST(Registry, SecurityFieldsParse) {
+  FunctionSpec s;
+  Status st = ParseOne(R"({"image": "i", "security": {"read_only_root": false,
+      "drop_capabilities": false, "cap_add": ["NET_BIND_SERVICE", "CAP_SYS_PTRACE"],
+      "no_new_privileges": false, "pids_limit": 0, "nofile": 65536, "user": "1000:1000"}})",
+                       &s);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_FALSE(s.security.read_only_root);
+  EXPECT_EQ(s.security.tmp_size_mb, 512);
+  EXPECT_FALSE(s.security.drop_capabilities);
+  EXPECT_EQ(s.security.cap_add, (std::vector<std::string>{"NET_BIND_SERVICE", "CAP_SYS_PTRACE"}));
+  EXPECT_FALSE(s.security.no_new_privileges);
+  EXPECT_EQ(s.security.pids_limit, 0);
+  EXPECT_EQ(s.security.nofile, 65536);
+  EXPECT_EQ(s.security.user, "1000:1000");
+
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "security": {"tmp_size_mb": 10240, "pids_limit": 8,
+      "nofile": 64}})",
+                       &s)
+                  .ok());
+  EXPECT_TRUE(s.security.read_only_root);
+  EXPECT_EQ(s.security.tmp_size_mb, 10240);
+  EXPECT_EQ(s.security.pids_limit, 8);
+  EXPECT_EQ(s.security.nofile, 64);
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "security": {}})", &s).ok());
+  EXPECT_EQ(s.security, SecuritySettings{});
+  for (const char* user : {"root", "nobody", "app_user", "www-data", "_svc", "0", "65534",
+                           "1000:1000", "app:staff", "app:50", "4294967294"}) {
+    ASSERT_TRUE(
+        ParseOne(std::string(R"({"image": "i", "security": {"user": ")") + user + "\"}}", &s).ok())
+        << user;
+    EXPECT_EQ(s.security.user, user);
+  }
+}
+
+TEST(Registry, SecurityErrorsNameTheMember) {
+  auto sec = [](std::string_view body) {
+    return std::string(R"({"image": "i", "security": )") + std::string(body) + "}";
+  };
+  ExpectFieldError(sec(R"(true)"), "security", "must be an object");
+  ExpectFieldError(sec(R"({"readonly": true})"), "security", "unknown key \"readonly\"");
+  ExpectFieldError(sec(R"({"read_only_root": "false"})"), "security.read_only_root",
+                   "must be true or false (got \"false\")");
+  ExpectFieldError(sec(R"({"read_only_root": 0})"), "security.read_only_root");
+  ExpectFieldError(sec(R"({"tmp_size_mb": 0})"), "security.tmp_size_mb", "1..10240");
+  ExpectFieldError(sec(R"({"tmp_size_mb": 10241})"), "security.tmp_size_mb");
+  ExpectFieldError(sec(R"({"read_only_root": false, "tmp_size_mb": 64})"), "security.tmp_size_mb",
+                   "only used with read_only_root true");
+  ExpectFieldError(sec(R"({"drop_capabilities": null})"), "security.drop_capabilities");
+  ExpectFieldError(sec(R"({"cap_add": "NET_ADMIN"})"), "security.cap_add", "array of strings");
+  ExpectFieldError(sec(R"({"cap_add": ["net_admin"]})"), "security.cap_add", "[A-Z_]+");
+  ExpectFieldError(sec(R"({"cap_add": ["NET ADMIN"]})"), "security.cap_add", "[A-Z_]+");
+  ExpectFieldError(sec(R"({"cap_add": [""]})"), "security.cap_add", "[A-Z_]+");
+  ExpectFieldError(sec(R"({"cap_add": ["ALL"]})"), "security.cap_add", "\"ALL\" is refused");
+  ExpectFieldError(sec(R"({"cap_add": ["CAP_ALL"]})"), "security.cap_add", "is refused");
+  ExpectFieldError(sec(R"({"cap_add": ["NET_FLY"]})"), "security.cap_add",
+                   "not a Linux capability");
+  ExpectFieldError(sec(R"({"cap_add": ["NET_ADMIN", "CAP_NET_ADMIN"]})"), "security.cap_add",
+                   "appears twice");
+  ExpectFieldError(sec(R"({"no_new_privileges": 1})"), "security.no_new_privileges");
+  for (const char* bad : {"1", "7", "-1", "65537", "\"256\""}) {
+    ExpectFieldError(sec(std::string(R"({"pids_limit": )") + bad + "}"), "security.pids_limit",
+                     "must be 0 (unlimited) or an integer 8..65536");
+  }
+  ExpectFieldError(sec(R"({"nofile": 63})"), "security.nofile", "64..1048576");
+  ExpectFieldError(sec(R"({"nofile": 1048577})"), "security.nofile");
+  ExpectFieldError(sec(R"({"user": 1000})"), "security.user", "must be a string");
+  for (const char* bad : {"a b", "1000:", ":1000", "a:b:c", "$(id)", "1abc", "4294967295", "-u",
+                          "x/y", "toolongname_toolongname_toolongna"}) {
+    ExpectFieldError(sec(std::string(R"({"user": )") + json::Quote(bad) + "}"), "security.user");
+  }
+  ExpectFieldError(sec(R"({"nofile": 100, "nofile": 200})"), "security.nofile", "twice");
+}
+
+// ---- forward ----
+
+TEST(Registry, ForwardEntriesParse) {
+  struct Case {
+    const char* text;
+    ForwardTarget want;
+  };
+  for (const Case& c : {
+           Case{"6379", {"127.0.0.1", 6379}},
+           Case{"1", {"127.0.0.1", 1}},
+           Case{"127.0.0.1:5432", {"127.0.0.1", 5432}},
+           Case{"10.1.2.3:65535", {"10.1.2.3", 65535}},
+           Case{"db.local:5432", {"db.local", 5432}},
+           Case{"localhost:80", {"localhost", 80}},
+           Case{"[::1]:53", {"::1", 53}},
+       }) {
+    ForwardTarget t;
+    Status st = ParseForward(c.text, &t);
+    ASSERT_TRUE(st.ok()) << c.text << ": " << st.message();
+    EXPECT_EQ(t, c.want) << c.text;
+  }
+  for (const char* bad : {"", "0", "65536", "123456", "x", "host:", ":80", "host:0", "host:http",
+                          "256.1.1.1:80", "1.2.3:80", "-h:80", "a b:80", "[::1]", "[::1]80",
+                          "[zz]:80", "6379/tcp", "+80", "127.0.0.1:80:1"}) {
+    ForwardTarget t;
+    Status st = ParseForward(bad, &t);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << "accepted: " << bad;
+  }
+  FunctionSpec s;
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "forward": ["6379", "127.0.0.1:5432"]})", &s).ok());
+  EXPECT_EQ(s.forward, (std::vector<std::string>{"6379", "127.0.0.1:5432"}));  // as written
+  ASSERT_TRUE(ParseOne(R"({"image": "i", "forward": []})", &s).ok());
+  EXPECT_TRUE(s.forward.empty());
+  ExpectFieldError(R"({"image": "i", "forward": "6379"})", "forward", "array of strings");
+  ExpectFieldError(R"({"image": "i", "forward": [6379]})", "forward", "array of strings");
+  ExpectFieldError(R"({"image": "i", "forward": ["redis"]})", "forward", "\"redis\"");
+  ExpectFieldError(R"({"image": "i", "forward": ["70000"]})", "forward", "1..65535");
+  ExpectFieldError(R"({"image": "i", "forward": ["6379", "127.0.0.1:6379"]})", "forward",
+                   "names 127.0.0.1:6379 again");
+}
+
+// ---- hostile strings ----
+
+TEST(Registry, EnvironmentIsLimitedTo4KBInTotal) {
+  // Keys plus values, all variables together, as in Lambda.
+  std::string fits = R"({"image": "i", "environment": {"A": ")" + std::string(4095, 'v') + "\"}}";
+  EXPECT_TRUE(ParseOne(fits).ok());
+  std::string one_over =
+      R"({"image": "i", "environment": {"AB": ")" + std::string(4095, 'v') + "\"}}";
+  ExpectFieldError(one_over, "environment", "take 4097 bytes");
+  ExpectFieldError(one_over, "environment", "4096 bytes in total");
+  std::string many = R"({"image": "i", "environment": {)";
+  for (int i = 0; i < 5; ++i) {
+    many += (i ? ", " : "") + std::string("\"V") + std::to_string(i) + "\": \"" +
+            std::string(1000, 'x') + "\"";
+  }
+  many += "}}";
+  ExpectFieldError(many, "environment", "take 5010 bytes");
+
+  std::unique_ptr<Registry> r;
+  ASSERT_TRUE(Registry::Open("", "", &r).ok());
+  FunctionSpec s = MakeSpec("big");
+  s.environment["HUGE"] = std::string(5000, 'x');
+  Status st = r->Create(s);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("4096"), std::string::npos) << st.message();
+}
+
+TEST(Registry, ContainsEscapedNulFindsWhatCJsonWouldCutShort) {
+  EXPECT_FALSE(ContainsEscapedNul(""));
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "plain"})"));
+  EXPECT_TRUE(ContainsEscapedNul(R"({"a": "x\u0000y"})"));
+  EXPECT_TRUE(ContainsEscapedNul(R"({"a\u0000": "y"})"));  // in a key too
+  EXPECT_TRUE(ContainsEscapedNul(R"(["\\\u0000"])"));      // an escaped backslash, then a NUL
+  EXPECT_TRUE(ContainsEscapedNul(std::string_view("{\"a\": \"x\0y\"}", 12)));  // a raw 0 byte
+  EXPECT_TRUE(ContainsEscapedNul(R"({"a": "\u00000"})"));  // a NUL, then the text "0"
+  // The text after an escaped backslash is text, not an escape.
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "x\\u0000y"})"));
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "\\\\u0000"})"));
+  // Other code points, hex digits in either case, are not NUL.
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "\u0001 \u0100 \u1000 \u000a \u000A \uD83D\uDE00"})"));
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "\u000"})"));  // too short to be an escape
+  EXPECT_FALSE(ContainsEscapedNul(R"(\)"));
+  EXPECT_FALSE(ContainsEscapedNul(R"({"a": "\"\u0030"})"));
+
+  // What cJSON does with such a string, the reason for the check.
+  Json j = MustParse(R"({"a": "x\u0000y"})");
+  EXPECT_STREQ(cJSON_GetObjectItemCaseSensitive(j.get(), "a")->valuestring, "x");
+}
+
+TEST(Registry, OpenRefusesFilesWithANul) {
+  TempDir dir;
+  std::unique_ptr<Registry> r;
+  std::string manifest = dir.File("m.json");
+  WriteFile(manifest,
+            "{\"functions\": {\n\"a\": {\"image\": \"i\",\n"
+            "\"environment\": {\"TOKEN\": \"abc\\u0000def\"}}}}");
+  Status st = Registry::Open(manifest, "", &r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find(manifest + ": line 3"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("NUL"), std::string::npos) << st.message();
+  WriteFile(manifest, std::string(R"({"functions": {"a": {"image": "i", "command": ["sh", "x)") +
+                          '\0' + R"(y"]}}})");
+  st = Registry::Open(manifest, "", &r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("NUL"), std::string::npos) << st.message();
+
+  std::string state = dir.File("state.json");
+  WriteFile(state,
+            R"({"version": 1, "functions": {"b": {"image": "i:latest", "mode": "exec",
+                "command": ["sh", "-c", "echo hi\u0000; rm -rf /"], "last_modified_ms": 1}}})");
+  st = Registry::Open("", state, &r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(state + ": line 2"), std::string::npos) << st.message();
+  // An escaped backslash before "u0000" is just text and loads.
+  WriteFile(state, R"({"version": 1, "functions": {"b": {"image": "i:latest",
+                "environment": {"P": "C:\\u0000"}, "last_modified_ms": 1}}})");
+  st = Registry::Open("", state, &r);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(r->Find("b")->environment.at("P"), "C:\\u0000");
+}
+
+TEST(Registry, CreateRefusesNulInsideAnyString) {
+  std::unique_ptr<Registry> r;
+  ASSERT_TRUE(Registry::Open("", "", &r).ok());
+  const std::string nul("a\0b", 3);
+  struct Case {
+    const char* field;
+    void (*set)(FunctionSpec*, const std::string&);
+  };
+  for (const Case& c : {
+           Case{"environment",
+                [](FunctionSpec*s, const std::string&v) { s->environment["K"] = v; }},
+           Case{"command",
+                [](FunctionSpec*s, const std::string&v) {
+                  s->command = {"sh", v};
+                }},
+           Case{"args", [](FunctionSpec*s, const std::string&v) { s->args = {v}; }},
+           Case{"working_dir",
+                [](FunctionSpec*s, const std::string&v) { s->working_dir = "/" + v; }},
+           Case{"image", [](FunctionSpec*s, const std::string&v) { s->image = v; }},
+           Case{"description", [](FunctionSpec*s, const std::string&v) { s->description = v; }},
+           Case{"security.user", [](FunctionSpec*s, const std::string&v) { s->security.user = v; }},
+           Case{"forward", [](FunctionSpec*s, const std::string&v) { s->forward = {v}; }},
+       }) {
+    FunctionSpec s = MakeSpec("n");
+    c.set(&s, nul);
+    Status st = r->Create(s);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(st.message().find(std::string("field \"") + c.field + "\": contains a NUL"),
+              std::string::npos)
+        << st.message();
+  }
+  EXPECT_TRUE(r->List().empty());
+}
+
 TEST(Registry, UnknownFieldsAreRejectedSoTyposAreCaught) {
   ExpectFieldError(R"({"image": "i", "timout": 5})", "timout", "unknown field");
   ExpectFieldError(R"({"image": "i", "Image": "j"})", "Image", "unknown field");
@@ -274,15 +725,92 @@ TEST(Registry, SpecToJsonRoundTrips) {
   s.http_path = "/p";
   s.network = "none";
   s.concurrency = 2;
+  s.policy = Policy{PolicyKind::kWarm, 45, 0};
+  s.queue_size = 0;
+  s.queue_timeout_s = 30;
+  s.security.read_only_root = false;
+  s.security.drop_capabilities = false;
+  s.security.cap_add = {"NET_BIND_SERVICE", "CAP_SYS_PTRACE"};
+  s.security.no_new_privileges = false;
+  s.security.pids_limit = 0;
+  s.security.nofile = 4096;
+  s.security.user = "1000:1000";
+  s.forward = {"6379", "127.0.0.1:5432", "[::1]:53"};
   s.description = "desc";
   s.role = "arn:aws:iam::1:role/r";
   s.last_modified_ms = 1234;
   Json j = SpecToJson(s);
   FunctionSpec back;
   Status st = ParseFunctionSpec("rt", j.get(), "x", &back);
-  ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_TRUE(st.ok()) << st.message() << "\n" << json::Print(j.get());
   back.from_manifest = s.from_manifest;
   EXPECT_EQ(back, s);
+}
+
+TEST(Registry, SpecToJsonRoundTripsEachPolicyAndSecurityAlone) {
+  std::vector<FunctionSpec> specs;
+  auto add = [&](auto change) {
+    FunctionSpec s = MakeSpec("one");
+    s.last_modified_ms = 99;
+    change(&s);
+    specs.push_back(s);
+  };
+  add([](FunctionSpec*) {});
+  add([](FunctionSpec* s) { s->policy = Policy{PolicyKind::kWarm, 60, 0}; });
+  add([](FunctionSpec* s) { s->policy = Policy{PolicyKind::kWarm, 3600, 0}; });
+  add([](FunctionSpec* s) { s->policy = Policy{PolicyKind::kPool, 60, 2}; });
+  add([](FunctionSpec* s) {
+    s->policy = Policy{PolicyKind::kPool, 60, 4};
+    s->concurrency = 4;
+  });
+  add([](FunctionSpec* s) { s->security.read_only_root = false; });
+  add([](FunctionSpec* s) { s->security.tmp_size_mb = 64; });
+  add([](FunctionSpec* s) { s->security.drop_capabilities = false; });
+  add([](FunctionSpec* s) { s->security.cap_add = {"CHOWN"}; });
+  add([](FunctionSpec* s) { s->security.no_new_privileges = false; });
+  add([](FunctionSpec* s) { s->security.pids_limit = 8; });
+  add([](FunctionSpec* s) { s->security.nofile = 1048576; });
+  add([](FunctionSpec* s) { s->security.user = "root"; });
+  add([](FunctionSpec* s) { s->network = "isolated"; });
+  add([](FunctionSpec* s) { s->mode = ShimMode::kPassthrough; });
+  add([](FunctionSpec* s) { s->queue_size = 10000; });
+  add([](FunctionSpec* s) { s->queue_timeout_s = 1; });
+  add([](FunctionSpec* s) { s->forward = {"80"}; });
+  for (const FunctionSpec& s : specs) {
+    Json j = SpecToJson(s);
+    FunctionSpec back;
+    Status st = ParseFunctionSpec("one", j.get(), "x", &back);
+    ASSERT_TRUE(st.ok()) << st.message() << "\n" << json::Print(j.get());
+    back.from_manifest = s.from_manifest;
+    EXPECT_EQ(back, s) << json::Print(j.get());
+  }
+}
+
+TEST(Registry, SpecToJsonWritesOnlyNonDefaults) {
+  FunctionSpec s = MakeSpec("d");
+  s.last_modified_ms = 5;
+  EXPECT_EQ(json::Print(SpecToJson(s).get()),
+            R"({"image":"ephemera/echo:latest","mode":"auto","timeout":3,"memory":128,)"
+            R"("last_modified_ms":5})");
+  s.policy = Policy{PolicyKind::kWarm, 60, 0};
+  s.security.pids_limit = 512;
+  s.security.user = "app";
+  s.queue_timeout_s = 20;
+  Json j = SpecToJson(s);
+  const cJSON* o = j.get();
+  EXPECT_EQ(json::GetString(o, "policy"), "warm");  // the short form when it says everything
+  EXPECT_EQ(json::Print(cJSON_GetObjectItemCaseSensitive(o, "security")),
+            R"({"pids_limit":512,"user":"app"})");
+  EXPECT_EQ(json::GetNumber(o, "queue_timeout"), 20);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "queue_size"), nullptr);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "forward"), nullptr);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "network"), nullptr);
+  s.policy = Policy{PolicyKind::kPool, 60, 3};
+  EXPECT_EQ(json::Print(cJSON_GetObjectItemCaseSensitive(SpecToJson(s).get(), "policy")),
+            R"({"type":"pool","size":3})");
+  s.policy = Policy{PolicyKind::kWarm, 30, 0};
+  EXPECT_EQ(json::Print(cJSON_GetObjectItemCaseSensitive(SpecToJson(s).get(), "policy")),
+            R"({"type":"warm","idle_ttl":30})");
 }
 
 // ---- Invoke's FunctionName ----
@@ -380,7 +908,7 @@ TEST(Registry, CreateFunctionMinimalAndExtensions) {
   ASSERT_TRUE(Create(R"({"FunctionName": "m", "Code": {"ImageUri": "x:1"}})", &s).ok());
   EXPECT_EQ(s.image, "x:1");  // PackageType inferred from ImageUri
   EXPECT_EQ(s.role, kDefaultRole);
-  EXPECT_EQ(s.mode, ShimMode::kExec);
+  EXPECT_EQ(s.mode, ShimMode::kAuto);
   ASSERT_TRUE(Create(R"({"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:m",
       "PackageType": "Image", "Code": {"ImageUri": "x"}, "EphemeraMode": "http",
       "Environment": {"Variables": {"EPHEMERA_HTTP_PORT": "3000", "EPHEMERA_HTTP_PATH": "/e"}},
@@ -430,8 +958,8 @@ TEST(Registry, CreateFunctionErrorsNameTheField) {
                         "Environment": {"Variables": {"EPHEMERA_MODE": "lambda"}}})",
                     "EPHEMERA_MODE");
   ExpectCreateError(R"({"FunctionName": "a", "Code": {"ImageUri": "x"},
-                        "Environment": {"Variables": {"EPHEMERA_POLICY": "warm"}}})",
-                    "not supported yet");
+                        "Environment": {"Variables": {"EPHEMERA_POLICY": "hot"}}})",
+                    "Environment.Variables.EPHEMERA_POLICY must be \"cold\", \"warm\" or \"pool\"");
   ExpectCreateError(R"({"FunctionName": "a", "Code": {"ImageUri": "x"},
                         "Environment": {"Variables": {"EPHEMERA_HTTP_PORT": "80x"}}})",
                     "EPHEMERA_HTTP_PORT must be an integer");
@@ -447,6 +975,147 @@ TEST(Registry, CreateFunctionErrorsNameTheField) {
   ExpectCreateError(R"({"FunctionName": "a", "Code": {"ImageUri": "x"},
                         "ImageConfig": {"WorkingDirectory": "rel"}})",
                     "ImageConfig.WorkingDirectory must be an absolute path");
+}
+
+// A CreateFunction body for image "x" with these Environment.Variables (a JSON object body).
+std::string WithVars(std::string_view vars) {
+  return R"({"FunctionName": "a", "Code": {"ImageUri": "x"}, "Environment": {"Variables": )" +
+         std::string(vars) + "}}";
+}
+
+TEST(Registry, CreateFunctionReadsPolicyQueueAndSecuritySettings) {
+  FunctionSpec s;
+  Status st = Create(WithVars(R"({"EPHEMERA_POLICY": "warm", "EPHEMERA_IDLE_TTL": "30",
+      "EPHEMERA_QUEUE_SIZE": "0", "EPHEMERA_QUEUE_TIMEOUT": "60", "EPHEMERA_NETWORK": "isolated",
+      "EPHEMERA_READ_ONLY_ROOT": "false", "EPHEMERA_USER": "1000:1000",
+      "EPHEMERA_PIDS_LIMIT": "0", "EPHEMERA_FORWARD": "6379,127.0.0.1:5432",
+      "EPHEMERA_DROP_CAPABILITIES": "false", "EPHEMERA_CAP_ADD": "NET_ADMIN,CHOWN",
+      "EPHEMERA_NO_NEW_PRIVILEGES": "false", "EPHEMERA_NOFILE": "4096", "KEEP": "me"})"),
+                     &s);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(s.policy, (Policy{PolicyKind::kWarm, 30, 0}));
+  EXPECT_EQ(s.queue_size, 0);
+  EXPECT_EQ(s.queue_timeout_s, 60);
+  EXPECT_EQ(s.network, "isolated");
+  EXPECT_FALSE(s.security.read_only_root);
+  EXPECT_EQ(s.security.user, "1000:1000");
+  EXPECT_EQ(s.security.pids_limit, 0);
+  EXPECT_EQ(s.forward, (std::vector<std::string>{"6379", "127.0.0.1:5432"}));
+  EXPECT_FALSE(s.security.drop_capabilities);
+  EXPECT_EQ(s.security.cap_add, (std::vector<std::string>{"NET_ADMIN", "CHOWN"}));
+  EXPECT_FALSE(s.security.no_new_privileges);
+  EXPECT_EQ(s.security.nofile, 4096);
+  EXPECT_EQ(s.environment, (std::map<std::string, std::string>{{"KEEP", "me"}}));
+
+  ASSERT_TRUE(Create(WithVars(R"({"EPHEMERA_POLICY": "pool", "EPHEMERA_POOL_SIZE": "3",
+      "EPHEMERA_CONCURRENCY": "3", "EPHEMERA_TMP_SIZE_MB": "64"})"),
+                     &s)
+                  .ok());
+  EXPECT_EQ(s.policy, (Policy{PolicyKind::kPool, 60, 3}));
+  EXPECT_EQ(s.concurrency, 3);
+  EXPECT_EQ(s.security.tmp_size_mb, 64);
+  EXPECT_TRUE(s.security.read_only_root);
+  ASSERT_TRUE(Create(WithVars(R"({"EPHEMERA_POLICY": "warm", "EPHEMERA_FORWARD": ""})"), &s).ok());
+  EXPECT_EQ(s.policy, (Policy{PolicyKind::kWarm, 60, 0}));
+  EXPECT_TRUE(s.forward.empty());
+  ASSERT_TRUE(Create(WithVars(R"({"EPHEMERA_MODE": "auto"})"), &s).ok());
+  EXPECT_EQ(s.mode, ShimMode::kAuto);
+}
+
+TEST(Registry, CreateFunctionSettingErrorsNameTheVariable) {
+  struct Case {
+    const char* vars;
+    const char* want;
+  };
+  for (
+      const Case& c : {
+          Case{R"({"EPHEMERA_POLICY": "pool"})",
+               "Environment.Variables.EPHEMERA_POLICY pool needs "
+               "Environment.Variables.EPHEMERA_POOL_SIZE"},
+          Case{R"({"EPHEMERA_POOL_SIZE": "2"})",
+               "Environment.Variables.EPHEMERA_POOL_SIZE is only used with "
+               "Environment.Variables.EPHEMERA_POLICY pool"},
+          Case{R"({"EPHEMERA_POLICY": "warm", "EPHEMERA_POOL_SIZE": "2"})",
+               "EPHEMERA_POOL_SIZE is only used with"},
+          Case{R"({"EPHEMERA_IDLE_TTL": "30"})",
+               "Environment.Variables.EPHEMERA_IDLE_TTL is only used with "
+               "Environment.Variables.EPHEMERA_POLICY warm"},
+          Case{
+              R"({"EPHEMERA_POLICY": "pool", "EPHEMERA_POOL_SIZE": "2", "EPHEMERA_IDLE_TTL": "5"})",
+              "EPHEMERA_IDLE_TTL is only used with"},
+          Case{
+              R"({"EPHEMERA_POLICY": "pool", "EPHEMERA_POOL_SIZE": "8", "EPHEMERA_CONCURRENCY": "5"})",
+              "Environment.Variables.EPHEMERA_POOL_SIZE 8 is above the function's concurrency "
+              "limit (Environment.Variables.EPHEMERA_CONCURRENCY 5)"},
+          Case{R"({"EPHEMERA_POLICY": "pool", "EPHEMERA_POOL_SIZE": "0"})",
+               "Environment.Variables.EPHEMERA_POOL_SIZE must be an integer 1..100 (got \"0\")"},
+          Case{R"({"EPHEMERA_POLICY": "warm", "EPHEMERA_IDLE_TTL": "3601"})",
+               "Environment.Variables.EPHEMERA_IDLE_TTL must be an integer 1..3600"},
+          Case{R"({"EPHEMERA_POLICY": "warm", "EPHEMERA_IDLE_TTL": " 30"})",
+               "EPHEMERA_IDLE_TTL must be an integer"},
+          Case{R"({"EPHEMERA_POLICY": "Warm"})", "Environment.Variables.EPHEMERA_POLICY must be"},
+          Case{R"({"EPHEMERA_QUEUE_SIZE": "10001"})",
+               "Environment.Variables.EPHEMERA_QUEUE_SIZE must be an integer 0..10000"},
+          Case{R"({"EPHEMERA_QUEUE_TIMEOUT": "0"})",
+               "Environment.Variables.EPHEMERA_QUEUE_TIMEOUT must be an integer 1..900"},
+          Case{R"({"EPHEMERA_QUEUE_TIMEOUT": "+5"})", "EPHEMERA_QUEUE_TIMEOUT must be an integer"},
+          Case{R"({"EPHEMERA_NETWORK": "overlay"})",
+               "Environment.Variables.EPHEMERA_NETWORK must be \"isolated\", \"host\", "
+               "\"bridge\" or \"none\""},
+          Case{R"({"EPHEMERA_READ_ONLY_ROOT": "no"})",
+               "Environment.Variables.EPHEMERA_READ_ONLY_ROOT must be \"true\" or \"false\""},
+          Case{R"({"EPHEMERA_READ_ONLY_ROOT": "False"})", "EPHEMERA_READ_ONLY_ROOT must be"},
+          Case{R"({"EPHEMERA_READ_ONLY_ROOT": "false", "EPHEMERA_TMP_SIZE_MB": "64"})",
+               "Environment.Variables.EPHEMERA_TMP_SIZE_MB is only used with "
+               "Environment.Variables.EPHEMERA_READ_ONLY_ROOT true"},
+          Case{R"({"EPHEMERA_TMP_SIZE_MB": "0"})",
+               "EPHEMERA_TMP_SIZE_MB must be an integer 1..10240"},
+          Case{R"({"EPHEMERA_USER": "a b"})",
+               "Environment.Variables.EPHEMERA_USER must be \"root\""},
+          Case{R"({"EPHEMERA_PIDS_LIMIT": "4"})",
+               "Environment.Variables.EPHEMERA_PIDS_LIMIT must be 0 (unlimited) or an integer "
+               "8..65536"},
+          Case{R"({"EPHEMERA_PIDS_LIMIT": "65537"})", "EPHEMERA_PIDS_LIMIT must be an integer"},
+          Case{R"({"EPHEMERA_NOFILE": "10"})", "EPHEMERA_NOFILE must be an integer 64..1048576"},
+          Case{R"({"EPHEMERA_FORWARD": "6379,,5432"})",
+               "Environment.Variables.EPHEMERA_FORWARD has an empty item"},
+          Case{R"({"EPHEMERA_FORWARD": "6379, 5432"})", "Environment.Variables.EPHEMERA_FORWARD: "},
+          Case{R"({"EPHEMERA_FORWARD": "redis"})",
+               "Environment.Variables.EPHEMERA_FORWARD: entry \"redis\""},
+          Case{R"({"EPHEMERA_FORWARD": "6379,127.0.0.1:6379"})", "again"},
+          Case{R"({"EPHEMERA_CAP_ADD": "ALL"})",
+               "Environment.Variables.EPHEMERA_CAP_ADD: \"ALL\" is refused"},
+          Case{R"({"EPHEMERA_CAP_ADD": "NET_ADMIN,"})", "EPHEMERA_CAP_ADD has an empty item"},
+          Case{R"({"EPHEMERA_DROP_CAPABILITIES": "1"})", "EPHEMERA_DROP_CAPABILITIES must be"},
+          Case{R"({"EPHEMERA_NO_NEW_PRIVILEGES": ""})", "EPHEMERA_NO_NEW_PRIVILEGES must be"},
+          Case{R"({"EPHEMERA_SECURITY": "off"})", "EPHEMERA_SECURITY is not an ephemera setting"},
+      }) {
+    ExpectCreateError(WithVars(c.vars), c.want);
+  }
+}
+
+TEST(Registry, CreateFunctionRefusesBadImageUris) {
+  for (const char* bad : {"$(id)", "Ephemera/Echo", "a:b:c", "x:", "x y", "x@sha256:1"}) {
+    Status st = Create(std::string(R"({"FunctionName": "a", "Code": {"ImageUri": )") +
+                       json::Quote(bad) + "}}");
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("Code.ImageUri is not a valid image reference"), std::string::npos)
+        << st.message();
+  }
+  FunctionSpec s;
+  ASSERT_TRUE(
+      Create(R"({"FunctionName": "a", "Code": {"ImageUri": "localhost:5000/x/y:1.0"}})", &s).ok());
+  EXPECT_EQ(s.image, "localhost:5000/x/y:1.0");
+}
+
+TEST(Registry, CreateFunctionEnvironmentIsLimitedTo4KB) {
+  std::string fits = R"({"A": ")" + std::string(4095, 'v') + R"(", "EPHEMERA_MODE": "exec"})";
+  FunctionSpec s;
+  Status st = Create(WithVars(fits), &s);
+  ASSERT_TRUE(st.ok()) << st.message();  // EPHEMERA_* settings do not count
+  EXPECT_EQ(s.environment.at("A").size(), 4095u);
+  ExpectCreateError(WithVars(R"({"A": ")" + std::string(4096, 'v') + "\"}"),
+                    "Environment.Variables: the variables take 4097 bytes");
 }
 
 // ---- FunctionConfiguration ----
@@ -514,6 +1183,108 @@ TEST(Registry, ConfigurationRoundTripsThroughCreateFunction) {
   Status st = SpecFromCreateFunction(req.get(), &back);
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(back, s);
+}
+
+TEST(Registry, FunctionConfigurationShowsNonDefaultSettings) {
+  FunctionSpec s = MakeSpec("shown");
+  Json c = FunctionConfiguration(s);
+  const cJSON* vars = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(c.get(), "Environment"), "Variables");
+  EXPECT_EQ(json::Print(vars), R"({"EPHEMERA_MODE":"auto"})");  // only the mode, always
+
+  s.policy = Policy{PolicyKind::kPool, 60, 2};
+  s.queue_size = 5;
+  s.queue_timeout_s = 3;
+  s.network = "isolated";
+  s.security.read_only_root = false;
+  s.security.user = "app";
+  s.security.pids_limit = 100;
+  s.security.cap_add = {"NET_ADMIN", "CHOWN"};
+  s.forward = {"6379", "db:5432"};
+  c = FunctionConfiguration(s);
+  vars = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c.get(), "Environment"),
+                                          "Variables");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_POLICY"), "pool");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_POOL_SIZE"), "2");
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(vars, "EPHEMERA_IDLE_TTL"), nullptr);
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_QUEUE_SIZE"), "5");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_QUEUE_TIMEOUT"), "3");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_NETWORK"), "isolated");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_READ_ONLY_ROOT"), "false");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_USER"), "app");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_PIDS_LIMIT"), "100");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_CAP_ADD"), "NET_ADMIN,CHOWN");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_FORWARD"), "6379,db:5432");
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(vars, "EPHEMERA_NOFILE"), nullptr);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(vars, "EPHEMERA_TMP_SIZE_MB"), nullptr);
+}
+
+// Builds the CreateFunction request a client would send back from GetFunction's output.
+Json RequestFromConfiguration(const FunctionSpec& s) {
+  Json c = FunctionConfiguration(s);
+  Json req = json::NewObject();
+  cJSON_AddStringToObject(req.get(), "FunctionName", s.name.c_str());
+  cJSON_AddStringToObject(req.get(), "Role", s.role.c_str());
+  cJSON* code = cJSON_AddObjectToObject(req.get(), "Code");
+  cJSON_AddStringToObject(code, "ImageUri", s.image.c_str());
+  for (const char* k : {"Timeout", "MemorySize", "Description", "Environment"}) {
+    cJSON_AddItemToObject(req.get(), k,
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c.get(), k), 1));
+  }
+  cJSON_AddItemToObject(
+      req.get(), "ImageConfig",
+      cJSON_Duplicate(
+          cJSON_GetObjectItemCaseSensitive(
+              cJSON_GetObjectItemCaseSensitive(c.get(), "ImageConfigResponse"), "ImageConfig"),
+          1));
+  return req;
+}
+
+TEST(Registry, ConfigurationRoundTripsEveryFieldThroughCreateFunction) {
+  std::vector<FunctionSpec> specs;
+  FunctionSpec all = MakeSpec("all");
+  all.from_manifest = false;
+  all.mode = ShimMode::kHttp;
+  all.http_port = 0;
+  all.http_path = "/in";
+  all.timeout_s = 60;
+  all.memory_mb = 1024;
+  all.environment = {{"A", "1"}, {"B", ""}};
+  all.args = {"serve", "--fast"};
+  all.working_dir = "/srv";
+  all.network = "isolated";
+  all.concurrency = 4;
+  all.policy = Policy{PolicyKind::kPool, 60, 4};
+  all.queue_size = 0;
+  all.queue_timeout_s = 900;
+  all.security.tmp_size_mb = 100;
+  all.security.drop_capabilities = false;
+  all.security.cap_add = {"NET_BIND_SERVICE"};
+  all.security.no_new_privileges = false;
+  all.security.pids_limit = 0;
+  all.security.nofile = 64;
+  all.security.user = "root";
+  all.forward = {"6379", "127.0.0.1:5432"};
+  all.description = "everything";
+  all.role = "arn:aws:iam::1:role/r";
+  specs.push_back(all);
+  FunctionSpec warm = MakeSpec("warm");
+  warm.from_manifest = false;
+  warm.policy = Policy{PolicyKind::kWarm, 5, 0};
+  warm.security.read_only_root = false;
+  warm.command = {"/bin/app", "-v"};
+  specs.push_back(warm);
+  FunctionSpec plain_warm = MakeSpec("plain");
+  plain_warm.from_manifest = false;
+  plain_warm.policy = Policy{PolicyKind::kWarm, 60, 0};
+  specs.push_back(plain_warm);
+  for (const FunctionSpec& s : specs) {
+    Json req = RequestFromConfiguration(s);
+    FunctionSpec back;
+    Status st = SpecFromCreateFunction(req.get(), &back);
+    ASSERT_TRUE(st.ok()) << st.message() << "\n" << json::Print(req.get());
+    EXPECT_EQ(back, s) << json::Print(req.get());
+  }
 }
 
 TEST(Registry, LastModifiedFormat) {
