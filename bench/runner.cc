@@ -19,14 +19,14 @@
 #include "runtime/core/clock.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/uv_handle.h"
-#include "runtime/invoke/container_spec.h"
 #include "runtime/json/json.h"
+#include "runtime/sandbox/container_spec.h"
 
 namespace ephemera::bench {
 namespace {
 
-using invoke::InjectsShim;
-using invoke::kShimMountPoint;
+using sandbox::InjectsShim;
+using sandbox::kShimMountPoint;
 
 std::string IsoUtcNow() {
   time_t now = time(nullptr);
@@ -51,16 +51,16 @@ std::string Join(const std::vector<std::string>& v) {
 Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
                  const std::string& shim_path, const std::string& run_label,
                  const std::string& runtime_api_address, docker::ContainerSpec* out) {
-  invoke::ContainerParams params;
+  sandbox::ContainerParams params;
   params.runtime_api_address = runtime_api_address;
-  params.request_id = NewRequestId();
+  params.environment_id = NewRequestId();
   params.shim_path = shim_path;
   params.instance_label = run_label;
   if (fn.mode == registry::ShimMode::kHttp && fn.http_port == 0) {
-    params.http_port = invoke::PickFreeLoopbackPort();
+    params.http_port = sandbox::PickFreeLoopbackPort();
   }
-  if (Status s = invoke::BuildContainerSpec(fn, image, params, out); !s.ok()) return s;
-  out->name = "ephemera-bench-" + fn.name + "-" + params.request_id.substr(0, 8);
+  if (Status s = sandbox::BuildContainerSpec(fn, image, params, out); !s.ok()) return s;
+  out->name = "ephemera-bench-" + fn.name + "-" + params.environment_id.substr(0, 8);
   out->labels = {{"ephemera.bench", run_label}, {"ephemera.bench.function", fn.name}};
   return Status::Ok();
 }
@@ -224,7 +224,7 @@ class Runner {
       Connect();
       return;
     }
-    int port = invoke::PickFreeLoopbackPort();  // the daemon binds it right after
+    int port = sandbox::PickFreeLoopbackPort();  // the daemon binds it right after
     if (port == 0) return Fail("no free port for the daemon");
     r_->config.endpoint = "http://127.0.0.1:" + std::to_string(port);
     std::string log_path = o_.out_dir + "/daemon.log";

@@ -49,7 +49,7 @@ struct BenchOptions {
 };
 
 // The create request of one raw-floor sample: exactly what the daemon sends for `fn`
-// (invoke::BuildContainerSpec, the function the cold path calls), with
+// (sandbox::BuildContainerSpec, the function the cold path calls), with
 // AWS_LAMBDA_RUNTIME_API pointing at `runtime_api_address`, a fresh request id, and, for
 // http-mode functions with http_port 0, a freshly picked port, as the daemon does. Only the
 // name and the labels differ: ephemera.bench=<run_label> instead of ephemera.managed, so a

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "runtime/api/aws_errors.h"
 #include "runtime/core/base64.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/log.h"
@@ -12,7 +13,9 @@
 namespace ephemera::api {
 namespace {
 
-using invoke::InvokeOutcome;
+using sandbox::InvokeOutcome;
+using sandbox::OutcomeKind;
+using C = AwsErrorCode;
 
 constexpr char kInvokePrefix[] = "/2015-03-31/functions/";
 constexpr size_t kMaxClientContextBytes = 3583;
@@ -56,19 +59,19 @@ http::HttpServer::Options ServerOptions() {
     std::string id = NewRequestId();
     if (status == 413) {
       if (IsAsyncInvoke(head)) {
-        return AwsError(413, "RequestEntityTooLargeException",
+        return AwsError(C::kRequestTooLarge,
                         "Request payload is too large for the Event invocation type (limit " +
                             std::to_string(kMaxAsyncPayload) + " bytes): " + message,
                         id);
       }
-      return AwsError(413, "RequestEntityTooLargeException",
+      return AwsError(C::kRequestTooLarge,
                       "Request must be smaller than " + std::to_string(kMaxSyncPayload) +
                           " bytes for the InvokeFunction operation: " + message,
                       id);
     }
-    return AwsError(
-        status, status == 431 ? "RequestHeaderFieldsTooLarge" : "InvalidRequestContentException",
-        message, id);
+    if (status == 503) return AwsError(C::kServiceUnavailable, message, id);
+    return AwsError(status == 431 ? C::kRequestHeaderTooLarge : C::kInvalidRequestContent, message,
+                    id);
   };
   return o;
 }
@@ -81,31 +84,19 @@ http::HttpResponse JsonResponse(int status, const cJSON* body, const std::string
 
 // How a service-side failure looks to an AWS client.
 http::HttpResponse ServiceErrorResponse(const InvokeOutcome& out, const std::string& request_id) {
-  if (out.http_status == 429) {
-    http::HttpResponse r(429,
-                         "{\"Type\":\"User\",\"Message\":" + json::Quote(out.status.message()) +
-                             ",\"Reason\":" + json::Quote(out.body) + "}",
-                         "application/json");
-    r.headers.Set("x-amzn-ErrorType", "TooManyRequestsException");
-    r.headers.Set("x-amzn-RequestId", request_id);
-    r.headers.Set("Retry-After", "1");
-    return r;
-  }
-  return AwsError(out.http_status, out.error_code, out.status.message(), request_id,
-                  out.http_status >= 500 ? "Service" : "User");
+  return AwsError(ForOutcome(out.kind), out.status.message(), request_id, out.throttle_reason);
+}
+
+// Headers every reply of a function that ran carries.
+void SetInvocationHeaders(http::HttpResponse& r, const InvokeOutcome& out,
+                          const std::string& request_id) {
+  r.headers.Set("x-amzn-RequestId", request_id);
+  r.headers.Set("Server-Timing", out.phases.ServerTiming());
+  r.headers.Set("X-Ephemera-Start", sandbox::StartKindName(out.start));
+  if (out.kind == OutcomeKind::kFunctionError) r.headers.Set("X-Amz-Function-Error", "Unhandled");
 }
 
 }  // namespace
-
-http::HttpResponse AwsError(int status, const std::string& code, const std::string& message,
-                            const std::string& request_id, const std::string& type) {
-  http::HttpResponse r(
-      status, "{\"Type\":" + json::Quote(type) + ",\"Message\":" + json::Quote(message) + "}",
-      "application/json");
-  r.headers.Set("x-amzn-ErrorType", code);
-  r.headers.Set("x-amzn-RequestId", request_id);
-  return r;
-}
 
 std::string LogResult(const std::string& request_id, const InvokeOutcome& out) {
   std::string text = "START RequestId: " + request_id + " Version: $LATEST\n";
@@ -129,9 +120,9 @@ std::string LogResult(const std::string& request_id, const InvokeOutcome& out) {
   return Base64Encode(text);
 }
 
-LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, invoke::Invoker* invoker)
+LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, scheduler::Scheduler* scheduler)
     : registry_(registry),
-      invoker_(invoker),
+      scheduler_(scheduler),
       server_(
           loop, [this](std::shared_ptr<http::HttpExchange> ex) { router_.Dispatch(ex); },
           ServerOptions()) {
@@ -159,11 +150,9 @@ LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, invoke::Invo
     const auto& req = ex->request();
     std::string what = req.method + " " + req.path;
     if (status == 405) {
-      ex->Reply(AwsError(405, "MethodNotAllowedException", "method not allowed: " + what,
-                         NewRequestId()));
+      ex->Reply(AwsError(C::kMethodNotAllowed, "method not allowed: " + what, NewRequestId()));
     } else {
-      ex->Reply(
-          AwsError(404, "UnknownOperationException", "no such route: " + what, NewRequestId()));
+      ex->Reply(AwsError(C::kUnknownOperation, "no such route: " + what, NewRequestId()));
     }
   });
 }
@@ -181,13 +170,13 @@ std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex,
                                                                  const std::string& request_id) {
   std::string name, qualifier;
   if (Status s = registry::ParseFunctionRef(ref, &name, &qualifier); !s.ok()) {
-    ex->Reply(AwsError(400, "InvalidParameterValueException", s.message(), request_id));
+    ex->Reply(AwsError(C::kInvalidParameterValue, s.message(), request_id));
     return nullptr;
   }
   if (auto q = ex->request().QueryParam("Qualifier"); q && !q->empty()) {
     if (!qualifier.empty() && qualifier != *q) {
       ex->Reply(AwsError(
-          400, "InvalidParameterValueException",
+          C::kInvalidParameterValue,
           "The derived qualifier from the function name does not match the specified qualifier.",
           request_id));
       return nullptr;
@@ -199,13 +188,13 @@ std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex,
     std::string arn = registry::FunctionArn(name) + (qualifier.empty() ? "" : ":" + qualifier);
     std::string msg = "Function not found: " + arn;
     if (spec) msg += " (ephemera has only the $LATEST version)";
-    ex->Reply(AwsError(404, "ResourceNotFoundException", msg, request_id));
+    ex->Reply(AwsError(C::kResourceNotFound, msg, request_id));
     return nullptr;
   }
   return spec;
 }
 
-// ---- Invoke: validate, then hand to the invoker; reply when the outcome is known ----
+// ---- Invoke: validate, then hand to the scheduler; reply when the outcome is known ----
 
 void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   const http::HttpRequest& req = ex->request();
@@ -216,20 +205,20 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   std::string type(req.headers.Get("X-Amz-Invocation-Type").value_or("RequestResponse"));
   if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
     ex->Reply(AwsError(
-        400, "InvalidParameterValueException",
+        C::kInvalidParameterValue,
         "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun (got " + type + ")",
         request_id));
     return;
   }
   std::string log_type(req.headers.Get("X-Amz-Log-Type").value_or("None"));
   if (log_type != "None" && log_type != "Tail") {
-    ex->Reply(AwsError(400, "InvalidParameterValueException",
+    ex->Reply(AwsError(C::kInvalidParameterValue,
                        "X-Amz-Log-Type must be None or Tail (got " + log_type + ")", request_id));
     return;
   }
   if (auto ct = req.headers.Get("Content-Type"); ct && !CanCarryJson(*ct)) {
     ex->Reply(
-        AwsError(415, "UnsupportedMediaTypeException",
+        AwsError(C::kUnsupportedMediaType,
                  "The content type of the Invoke request body is not JSON: " + std::string(*ct),
                  request_id));
     return;
@@ -237,7 +226,7 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   if (!req.body.empty()) {
     size_t at = 0;
     if (!json::Parse(req.body, &at)) {
-      ex->Reply(AwsError(400, "InvalidRequestContentException",
+      ex->Reply(AwsError(C::kInvalidRequestContent,
                          "Could not parse request body into json: unexpected content at byte " +
                              std::to_string(at) + " of " + std::to_string(req.body.size()),
                          request_id));
@@ -248,7 +237,7 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   if (auto cc = req.headers.Get("X-Amz-Client-Context"); cc && !cc->empty()) {
     auto decoded = cc->size() <= kMaxClientContextBytes ? Base64Decode(*cc) : std::nullopt;
     if (!decoded || !json::Parse(*decoded)) {
-      ex->Reply(AwsError(400, "InvalidParameterValueException",
+      ex->Reply(AwsError(C::kInvalidParameterValue,
                          "X-Amz-Client-Context must be base64-encoded JSON of at most " +
                              std::to_string(kMaxClientContextBytes) + " bytes",
                          request_id));
@@ -258,12 +247,12 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   }
 
   if (type == "DryRun") {
-    invoker_->Validate(*spec, [ex, request_id](Status s) {
+    scheduler_->Validate(*spec, [ex, request_id](Status s) {
       if (!s.ok()) {
-        ex->Reply(AwsError(
-            s.code() == StatusCode::kUnavailable ? 503 : 502,
-            s.code() == StatusCode::kNotFound ? "ResourceNotReadyException" : "ServiceException",
-            s.message(), request_id, "Service"));
+        ex->Reply(AwsError(s.code() == StatusCode::kUnavailable ? C::kServiceUnavailable
+                           : s.code() == StatusCode::kNotFound  ? C::kResourceNotReady
+                                                                : C::kEngineFailed,
+                           s.message(), request_id));
         return;
       }
       http::HttpResponse r(204, "", "");
@@ -273,28 +262,37 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
     return;
   }
 
-  invoke::InvokeRequest ir;
+  sandbox::InvokeRequest ir;
   ir.function = spec;
   ir.request_id = request_id;
   ir.payload = std::move(ex->mutable_request().body);
+  ir.async = type == "Event";
   ir.client_context = type == "Event" ? "" : std::move(client_context);
   ir.capture_logs = log_type == "Tail" && type == "RequestResponse";
   if (auto ct = req.headers.Get("Content-Type"); ct && !ct->empty())
     ir.content_type = std::string(*ct);
 
   if (type == "Event") {
-    // Accepted now, run in the background. Durability (Redis) is a later step:
-    // until then a daemon restart loses accepted events, and the log says so.
+    // Accepted now, run in the background; it waits for capacity rather than being
+    // refused after its 202, so the refusal (bounded memory) happens here, before it.
+    // Durability (Redis) is a later step: until then a daemon restart loses accepted
+    // events, and the log says so.
+    if (scheduler_->async_waiting() >= scheduler_->options().max_async_waiting) {
+      ex->Reply(AwsError(C::kTooManyRequests,
+                         "Rate Exceeded. " + std::to_string(scheduler_->async_waiting()) +
+                             " Event invocations already wait for capacity",
+                         request_id, "ConcurrentInvocationLimitExceeded"));
+      return;
+    }
     ++async_pending_;
     std::string name = spec->name;
-    invoker_->Invoke(std::move(ir), [this, name, request_id](InvokeOutcome out) {
+    scheduler_->Invoke(std::move(ir), [this, name, request_id](InvokeOutcome out) {
       --async_pending_;
-      const char* what = out.kind == InvokeOutcome::Kind::kSuccess ? "succeeded"
-                         : out.kind == InvokeOutcome::Kind::kFunctionError
-                             ? "failed (function error)"
-                             : "failed (service error)";
+      const char* what = out.kind == OutcomeKind::kSuccess         ? "succeeded"
+                         : out.kind == OutcomeKind::kFunctionError ? "failed (function error)"
+                                                                   : "failed (service error)";
       LOG_INFO("invoke", "event %s for %s %s: %s", request_id.c_str(), name.c_str(), what,
-               out.kind == InvokeOutcome::Kind::kSuccess ? "" : out.body.substr(0, 300).c_str());
+               out.kind == OutcomeKind::kSuccess ? "" : out.body.substr(0, 300).c_str());
     });
     http::HttpResponse r(202, "", "");
     r.headers.Set("x-amzn-RequestId", request_id);
@@ -304,21 +302,18 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   }
 
   bool tail = ir.capture_logs;
-  auto handle = invoker_->Invoke(std::move(ir), [ex, request_id, tail](InvokeOutcome out) {
-    if (out.kind == InvokeOutcome::Kind::kServiceError) {
+  auto handle = scheduler_->Invoke(std::move(ir), [ex, request_id, tail](InvokeOutcome out) {
+    if (!sandbox::IsFunctionOutcome(out.kind)) {
       ex->Reply(ServiceErrorResponse(out, request_id));
       return;
     }
     http::HttpResponse r(200, std::move(out.body), out.content_type);
-    r.headers.Set("x-amzn-RequestId", request_id);
+    SetInvocationHeaders(r, out, request_id);
     r.headers.Set("X-Amz-Executed-Version", "$LATEST");
-    r.headers.Set("Server-Timing", out.phases.ServerTiming());
-    if (out.kind == InvokeOutcome::Kind::kFunctionError)
-      r.headers.Set("X-Amz-Function-Error", "Unhandled");
     if (tail) r.headers.Set("X-Amz-Log-Result", LogResult(request_id, out));
     ex->Reply(std::move(r));
   });
-  if (handle != 0) ex->SetOnAbort([this, handle] { invoker_->Cancel(handle); });
+  ex->SetOnAbort([this, handle] { scheduler_->Cancel(handle); });
 }
 
 // ---- The plain route: no JSON rules, raw bytes both ways ----
@@ -327,31 +322,29 @@ void LambdaApi::InvokePlain(const Ex& ex, const std::string& name) {
   std::string request_id = NewRequestId();
   auto spec = registry_->Find(name);
   if (!spec) {
-    ex->Reply(AwsError(404, "ResourceNotFoundException",
+    ex->Reply(AwsError(C::kResourceNotFound,
                        "Function not found: " + name + " (see GET /2015-03-31/functions)",
                        request_id));
     return;
   }
-  invoke::InvokeRequest ir;
+  sandbox::InvokeRequest ir;
   ir.function = spec;
   ir.request_id = request_id;
   ir.payload = std::move(ex->mutable_request().body);
   if (auto ct = ex->request().headers.Get("Content-Type"); ct && !ct->empty())
     ir.content_type = std::string(*ct);
-  auto handle = invoker_->Invoke(std::move(ir), [ex, request_id](InvokeOutcome out) {
-    if (out.kind == InvokeOutcome::Kind::kServiceError) {
+  auto handle = scheduler_->Invoke(std::move(ir), [ex, request_id](InvokeOutcome out) {
+    if (!sandbox::IsFunctionOutcome(out.kind)) {
       ex->Reply(ServiceErrorResponse(out, request_id));
       return;
     }
-    bool failed = out.kind == InvokeOutcome::Kind::kFunctionError;
+    bool failed = out.kind == OutcomeKind::kFunctionError;
     http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
                          failed ? "application/json" : out.content_type);
-    r.headers.Set("x-amzn-RequestId", request_id);
-    r.headers.Set("Server-Timing", out.phases.ServerTiming());
-    if (failed) r.headers.Set("X-Amz-Function-Error", "Unhandled");
+    SetInvocationHeaders(r, out, request_id);
     ex->Reply(std::move(r));
   });
-  if (handle != 0) ex->SetOnAbort([this, handle] { invoker_->Cancel(handle); });
+  ex->SetOnAbort([this, handle] { scheduler_->Cancel(handle); });
 }
 
 // ---- Control plane ----
@@ -362,7 +355,7 @@ void LambdaApi::CreateFunction(const Ex& ex) {
   auto body = json::Parse(ex->request().body, &at);
   if (!body || !cJSON_IsObject(body.get())) {
     ex->Reply(
-        AwsError(400, "InvalidRequestContentException",
+        AwsError(C::kInvalidRequestContent,
                  "Could not parse request body into json: expected a JSON object (error at byte " +
                      std::to_string(at) + ")",
                  request_id));
@@ -370,35 +363,31 @@ void LambdaApi::CreateFunction(const Ex& ex) {
   }
   registry::FunctionSpec spec;
   if (Status s = registry::SpecFromCreateFunction(body.get(), &spec); !s.ok()) {
-    ex->Reply(AwsError(400, "InvalidParameterValueException", s.message(), request_id));
+    ex->Reply(AwsError(C::kInvalidParameterValue, s.message(), request_id));
     return;
   }
   if (registry_->Find(spec.name)) {
-    ex->Reply(AwsError(409, "ResourceConflictException", "Function already exist: " + spec.name,
-                       request_id));
+    ex->Reply(AwsError(C::kResourceConflict, "Function already exist: " + spec.name, request_id));
     return;
   }
-  // The image must exist here: nothing can be pulled (DESIGN.md decision 6).
-  invoker_->Validate(spec, [this, ex, request_id, spec](Status s) mutable {
+  // The image must exist here: nothing can be pulled (docs/decisions.md decision 6).
+  scheduler_->Validate(spec, [this, ex, request_id, spec](Status s) mutable {
     if (!s.ok()) {
       bool missing = s.code() == StatusCode::kNotFound;
-      ex->Reply(AwsError(missing ? 400 : 503,
-                         missing ? "InvalidParameterValueException" : "ServiceException",
-                         s.message(), request_id, missing ? "User" : "Service"));
+      ex->Reply(AwsError(missing ? C::kInvalidParameterValue : C::kServiceUnavailable, s.message(),
+                         request_id));
       return;
     }
     std::string name = spec.name;
     if (Status c = registry_->Create(std::move(spec)); !c.ok()) {
-      int status = c.code() == StatusCode::kConflict          ? 409
-                   : c.code() == StatusCode::kInvalidArgument ? 400
-                                                              : 500;
-      const char* code = status == 409   ? "ResourceConflictException"
-                         : status == 400 ? "InvalidParameterValueException"
-                                         : "ServiceException";
-      ex->Reply(AwsError(status, code, c.message(), request_id));
+      ex->Reply(AwsError(c.code() == StatusCode::kConflict          ? C::kResourceConflict
+                         : c.code() == StatusCode::kInvalidArgument ? C::kInvalidParameterValue
+                                                                    : C::kService,
+                         c.message(), request_id));
       return;
     }
     LOG_INFO("api", "created function %s", name.c_str());
+    scheduler_->SyncFunctions(registry_->List());
     auto config = registry::FunctionConfiguration(*registry_->Find(name));
     ex->Reply(JsonResponse(201, config.get(), request_id));
   });
@@ -412,7 +401,7 @@ void LambdaApi::ListFunctions(const Ex& ex) {
     char* end = nullptr;
     long v = std::strtol(m->c_str(), &end, 10);
     if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
-      ex->Reply(AwsError(400, "InvalidParameterValueException",
+      ex->Reply(AwsError(C::kInvalidParameterValue,
                          "MaxItems must be an integer between 1 and 10000 (got " + *m + ")",
                          request_id));
       return;
@@ -456,13 +445,12 @@ void LambdaApi::DeleteFunction(const Ex& ex, const std::string& ref) {
   auto spec = Resolve(ex, ref, request_id);
   if (!spec) return;
   if (Status s = registry_->Remove(spec->name); !s.ok()) {
-    ex->Reply(AwsError(
-        s.code() == StatusCode::kNotFound ? 404 : 500,
-        s.code() == StatusCode::kNotFound ? "ResourceNotFoundException" : "ServiceException",
-        s.message(), request_id));
+    ex->Reply(AwsError(s.code() == StatusCode::kNotFound ? C::kResourceNotFound : C::kService,
+                       s.message(), request_id));
     return;
   }
   LOG_INFO("api", "deleted function %s", spec->name.c_str());
+  scheduler_->SyncFunctions(registry_->List());
   http::HttpResponse r(204, "", "");
   r.headers.Set("x-amzn-RequestId", request_id);
   ex->Reply(std::move(r));
@@ -471,48 +459,78 @@ void LambdaApi::DeleteFunction(const Ex& ex, const std::string& ref) {
 // ---- Health and metrics ----
 
 void LambdaApi::Health(const Ex& ex) {
-  char body[200];
+  char body[300];
   std::snprintf(body, sizeof body,
-                "{\"status\":\"ok\",\"in_flight\":%zu,\"disposing\":%zu,\"functions\":%zu}\n",
-                invoker_->in_flight(), invoker_->disposing(), registry_->List().size());
+                "{\"status\":\"ok\",\"in_flight\":%zu,\"waiting\":%zu,\"environments\":%zu,"
+                "\"idle_environments\":%zu,\"functions\":%zu}\n",
+                scheduler_->in_flight(), scheduler_->waiting(), scheduler_->environments(),
+                scheduler_->idle_environments(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }
 
 void LambdaApi::Metrics(const Ex& ex) {
-  const invoke::InvokerStats& s = invoker_->stats();
+  const scheduler::SchedulerStats& s = scheduler_->stats();
   std::string out;
-  char line[256];
-  auto counter = [&](const char* name, const char* help, const char* labels, double v,
-                     const char* kind) {
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s%s %.6g\n", name, help, name,
-                  kind, name, labels, v);
+  char line[320];
+  auto metric = [&](const char* name, const char* help, double v, const char* kind) {
+    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.6g\n", name, help, name,
+                  kind, name, v);
     out += line;
   };
-  counter("ephemera_invocations_started_total", "Invocations admitted.", "", double(s.started),
-          "counter");
-  counter("ephemera_invocations_succeeded_total", "Invocations answered by /response.", "",
-          double(s.succeeded), "counter");
-  counter("ephemera_invocations_function_errors_total",
-          "Invocations that ended in a function error.", "", double(s.function_errors), "counter");
-  counter("ephemera_invocations_service_errors_total", "Invocations ephemera could not run.", "",
-          double(s.service_errors), "counter");
-  counter("ephemera_invocations_timeouts_total", "Invocations killed at their timeout.", "",
-          double(s.timeouts), "counter");
-  counter("ephemera_invocations_throttled_total", "Invocations refused with 429.", "",
-          double(s.throttled), "counter");
-  counter("ephemera_containers_created_total", "Containers created.", "",
-          double(s.containers_created), "counter");
-  counter("ephemera_containers_removed_total", "Containers removed after their invocation.", "",
-          double(s.containers_removed), "counter");
-  counter("ephemera_invocations_in_flight", "Invocations running now.", "",
-          double(invoker_->in_flight()), "gauge");
-  counter("ephemera_async_pending", "Event invocations accepted and not finished.", "",
-          double(async_pending_), "gauge");
+  metric("ephemera_invocations_started_total", "Invocations admitted.", double(s.started),
+         "counter");
+  metric("ephemera_invocations_succeeded_total", "Invocations answered by /response.",
+         double(s.succeeded), "counter");
+  metric("ephemera_invocations_function_errors_total",
+         "Invocations that ended in a function error.", double(s.function_errors), "counter");
+  metric("ephemera_invocations_service_errors_total", "Invocations ephemera could not run.",
+         double(s.service_errors), "counter");
+  metric("ephemera_invocations_timeouts_total", "Invocations killed at their timeout.",
+         double(s.timeouts), "counter");
+  metric("ephemera_invocations_throttled_total", "Invocations refused with 429.",
+         double(s.throttled), "counter");
+  metric("ephemera_invocations_queued_total", "Invocations that waited for capacity.",
+         double(s.queued), "counter");
+  metric("ephemera_invocations_queue_timeouts_total",
+         "Invocations refused because their wait for capacity ran out.", double(s.queue_timeouts),
+         "counter");
   out +=
-      "# HELP ephemera_phase_seconds_sum Time spent per cold-start phase, summed over successful "
+      "# HELP ephemera_starts_total Invocations by where their environment came from.\n"
+      "# TYPE ephemera_starts_total counter\n";
+  for (auto [kind, v] :
+       {std::pair{"cold", s.cold_starts}, {"warm", s.warm_starts}, {"pool", s.pool_starts}}) {
+    std::snprintf(line, sizeof line, "ephemera_starts_total{kind=\"%s\"} %llu\n", kind,
+                  static_cast<unsigned long long>(v));
+    out += line;
+  }
+  metric("ephemera_containers_created_total", "Containers created.", double(s.environments_created),
+         "counter");
+  metric("ephemera_containers_removed_total", "Containers removed.", double(s.environments_removed),
+         "counter");
+  metric("ephemera_environments_lost_total",
+         "Environments that failed while idle or while being started ahead.",
+         double(s.environments_lost), "counter");
+  metric("ephemera_environments_drained_total",
+         "Idle environments removed because their image or function changed.",
+         double(s.environments_drained), "counter");
+  metric("ephemera_environments", "Environments that exist now.",
+         double(scheduler_->environments()), "gauge");
+  metric("ephemera_environments_idle", "Environments waiting for an invocation.",
+         double(scheduler_->idle_environments()), "gauge");
+  metric("ephemera_container_starts_in_flight", "Container starts in flight.",
+         double(scheduler_->starts_in_flight()), "gauge");
+  metric("ephemera_invocations_in_flight", "Invocations running now.",
+         double(scheduler_->in_flight()), "gauge");
+  metric("ephemera_invocations_waiting", "Invocations waiting for capacity.",
+         double(scheduler_->waiting()), "gauge");
+  metric("ephemera_async_pending", "Event invocations accepted and not finished.",
+         double(async_pending_), "gauge");
+  out +=
+      "# HELP ephemera_phase_seconds_sum Time spent per phase, summed over successful "
       "invocations.\n"
       "# TYPE ephemera_phase_seconds_sum counter\n";
-  for (auto [name, v] : {std::pair{"image", s.sum.image},
+  for (auto [name, v] : {std::pair{"queue", s.sum.queue},
+                         {"image", s.sum.image},
                          {"create", s.sum.create},
                          {"start", s.sum.start},
                          {"init", s.sum.init},

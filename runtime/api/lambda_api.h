@@ -10,12 +10,14 @@
 //   DELETE /2015-03-31/functions/{name}                       DeleteFunction
 //   GET    /healthz, GET /metrics (Prometheus text)
 // Errors follow AWS: JSON {"Type":"User","Message":..} with x-amzn-ErrorType and
-// x-amzn-RequestId (PROTOCOLS.md §2). Request bodies are limited while they are
+// x-amzn-RequestId (docs/protocols.md section 2), from the one table in aws_errors.h.
+// Replies of functions that ran carry Server-Timing and X-Ephemera-Start (cold, warm or
+// pool). Request bodies are limited while they are
 // read: 6 MB for synchronous invokes, 1 MB for Event invokes.
 //
-// Thread: the loop thread. Ownership: borrows the registry and the invoker, which
+// Thread: the loop thread. Ownership: borrows the registry and the scheduler, which
 // must outlive it. Destroying it closes the listener and every connection.
-// Depends on: http, invoke, registry, core.
+// Depends on: http, scheduler, sandbox, registry, core.
 #pragma once
 
 #include <uv.h>
@@ -25,7 +27,7 @@
 
 #include "registry/registry.h"
 #include "runtime/http/router.h"
-#include "runtime/invoke/invoker.h"
+#include "runtime/scheduler/scheduler.h"
 
 namespace ephemera::api {
 
@@ -34,7 +36,7 @@ inline constexpr size_t kMaxAsyncPayload = 1048576;  // 1 MB
 
 class LambdaApi {
  public:
-  LambdaApi(uv_loop_t* loop, registry::Registry* registry, invoke::Invoker* invoker);
+  LambdaApi(uv_loop_t* loop, registry::Registry* registry, scheduler::Scheduler* scheduler);
   ~LambdaApi();
   LambdaApi(const LambdaApi&) = delete;
   LambdaApi& operator=(const LambdaApi&) = delete;
@@ -42,7 +44,7 @@ class LambdaApi {
   Status Listen(const std::string& host, int port);
   int port() const { return server_.port(); }
   // Stops accepting; connections close, invocations in flight are cancelled by
-  // the invoker's shutdown.
+  // the scheduler's shutdown.
   void Close() { server_.Close(); }
 
   uint64_t async_pending() const { return async_pending_; }
@@ -63,17 +65,13 @@ class LambdaApi {
                                                         const std::string& request_id);
 
   registry::Registry* registry_;
-  invoke::Invoker* invoker_;
+  scheduler::Scheduler* scheduler_;
   http::Router router_;
   http::HttpServer server_;
   uint64_t async_pending_ = 0;
 };
 
-// The AWS error response: status, x-amzn-ErrorType: code, body {"Type","Message"}.
-http::HttpResponse AwsError(int status, const std::string& code, const std::string& message,
-                            const std::string& request_id, const std::string& type = "User");
-
 // Lambda's log tail: START / output / END / REPORT lines, last 4 KB, base64.
-std::string LogResult(const std::string& request_id, const invoke::InvokeOutcome& outcome);
+std::string LogResult(const std::string& request_id, const sandbox::InvokeOutcome& outcome);
 
 }  // namespace ephemera::api

@@ -22,7 +22,8 @@
 namespace {
 
 constexpr char kUsage[] = R"(ephemera: a local serverless (AWS Lambda) runtime emulator.
-Every invocation cold-starts a fresh Docker container and removes it afterwards.
+Each invocation runs in a Docker container: a fresh one removed afterwards (policy cold,
+the default), one kept for the next call (warm), or one started ahead and used once (pool).
 
 Usage:
   ephemera serve [options]          run the daemon
@@ -42,7 +43,10 @@ serve options:
   --shim PATH            the static shim to inject (default: ephemera-shim beside this binary)
   --docker ENDPOINT      Docker engine (default DOCKER_HOST or /var/run/docker.sock)
   --init-timeout MS      time a runtime has from start to its first /next (default 10000)
-  --max-concurrency N    invocations running at once before 429 (default 64)
+  --max-concurrency N    invocations running at once, daemon-wide (default 64); more wait
+                         in each function's admission queue, then get 429
+  --max-starts N         container starts in flight at once (default 2, the engine's knee
+                         measured on a 2-core machine; see bench/README.md)
   --log-level LEVEL      debug, info, warn or error (default info; env EPHEMERA_LOG)
 
 invoke options:
@@ -102,8 +106,8 @@ int RunServe(int argc, char** argv) {
       return 0;
     }
     static const char* const kValueOptions[] = {
-        "--listen", "--registry",     "--state",           "--shim",
-        "--docker", "--init-timeout", "--max-concurrency", "--log-level"};
+        "--listen",       "--registry",        "--state",      "--shim",     "--docker",
+        "--init-timeout", "--max-concurrency", "--max-starts", "--log-level"};
     if (std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) ==
         std::end(kValueOptions)) {
       return Usage(("unknown serve option " + arg).c_str());
@@ -127,6 +131,9 @@ int RunServe(int argc, char** argv) {
     } else if (arg == "--max-concurrency") {
       if (!ParsePositive(v, 100000, &n)) return Usage("--max-concurrency must be 1..100000");
       o.max_concurrency = static_cast<int>(n);
+    } else if (arg == "--max-starts") {
+      if (!ParsePositive(v, 1000, &n)) return Usage("--max-starts must be 1..1000");
+      o.max_starts = static_cast<int>(n);
     } else if (arg == "--log-level") {
       using ephemera::LogLevel;
       if (v == "debug")

@@ -14,7 +14,7 @@
 #include "runtime/core/log.h"
 #include "runtime/core/uv_handle.h"
 #include "runtime/docker/docker_client.h"
-#include "runtime/invoke/invoker.h"
+#include "runtime/scheduler/scheduler.h"
 
 namespace ephemera::cli {
 namespace {
@@ -34,7 +34,7 @@ struct Daemon {
   uv_loop_t* loop;
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<docker::DockerClient> docker;
-  std::unique_ptr<invoke::Invoker> invoker;
+  std::unique_ptr<scheduler::Scheduler> scheduler;
   std::unique_ptr<api::LambdaApi> api;
   UvHandle<uv_signal_t> sigint, sigterm;
   std::unique_ptr<Timer> teardown;
@@ -46,16 +46,17 @@ struct Daemon {
       _exit(130);
     }
     stopping = true;
-    LOG_INFO("serve", "%s: stopping; %zu invocation(s) in flight", why, invoker->in_flight());
+    LOG_INFO("serve", "%s: stopping; %zu invocation(s) in flight, %zu environment(s)", why,
+             scheduler->in_flight(), scheduler->environments());
     api->Close();
     // The teardown runs on a later loop turn: never free an object inside its own
-    // callback (STYLE.md rule 4).
+    // callback (docs/style.md rule 4).
     teardown = std::make_unique<Timer>(loop);
-    invoker->Shutdown([this] {
+    scheduler->Shutdown([this] {
       teardown->Start(0, [this] {
         LOG_INFO("serve", "all containers removed; closing");
         api.reset();
-        invoker.reset();
+        scheduler.reset();
         docker.reset();
         sigint.Close();
         sigterm.Close();
@@ -110,17 +111,18 @@ int Serve(const ServeOptions& o) {
     uv_loop_close(&loop);
     return 2;
   }
-  invoke::InvokerOptions io;
-  io.shim_path = shim;
-  io.init_timeout_ms = o.init_timeout_ms;
-  io.max_concurrency = o.max_concurrency;
-  io.instance_label = std::to_string(getpid());
-  d.invoker = std::make_unique<invoke::Invoker>(&loop, d.docker.get(), io);
-  d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.invoker.get());
+  scheduler::SchedulerOptions so;
+  so.sandbox.shim_path = shim;
+  so.sandbox.init_timeout_ms = o.init_timeout_ms;
+  so.sandbox.instance_label = std::to_string(getpid());
+  so.max_concurrency = o.max_concurrency;
+  if (o.max_starts > 0) so.max_starts_in_flight = o.max_starts;
+  d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
+  d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.scheduler.get());
   if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {
     std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
     d.api.reset();
-    d.invoker.reset();
+    d.scheduler.reset();
     d.docker.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -153,14 +155,17 @@ int Serve(const ServeOptions& o) {
     if (!s.ok()) {
       LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",
                s.message().c_str());
+      d.scheduler->SyncFunctions(d.registry->List());  // pools retry until it answers
       announce();
       return;
     }
-    d.invoker->ReapLeftovers([announce](Status rs, size_t n) {
+    d.scheduler->ReapLeftovers([&d, announce](Status rs, size_t n) {
       if (!rs.ok()) {
         LOG_WARN("serve", "could not list leftover containers: %s", rs.message().c_str());
       }
       if (n > 0) LOG_INFO("serve", "removed %zu leftover container(s) of daemons that are gone", n);
+      // Pools start filling once the engine is clean.
+      d.scheduler->SyncFunctions(d.registry->List());
       announce();
     });
   });

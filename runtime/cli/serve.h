@@ -20,6 +20,7 @@ struct ServeOptions {
   std::string docker_endpoint;  // "" = DOCKER_HOST or /var/run/docker.sock
   uint64_t init_timeout_ms = 10000;
   int max_concurrency = 64;
+  int max_starts = 0;  // container starts in flight at once; 0 = the scheduler's default
 };
 
 // Returns the process exit code.

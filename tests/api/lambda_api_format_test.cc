@@ -2,6 +2,7 @@
 // tail, and the Server-Timing header.
 #include <gtest/gtest.h>
 
+#include "runtime/api/aws_errors.h"
 #include "runtime/api/lambda_api.h"
 #include "runtime/core/base64.h"
 
@@ -10,7 +11,7 @@ namespace {
 
 TEST(AwsError, BodyAndHeadersFollowAws) {
   http::HttpResponse r =
-      AwsError(404, "ResourceNotFoundException", "Function not found: x", "req-1");
+      AwsError(AwsErrorCode::kResourceNotFound, "Function not found: x", "req-1");
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.body, "{\"Type\":\"User\",\"Message\":\"Function not found: x\"}");
   EXPECT_EQ(r.headers.Get("x-amzn-ErrorType").value_or(""), "ResourceNotFoundException");
@@ -18,8 +19,29 @@ TEST(AwsError, BodyAndHeadersFollowAws) {
   EXPECT_EQ(r.headers.Get("Content-Type").value_or(""), "application/json");
 }
 
+TEST(AwsError, ThrottleCarriesReasonAndRetryAfter) {
+  http::HttpResponse r = AwsError(ForOutcome(sandbox::OutcomeKind::kThrottled), "Rate Exceeded.",
+                                  "req-2", "ReservedFunctionConcurrentInvocationLimitExceeded");
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.headers.Get("x-amzn-ErrorType").value_or(""), "TooManyRequestsException");
+  EXPECT_EQ(r.headers.Get("Retry-After").value_or(""), "1");
+  EXPECT_NE(r.body.find("\"Reason\":\"ReservedFunctionConcurrentInvocationLimitExceeded\""),
+            std::string::npos);
+}
+
+TEST(AwsError, EveryServiceOutcomeHasOneCode) {
+  using sandbox::OutcomeKind;
+  EXPECT_EQ(Describe(ForOutcome(OutcomeKind::kImageNotReady)).http_status, 502);
+  EXPECT_STREQ(Describe(ForOutcome(OutcomeKind::kImageNotReady)).error_type,
+               "ResourceNotReadyException");
+  EXPECT_EQ(Describe(ForOutcome(OutcomeKind::kEngineUnavailable)).http_status, 503);
+  EXPECT_STREQ(Describe(ForOutcome(OutcomeKind::kEngineUnavailable)).fault, "Service");
+  EXPECT_EQ(Describe(ForOutcome(OutcomeKind::kEngineFailed)).http_status, 502);
+  EXPECT_EQ(Describe(ForOutcome(OutcomeKind::kInternal)).http_status, 500);
+}
+
 TEST(LogResult, HasLambdaLinesAndKeepsTheLastFourKilobytes) {
-  invoke::InvokeOutcome out;
+  sandbox::InvokeOutcome out;
   out.logs = std::string(10000, 'x') + "last line\n";
   out.phases.handler = 12.345;
   out.memory_mb = 128;
@@ -38,7 +60,7 @@ TEST(LogResult, HasLambdaLinesAndKeepsTheLastFourKilobytes) {
 }
 
 TEST(LogResult, ShortLogsKeepStart) {
-  invoke::InvokeOutcome out;
+  sandbox::InvokeOutcome out;
   out.logs = "hello";
   out.phases.handler = 1;
   auto text = Base64Decode(LogResult("id-2", out));
@@ -49,7 +71,7 @@ TEST(LogResult, ShortLogsKeepStart) {
 }
 
 TEST(ServerTiming, ListsKnownPhasesInOrder) {
-  invoke::PhaseTimes p;
+  sandbox::PhaseTimes p;
   p.image = 0.1;
   p.create = 8.4;
   p.start = 181.2;
@@ -59,7 +81,7 @@ TEST(ServerTiming, ListsKnownPhasesInOrder) {
   EXPECT_EQ(p.ServerTiming(),
             "image;dur=0.1, create;dur=8.4, start;dur=181.2, init;dur=1.3, handler;dur=0.4, "
             "overhead;dur=0.6, total;dur=192.0");
-  invoke::PhaseTimes partial;
+  sandbox::PhaseTimes partial;
   partial.image = 1;
   partial.total = 3;
   EXPECT_EQ(partial.ServerTiming(), "image;dur=1.0, overhead;dur=2.0, total;dur=3.0");

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "runtime/invoke/container_spec.h"
+#include "runtime/sandbox/container_spec.h"
 
 namespace ephemera::bench {
 namespace {
@@ -32,12 +32,12 @@ TEST(BenchRunner, FloorSpecIsTheDaemonsContainerRelabelled) {
   docker::ContainerSpec floor;
   ASSERT_TRUE(FloorSpec(fn, image, "/opt/shim", "4242", "127.0.0.1:1234", &floor).ok());
 
-  invoke::ContainerParams p;
+  sandbox::ContainerParams p;
   p.runtime_api_address = "127.0.0.1:1234";
-  p.request_id = "00000000-0000-4000-8000-000000000000";
+  p.environment_id = "00000000-0000-4000-8000-000000000000";
   p.shim_path = "/opt/shim";
   docker::ContainerSpec daemon;
-  ASSERT_TRUE(invoke::BuildContainerSpec(fn, image, p, &daemon).ok());
+  ASSERT_TRUE(sandbox::BuildContainerSpec(fn, image, p, &daemon).ok());
 
   EXPECT_EQ(floor.image, daemon.image);
   EXPECT_EQ(floor.entrypoint, daemon.entrypoint);
@@ -50,7 +50,7 @@ TEST(BenchRunner, FloorSpecIsTheDaemonsContainerRelabelled) {
   EXPECT_TRUE(Has(floor.env, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1234"));
   EXPECT_TRUE(Has(floor.env, "EPHEMERA_MODE=exec"));
   EXPECT_TRUE(Has(floor.env, "GREETING=hi"));
-  EXPECT_EQ(floor.entrypoint, std::vector<std::string>{invoke::kShimMountPoint});
+  EXPECT_EQ(floor.entrypoint, std::vector<std::string>{sandbox::kShimMountPoint});
   // Only the labels and the name are the benchmark's own.
   EXPECT_EQ(floor.labels.count("ephemera.managed"), 0u);
   EXPECT_EQ(floor.labels.at("ephemera.bench"), "4242");

@@ -1,16 +1,16 @@
-#include "runtime/invoke/container_spec.h"
+#include "runtime/sandbox/container_spec.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace ephemera::invoke {
+namespace ephemera::sandbox {
 
 using registry::ShimMode;
 
 bool InjectsShim(ShimMode mode) {
-  return mode == ShimMode::kExec || mode == ShimMode::kHttp;
+  return mode == ShimMode::kAuto || mode == ShimMode::kExec || mode == ShimMode::kHttp;
 }
 
 int PickFreeLoopbackPort() {
@@ -43,7 +43,7 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
       "AWS_LAMBDA_FUNCTION_TIMEOUT=" + std::to_string(fn.timeout_s),
       "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
       "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.name,
-      "AWS_LAMBDA_LOG_STREAM_NAME=$LATEST/" + p.request_id,
+      "AWS_LAMBDA_LOG_STREAM_NAME=$LATEST/" + p.environment_id,
       "AWS_REGION=" + p.region,
       "AWS_DEFAULT_REGION=" + p.region,
       "LAMBDA_TASK_ROOT=/var/task",
@@ -64,21 +64,44 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
   return env;
 }
 
+// Hardening on by default, each part opted out of by the function's security settings
+// (registry/README.md says why one would). None of it costs start time (docs/decisions.md).
+void ApplySecurity(const registry::SecuritySettings& sec, const docker::ImageConfig& image,
+                   docker::ContainerSpec* spec) {
+  if (sec.drop_capabilities) spec->cap_drop = {"ALL"};
+  spec->cap_add = sec.cap_add;
+  if (sec.no_new_privileges) spec->security_opt = {"no-new-privileges"};
+  spec->pids_limit = sec.pids_limit;
+  spec->nofile = sec.nofile;
+  if (sec.read_only_root) {
+    spec->readonly_rootfs = true;
+    spec->tmpfs["/tmp"] = "rw,nosuid,nodev,size=" + std::to_string(sec.tmp_size_mb) + "m,mode=1777";
+  }
+  if (!sec.user.empty()) {
+    spec->user = sec.user == "root" ? "0:0" : sec.user;
+  } else if (image.user.empty()) {
+    // The image names no user (so Docker would run it as root): run it unprivileged. An
+    // image that names a user, root included, gets that user.
+    spec->user = kDefaultUser;
+  }
+}
+
 }  // namespace
 
 Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
                           const ContainerParams& p, docker::ContainerSpec* out) {
   docker::ContainerSpec spec;
   spec.image = fn.image;
-  spec.name = "ephemera-" + fn.name + "-" + p.request_id.substr(0, 8);
+  spec.name = "ephemera-" + fn.name + "-" + p.environment_id.substr(0, 12);
   spec.labels = {{"ephemera.managed", "1"},
                  {"ephemera.function", fn.name},
-                 {"ephemera.request", p.request_id},
+                 {"ephemera.environment", p.environment_id},
                  {"ephemera.daemon", p.instance_label}};
   spec.env = LambdaEnvironment(fn, p);
   spec.network_mode = fn.network;
   spec.memory_bytes = static_cast<int64_t>(fn.memory_mb) << 20;
   spec.working_dir = fn.working_dir;
+  ApplySecurity(fn.security, image, &spec);
 
   // What the function runs: the spec's command, else the image's ENTRYPOINT + CMD
   // (with the spec's args replacing CMD).
@@ -110,4 +133,4 @@ Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageC
   return Status::Ok();
 }
 
-}  // namespace ephemera::invoke
+}  // namespace ephemera::sandbox

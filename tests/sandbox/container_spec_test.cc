@@ -1,11 +1,11 @@
 // BuildContainerSpec: what `docker create` gets for each shim mode.
-#include "runtime/invoke/container_spec.h"
+#include "runtime/sandbox/container_spec.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-namespace ephemera::invoke {
+namespace ephemera::sandbox {
 namespace {
 
 using registry::FunctionSpec;
@@ -18,7 +18,7 @@ bool HasEnv(const docker::ContainerSpec& spec, const std::string& entry) {
 ContainerParams Params() {
   ContainerParams p;
   p.runtime_api_address = "127.0.0.1:41234";
-  p.request_id = "8476a536-e9f4-41e8-9739-2dfe598c3fcd";
+  p.environment_id = "8476a536-e9f4-41e8-9739-2dfe598c3fcd";
   p.shim_path = "/opt/build/bin/ephemera-shim";
   p.instance_label = "4242";
   return p;
@@ -64,7 +64,7 @@ TEST(ContainerSpec, LambdaEnvironmentLabelsAndLimits) {
   }
   EXPECT_EQ(spec.labels.at("ephemera.managed"), "1");
   EXPECT_EQ(spec.labels.at("ephemera.function"), "f");
-  EXPECT_EQ(spec.labels.at("ephemera.request"), Params().request_id);
+  EXPECT_EQ(spec.labels.at("ephemera.environment"), Params().environment_id);
   EXPECT_EQ(spec.labels.at("ephemera.daemon"), "4242");
   EXPECT_EQ(spec.network_mode, "host");
   EXPECT_EQ(spec.memory_bytes, 256LL << 20);
@@ -134,4 +134,4 @@ TEST(ContainerSpec, PickFreeLoopbackPortGivesAPort) {
 }
 
 }  // namespace
-}  // namespace ephemera::invoke
+}  // namespace ephemera::sandbox

@@ -1,0 +1,590 @@
+#include "runtime/sandbox/environment.h"
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/ids.h"
+#include "runtime/core/log.h"
+#include "runtime/json/json.h"
+#include "runtime/sandbox/container_spec.h"
+
+namespace ephemera::sandbox {
+namespace {
+
+// Output kept per invocation for X-Amz-Log-Result; Lambda returns the last 4 KB, we keep
+// a margin.
+constexpr size_t kMaxLogBytes = 64 * 1024;
+// How long past the init timeout the daemon waits for the runtime's own init error.
+constexpr uint64_t kInitReportGraceMs = 1000;
+// How long a finished invocation's outcome may wait for its last output on the attach
+// stream: until the container is removed (cold) or the runtime asks for its next event
+// (kept environments), never longer than this.
+constexpr uint64_t kLogGraceMs = 1000;
+// Once a kept environment's runtime asks for its next event, the output of the previous
+// one was written; give the engine's attach stream a moment to carry it.
+constexpr uint64_t kLogSettleMs = 5;
+
+std::string ErrorJson(const std::string& type, const std::string& message) {
+  return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";
+}
+
+// "2026-11-23T05:46:57.874Z", as Lambda prefixes its timeout message.
+std::string IsoNow() {
+  int64_t ms = EpochMs();
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// The container's memory cgroup files: v1 with the cgroupfs driver (this project's
+// machines), then v2 with the systemd driver.
+std::string CgroupV1(const std::string& container_id, const char* file) {
+  return "/sys/fs/cgroup/memory/docker/" + container_id + "/" + file;
+}
+
+// Peak memory of the container since the last reset, in MB rounded up; 0 if unknown.
+int MaxMemoryUsedMb(const std::string& container_id) {
+  for (const std::string& path :
+       {CgroupV1(container_id, "memory.max_usage_in_bytes"),
+        "/sys/fs/cgroup/system.slice/docker-" + container_id + ".scope/memory.peak"}) {
+    std::ifstream in(path);
+    long long bytes = 0;
+    if (in >> bytes) return static_cast<int>((bytes + (1 << 20) - 1) >> 20);
+  }
+  return 0;
+}
+
+// Starts a new peak for the next invocation of a kept environment (cgroup v1 allows it;
+// on v2 the peak stays the environment's).
+void ResetMaxMemory(const std::string& container_id) {
+  std::ofstream out(CgroupV1(container_id, "memory.max_usage_in_bytes"));
+  if (out) out << "0";
+}
+
+// An X-Ray style trace header derived from the request id:
+// "Root=1-<epoch seconds, 8 hex>-<24 hex>;Parent=<16 hex>;Sampled=0".
+std::string TraceId(const std::string& request_id) {
+  std::string hex;
+  for (char c : request_id) {
+    if (c != '-') hex.push_back(c);
+  }
+  hex.resize(32, '0');
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "Root=1-%08llx-%s;Parent=%s;Sampled=0",
+                static_cast<unsigned long long>(EpochMs() / 1000), hex.substr(0, 24).c_str(),
+                hex.substr(16, 16).c_str());
+  return buf;
+}
+
+OutcomeKind EngineKind(const Status& s) {
+  if (s.code() == StatusCode::kUnavailable) return OutcomeKind::kEngineUnavailable;
+  if (s.code() == StatusCode::kNotFound) return OutcomeKind::kImageNotReady;
+  return OutcomeKind::kEngineFailed;
+}
+
+}  // namespace
+
+const char* StartKindName(StartKind kind) {
+  switch (kind) {
+    case StartKind::kCold: return "cold";
+    case StartKind::kWarm: return "warm";
+    case StartKind::kPool: return "pool";
+  }
+  return "cold";
+}
+
+const char* EnvironmentStateName(EnvironmentState state) {
+  switch (state) {
+    case EnvironmentState::kProvisioning: return "provisioning";
+    case EnvironmentState::kReady: return "ready";
+    case EnvironmentState::kBusy: return "busy";
+    case EnvironmentState::kDisposing: return "disposing";
+    case EnvironmentState::kGone: return "gone";
+  }
+  return "gone";
+}
+
+template <typename Fn>
+auto Environment::Guard(Fn fn) {
+  return [weak = weak_from_this(), fn = std::move(fn)](auto&&... args) mutable {
+    if (auto self = weak.lock()) fn(self.get(), std::forward<decltype(args)>(args)...);
+  };
+}
+
+Environment::Environment(uv_loop_t* loop, docker::DockerClient* docker,
+                         const SandboxOptions* options,
+                         std::shared_ptr<const registry::FunctionSpec> spec,
+                         docker::ImageConfig image, StartKind kind, Events events)
+    : loop_(loop),
+      docker_(docker),
+      options_(options),
+      spec_(std::move(spec)),
+      image_(std::move(image)),
+      kind_(kind),
+      events_(std::move(events)),
+      id_(NewRequestId()),
+      timer_(loop),
+      delivery_timer_(loop) {}
+
+Environment::~Environment() {
+  if (wait_request_ != 0) docker_->Cancel(wait_request_);
+  if (attach_request_ != 0) docker_->Cancel(attach_request_);
+}
+
+void Environment::ReportStarted() {
+  if (start_reported_) return;
+  start_reported_ = true;
+  if (events_.on_started) events_.on_started(this);
+}
+
+void Environment::SetState(EnvironmentState state) {
+  LOG_DEBUG("sandbox", "environment %s of %s: %s -> %s", id_.c_str(), spec_->name.c_str(),
+            EnvironmentStateName(state_), EnvironmentStateName(state));
+  state_ = state;
+}
+
+// ---- Provisioning, stage 1: a Runtime API listener for this environment alone ----
+
+void Environment::Provision(std::optional<Invocation> first) {
+  t_provision_ = MonotonicMs();
+  // Kept environments always attach, so any later invocation can ask for its log tail;
+  // a cold one attaches only when its invocation asked (attaching costs a request).
+  attach_wanted_ = kind_ == StartKind::kPool || spec_->policy.kind == registry::PolicyKind::kWarm ||
+                   (first && first->request.capture_logs);
+  OpenRuntimeApi();
+  if (state_ != EnvironmentState::kProvisioning) return;
+  if (first) {
+    // The event waits in the listener's queue; the runtime's first /next takes it.
+    Hand(std::move(*first));
+  }
+  CreateContainer();
+}
+
+void Environment::OpenRuntimeApi() {
+  runtime_api::RuntimeApiServer::Callbacks cb;
+  cb.on_next = [this](const runtime_api::Event* e) { OnRuntimeNext(e); };
+  cb.on_response = [this](const std::string&, std::string body, std::string type) {
+    OnRuntimeResponse(std::move(body), std::move(type));
+  };
+  cb.on_error = [this](const std::string&, runtime_api::RuntimeError e) {
+    OnRuntimeError(std::move(e));
+  };
+  cb.on_init_error = [this](runtime_api::RuntimeError e) { OnRuntimeInitError(std::move(e)); };
+  runtime_api_ = std::make_unique<runtime_api::RuntimeApiServer>(loop_, std::move(cb));
+  if (Status s = runtime_api_->Listen(options_->runtime_api_host); !s.ok()) {
+    reusable_ = false;
+    SetState(EnvironmentState::kDisposing);
+    ReportStarted();
+    // Reported from a later loop turn: callbacks never run inside the call.
+    timer_.Start(0, Guard([s](Environment* self) {
+                   if (self->events_.on_lost) self->events_.on_lost(self, s);
+                   self->SetState(EnvironmentState::kGone);
+                   if (self->events_.on_gone) self->events_.on_gone(self);
+                 }));
+  }
+}
+
+// ---- Stage 2: create the container (shim injected, labelled with the environment) ----
+
+void Environment::CreateContainer() {
+  ContainerParams params;
+  params.runtime_api_address = runtime_api_->address();
+  params.environment_id = id_;
+  params.shim_path = options_->shim_path;
+  params.init_timeout_ms = options_->init_timeout_ms;
+  params.region = options_->region;
+  params.instance_label = options_->instance_label;
+  if (spec_->mode == registry::ShimMode::kHttp && spec_->http_port == 0) {
+    params.http_port = PickFreeLoopbackPort();
+  }
+  docker::ContainerSpec spec;
+  if (Status s = BuildContainerSpec(*spec_, image_, params, &spec); !s.ok()) {
+    FailFunction("Runtime.InvalidEntrypoint", s.message());
+    return;
+  }
+  create_in_flight_ = true;
+  docker_->CreateContainer(spec, Guard([](Environment* self, Status status, std::string id) {
+                             self->create_in_flight_ = false;
+                             self->t_created_ = MonotonicMs();
+                             if (status.ok()) self->container_id_ = std::move(id);
+                             if (self->state_ == EnvironmentState::kDisposing) {
+                               self->RemoveContainer();  // disposed while creating
+                               return;
+                             }
+                             if (!status.ok()) {
+                               self->Fail(EngineKind(status), status);
+                               return;
+                             }
+                             self->WatchContainer();
+                           }));
+}
+
+// ---- Stage 3: register the wait (and the attach for logs) before start ----
+
+void Environment::WatchContainer() {
+  pending_watches_ = attach_wanted_ ? 2 : 1;
+  auto watched = [](Environment* self, Status status) {
+    if (self->state_ == EnvironmentState::kDisposing) return;
+    if (!status.ok()) {
+      self->Fail(EngineKind(status), status);
+      return;
+    }
+    if (--self->pending_watches_ == 0) self->StartContainer();
+  };
+  wait_request_ = docker_->WaitContainer(container_id_, Guard(watched),
+                                         Guard([](Environment* self, Status status, int code) {
+                                           self->wait_request_ = 0;
+                                           self->OnContainerExit(std::move(status), code);
+                                         }));
+  if (!attach_wanted_) return;
+  attach_request_ = docker_->Attach(
+      container_id_, Guard(watched),
+      Guard([](Environment* self, docker::StreamType, std::string_view data) {
+        std::string& sink = self->delivery_ ? self->delivery_->first.logs : self->logs_;
+        sink.append(data);
+        if (sink.size() > kMaxLogBytes) sink.erase(0, sink.size() - kMaxLogBytes);
+      }),
+      Guard([](Environment* self, Status) {
+        self->attach_request_ = 0;
+        if (self->state_ == EnvironmentState::kDisposing) self->FlushDelivery();
+      }));
+}
+
+// ---- Stage 4: start; the init clock runs until the runtime's first /next ----
+
+void Environment::StartContainer() {
+  docker_->StartContainer(container_id_, Guard([](Environment* self, Status status) {
+                            self->t_started_ = MonotonicMs();
+                            self->ReportStarted();
+                            if (self->state_ == EnvironmentState::kDisposing) return;
+                            if (!status.ok()) {
+                              if (status.code() == StatusCode::kInvalidArgument ||
+                                  status.code() == StatusCode::kInternal) {
+                                // The engine refused to run the process (a missing executable,
+                                // say): the function's entrypoint is wrong, which Lambda reports as
+                                // a function error.
+                                self->FailFunction("Runtime.InvalidEntrypoint", status.message());
+                              } else {
+                                self->Fail(EngineKind(status), status);
+                              }
+                              return;
+                            }
+                            if (!self->runtime_asked_) {
+                              // The shim has the same init budget and reports a failed init itself
+                              // (with the service's last log lines); this timer is the backstop.
+                              self->timer_.Start(
+                                  self->options_->init_timeout_ms + kInitReportGraceMs,
+                                  [self] { self->OnTimeout(); });
+                            }
+                          }));
+}
+
+// ---- Invocations ----
+
+void Environment::Run(Invocation invocation) {
+  if (state_ != EnvironmentState::kReady || !reusable_) {
+    // The owner only hands invocations to ready environments; answer rather than lose it.
+    InvokeOutcome out;
+    out.kind = OutcomeKind::kInternal;
+    out.status = Internal("environment " + id_ + " of " + spec_->name + " is " +
+                          EnvironmentStateName(state_) + ", not ready");
+    if (invocation.done) invocation.done(std::move(out));
+    return;
+  }
+  FlushDelivery();  // the previous outcome goes out before the next event starts
+  SetState(EnvironmentState::kBusy);
+  if (invocation.request.capture_logs && !container_id_.empty()) ResetMaxMemory(container_id_);
+  Hand(std::move(invocation));
+}
+
+void Environment::Hand(Invocation invocation) {
+  logs_.clear();
+  event_taken_ = false;
+  runtime_api::Event event;
+  event.request_id = invocation.request.request_id;
+  event.payload = std::move(invocation.request.payload);  // not read again: no 6 MB copy
+  event.content_type = invocation.request.content_type;
+  event.timeout_ms = static_cast<uint64_t>(spec_->timeout_s) * 1000;
+  event.function_arn = registry::FunctionArn(spec_->name);
+  event.client_context = invocation.request.client_context;
+  event.trace_id = TraceId(invocation.request.request_id);
+  current_ = std::move(invocation);
+  runtime_api_->Deliver(std::move(event));
+}
+
+void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
+  if (!runtime_asked_) {
+    runtime_asked_ = true;
+    t_first_next_ = MonotonicMs();
+  }
+  if (handed_out == nullptr) {
+    // The runtime is waiting for an event.
+    if (delivery_) delivery_timer_.Start(kLogSettleMs, [this] { FlushDelivery(); });
+    if (state_ == EnvironmentState::kProvisioning && !current_) {
+      timer_.Stop();
+      SetState(EnvironmentState::kReady);
+      if (events_.on_ready) events_.on_ready(this);
+    }
+    return;
+  }
+  if (!current_ || state_ == EnvironmentState::kDisposing) return;
+  SetState(EnvironmentState::kBusy);
+  event_taken_ = true;
+  t_handed_ = MonotonicMs();
+  timer_.Start(static_cast<uint64_t>(spec_->timeout_s) * 1000, [this] { OnTimeout(); });
+}
+
+void Environment::OnRuntimeResponse(std::string body, std::string content_type) {
+  if (!current_) return;
+  InvokeOutcome out;
+  out.kind = OutcomeKind::kSuccess;
+  out.body = std::move(body);
+  out.content_type = std::move(content_type);
+  Finish(std::move(out));
+}
+
+void Environment::OnRuntimeError(runtime_api::RuntimeError error) {
+  if (!current_) return;
+  InvokeOutcome out;
+  out.kind = OutcomeKind::kFunctionError;
+  out.error_type = error.error_type;
+  out.body = error.body.empty() ? ErrorJson(error.error_type, "") : std::move(error.body);
+  // The runtime survived a function error and asks for the next event; a runtime that ran
+  // out of memory did not really survive.
+  if (out.error_type == "Runtime.OutOfMemory") MarkNotReusable("it ran out of memory");
+  Finish(std::move(out));
+}
+
+void Environment::OnRuntimeInitError(runtime_api::RuntimeError error) {
+  LOG_INFO("sandbox", "%s environment %s: init error %s", spec_->name.c_str(), id_.c_str(),
+           error.error_type.c_str());
+  MarkNotReusable("its runtime reported an init error");
+  if (!current_) {
+    Lose(Status(StatusCode::kInternal, "function " + spec_->name + ": init error " +
+                                           error.error_type + ": " + error.body.substr(0, 300)));
+    return;
+  }
+  InvokeOutcome out;
+  out.kind = OutcomeKind::kFunctionError;
+  out.error_type = error.error_type;
+  out.body =
+      error.body.empty() ? ErrorJson(error.error_type, "init failed") : std::move(error.body);
+  Finish(std::move(out));
+}
+
+void Environment::OnContainerExit(Status status, int exit_code) {
+  if (state_ == EnvironmentState::kDisposing || state_ == EnvironmentState::kGone) return;
+  MarkNotReusable("its container exited");
+  if (!status.ok()) {
+    // The wait broke (the engine went away): the container's fate is unknown.
+    Fail(status.code() == StatusCode::kUnavailable ? OutcomeKind::kEngineUnavailable
+                                                   : OutcomeKind::kEngineFailed,
+         Status(status.code(), "lost the container of " + spec_->name + ": " + status.message()));
+    return;
+  }
+  if (!current_) {
+    Lose(Internal("the container of " + spec_->name + " exited with status " +
+                  std::to_string(exit_code) + " while idle"));
+    return;
+  }
+  std::string request_id = current_->request.request_id;
+  if (exit_code != 137) {
+    std::string reason =
+        exit_code == 0 ? "Runtime exited without providing a reason"
+                       : "Runtime exited with error: exit status " + std::to_string(exit_code);
+    FailFunction("Runtime.ExitError", "RequestId: " + request_id + " Error: " + reason);
+    return;
+  }
+  // SIGKILL: the memory limit or something else? The engine knows.
+  docker_->InspectContainer(
+      container_id_,
+      Guard([request_id](Environment* self, Status s, const docker::ContainerState& st) {
+        if (!self->current_ || self->current_->request.request_id != request_id) return;
+        std::string message =
+            "RequestId: " + request_id + " Error: Runtime exited with error: signal: killed";
+        if (s.ok() && st.oom_killed) {
+          self->FailFunction("Runtime.OutOfMemory", message);
+        } else {
+          self->FailFunction("Runtime.ExitError", message);
+        }
+      }));
+}
+
+void Environment::OnTimeout() {
+  MarkNotReusable("it timed out");
+  if (!current_) {
+    Lose(Timeout("function " + spec_->name + ": the runtime did not ask for an event within " +
+                 std::to_string(options_->init_timeout_ms) + " ms of starting"));
+    return;
+  }
+  char msg[256];
+  const std::string& id = current_->request.request_id;
+  if (event_taken_) {
+    std::snprintf(msg, sizeof msg, "%s %s Task timed out after %d.00 seconds", IsoNow().c_str(),
+                  id.c_str(), spec_->timeout_s);
+  } else {
+    std::snprintf(msg, sizeof msg,
+                  "%s %s Task timed out after %.2f seconds during init: the runtime never asked "
+                  "for the event",
+                  IsoNow().c_str(), id.c_str(),
+                  static_cast<double>(options_->init_timeout_ms) / 1000.0);
+  }
+  FailFunction("Sandbox.Timedout", msg);
+}
+
+void Environment::MarkNotReusable(const std::string& why) {
+  if (reusable_) {
+    LOG_DEBUG("sandbox", "environment %s of %s will not be reused: %s", id_.c_str(),
+              spec_->name.c_str(), why.c_str());
+  }
+  reusable_ = false;
+}
+
+// ---- The end of an invocation ----
+
+void Environment::Fail(OutcomeKind kind, Status status) {
+  MarkNotReusable(status.message());
+  if (!current_) {
+    Lose(std::move(status));
+    return;
+  }
+  InvokeOutcome out;
+  out.kind = kind;
+  out.status = std::move(status);
+  out.body = out.status.message();
+  Finish(std::move(out));
+}
+
+void Environment::FailFunction(std::string error_type, std::string message) {
+  MarkNotReusable(error_type);
+  if (!current_) {
+    Lose(Internal("function " + spec_->name + ": " + error_type + ": " + message));
+    return;
+  }
+  InvokeOutcome out;
+  out.kind = OutcomeKind::kFunctionError;
+  out.body = ErrorJson(error_type, message);
+  out.error_type = std::move(error_type);
+  Finish(std::move(out));
+}
+
+void Environment::Finish(InvokeOutcome outcome) {
+  if (!current_) return;
+  Invocation inv = std::move(*current_);
+  current_.reset();
+  timer_.Stop();
+  ++served_;
+  double now = MonotonicMs();
+  PhaseTimes& p = outcome.phases;
+  // A cold outcome is the first invocation of an environment provisioned for it: its
+  // creation and start belong to it. Kept environments list only what happened now.
+  bool cold = kind_ == StartKind::kCold && served_ == 1;
+  p.queue = inv.queued_ms;
+  if (cold) {
+    p.image = inv.image_ms;
+    if (t_created_ > 0) p.create = t_created_ - t_provision_;
+    if (t_started_ > 0 && (t_first_next_ == 0 || t_started_ <= t_first_next_)) {
+      p.start = t_started_ - t_created_;
+      if (t_first_next_ > 0) p.init = t_first_next_ - t_started_;
+    } else if (t_first_next_ > 0 && t_created_ > 0) {
+      // The runtime asked for its event before the engine's start call returned: the
+      // process was running by then, so start ends there and init is zero.
+      p.start = t_first_next_ - t_created_;
+      p.init = 0;
+    }
+  }
+  if (event_taken_) p.handler = now - t_handed_;
+  p.total = now - inv.accepted_ms;
+  outcome.start = cold                        ? StartKind::kCold
+                  : kind_ == StartKind::kPool ? StartKind::kPool
+                                              : StartKind::kWarm;
+  outcome.environment_id = id_;
+  outcome.memory_mb = spec_->memory_mb;
+  outcome.init_duration_ms = cold && p.init >= 0 ? p.init : -1;
+  if (inv.request.capture_logs) {
+    outcome.logs = std::move(logs_);
+    if (!container_id_.empty()) outcome.max_memory_used_mb = MaxMemoryUsedMb(container_id_);
+  }
+  logs_.clear();
+  bool wait_for_logs = inv.request.capture_logs && attach_request_ != 0;
+  if (reusable_) SetState(EnvironmentState::kReady);
+  // The owner decides first (keep or dispose), then the caller gets the outcome; the
+  // caller's copy waits for trailing output when it asked for the log tail.
+  if (events_.on_outcome) events_.on_outcome(this, outcome);
+  if (!reusable_ && state_ != EnvironmentState::kDisposing && state_ != EnvironmentState::kGone) {
+    Dispose();
+  }
+  if (wait_for_logs) {
+    delivery_.emplace(std::move(outcome), std::move(inv.done));
+    delivery_timer_.Start(kLogGraceMs, Guard([](Environment* self) { self->FlushDelivery(); }));
+    return;
+  }
+  if (inv.done) inv.done(std::move(outcome));
+}
+
+void Environment::FlushDelivery() {
+  delivery_timer_.Stop();
+  if (!delivery_) return;
+  auto [outcome, done] = std::move(*delivery_);
+  delivery_.reset();
+  if (done) done(std::move(outcome));
+}
+
+void Environment::Lose(Status why) {
+  MarkNotReusable(why.message());
+  if (state_ == EnvironmentState::kDisposing || state_ == EnvironmentState::kGone) return;
+  LOG_INFO("sandbox", "environment %s of %s lost: %s", id_.c_str(), spec_->name.c_str(),
+           why.message().c_str());
+  if (events_.on_lost) events_.on_lost(this, why);
+  Dispose();
+}
+
+// ---- Disposal: kill + remove, off the critical path ----
+
+void Environment::Dispose(OutcomeKind kind, Status why) {
+  if (state_ == EnvironmentState::kDisposing || state_ == EnvironmentState::kGone) return;
+  reusable_ = false;
+  if (current_) {
+    Fail(kind, std::move(why));  // Finish disposes (the environment is not reusable)
+    return;
+  }
+  SetState(EnvironmentState::kDisposing);
+  timer_.Stop();
+  ReportStarted();                // a start that will not happen frees its slot now
+  if (create_in_flight_) return;  // the create callback removes what it made
+  RemoveContainer();
+}
+
+void Environment::RemoveContainer() {
+  if (container_id_.empty()) {
+    // Nothing was created: gone on the next loop turn (never inside the caller's call).
+    timer_.Start(0, Guard([](Environment* self) {
+                   self->FlushDelivery();
+                   self->runtime_api_.reset();
+                   self->SetState(EnvironmentState::kGone);
+                   if (self->events_.on_gone) self->events_.on_gone(self);
+                 }));
+    return;
+  }
+  docker_->RemoveContainer(container_id_, Guard([](Environment* self, Status status) {
+                             if (!status.ok()) {
+                               LOG_WARN("sandbox", "could not remove container %s of %s: %s",
+                                        self->container_id_.c_str(), self->spec_->name.c_str(),
+                                        status.message().c_str());
+                             }
+                             // The runtime's last request (its 202) had its answer by now.
+                             self->runtime_api_.reset();
+                             if (self->attach_request_ == 0) self->FlushDelivery();
+                             self->SetState(EnvironmentState::kGone);
+                             if (self->events_.on_gone) self->events_.on_gone(self);
+                           }));
+}
+
+}  // namespace ephemera::sandbox
