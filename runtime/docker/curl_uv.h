@@ -1,6 +1,6 @@
 // runtime/docker/curl_uv.h: libcurl's multi interface driven by the libuv loop.
 //
-// CurlMulti is the one place where libcurl meets libuv (STYLE.md rule 2). curl tells us
+// CurlMulti is the one place where libcurl meets libuv (docs/style.md rule 2). curl tells us
 // which sockets to watch (CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket, attached
 // to curl's socket with curl_multi_assign so a closed fd that curl reuses for a new
 // connection gets a fresh poll) and when to wake it (CURLMOPT_TIMERFUNCTION: one

@@ -2,9 +2,10 @@
 //
 // Each public call builds one Request (a curl easy handle plus what its options point at),
 // starts it on the CurlMulti and, when curl says it is done, turns the HTTP answer into a
-// Status and values. Streaming requests (attach, wait) also report "headers received" and
-// chunks of body; curl's callbacks only buffer those, and the CurlMulti after-action hook
-// delivers them outside curl (DeliverStreamEvents).
+// Status and values. Streaming requests (attach, wait, events) also report "headers
+// received" and chunks of body (demultiplexed output for attach, lines for events); curl's
+// callbacks only buffer those, and the CurlMulti after-action hook delivers them outside
+// curl (DeliverStreamEvents).
 #include "runtime/docker/docker_client.h"
 
 #include <curl/curl.h>
@@ -26,6 +27,8 @@ constexpr const char* kApiPrefix = "/v1.41";
 constexpr long kConnectTimeoutMs = 2000;
 // Logs of a chatty container could be large; beyond this we fail instead of growing.
 constexpr size_t kMaxResponseBytes = 64u << 20;
+// An engine event is a few hundred bytes; a line longer than this is not one.
+constexpr size_t kMaxEventLineBytes = 1u << 20;
 constexpr const char* kBuildHint = "build it with make -f Makefile.docker images";
 
 struct CurlEasyDeleter {
@@ -169,6 +172,89 @@ void DockerStreamDemuxer::Feed(std::string_view bytes, const PayloadCallback& on
   }
 }
 
+void LineSplitter::Feed(std::string_view bytes, std::vector<std::string>* lines) {
+  while (!bytes.empty()) {
+    size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      partial_.append(bytes);
+      return;
+    }
+    partial_.append(bytes.substr(0, nl));
+    bytes.remove_prefix(nl + 1);
+    if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
+    if (!partial_.empty()) lines->push_back(std::move(partial_));
+    partial_.clear();
+  }
+}
+
+std::optional<EngineEvent> ParseEngineEvent(std::string_view line) {
+  auto j = json::Parse(line);
+  if (!cJSON_IsObject(j.get())) return std::nullopt;
+  EngineEvent e;
+  e.type = json::GetString(j.get(), "Type").value_or("");
+  // "status" and "id" are the pre-1.22 names, still sent next to the new ones.
+  e.action =
+      json::GetString(j.get(), "Action").value_or(json::GetString(j.get(), "status").value_or(""));
+  if (e.type.empty() && e.action.empty()) return std::nullopt;
+  const cJSON* actor = cJSON_GetObjectItemCaseSensitive(j.get(), "Actor");
+  e.id = json::GetString(actor, "ID").value_or(json::GetString(j.get(), "id").value_or(""));
+  const cJSON* attr = nullptr;
+  cJSON_ArrayForEach(attr, cJSON_GetObjectItemCaseSensitive(actor, "Attributes")) {
+    if (cJSON_IsString(attr) && attr->string != nullptr)
+      e.attributes[attr->string] = attr->valuestring;
+  }
+  // timeNano (~1.8e18) does not fit a double exactly: read its digits from the text. The
+  // engine writes it last, and `"timeNano":` cannot occur inside a JSON string (its quotes
+  // would be escaped), so the last occurrence is the member.
+  if (size_t at = line.rfind("\"timeNano\":"); at != std::string_view::npos) {
+    std::string digits;
+    for (size_t i = at + 11; i < line.size() && i < at + 40; ++i) {
+      char c = line[i];
+      if (c >= '0' && c <= '9') {
+        digits.push_back(c);
+      } else if (c != ' ' || !digits.empty()) {
+        break;
+      }
+    }
+    if (!digits.empty()) e.time_nano = std::strtoll(digits.c_str(), nullptr, 10);
+  }
+  if (e.time_nano == 0) {
+    e.time_nano = static_cast<int64_t>(json::GetNumber(j.get(), "time").value_or(0) * 1e9);
+  }
+  return e;
+}
+
+std::string NormalizeImageRef(std::string_view ref) {
+  std::string s(ref);
+  if (s.rfind("sha256:", 0) == 0) return s;
+  std::string digest;
+  if (size_t at = s.find('@'); at != std::string::npos) {
+    digest = s.substr(at);
+    s.resize(at);
+  }
+  // The first component is a registry domain if it has a '.' or a ':' or is localhost
+  // (the rule of the engine's reference parser). Docker Hub's is dropped, with "library/".
+  bool other_registry = false;
+  if (size_t slash = s.find('/'); slash != std::string::npos) {
+    std::string_view first = std::string_view(s).substr(0, slash);
+    bool domain = first.find_first_of(".:") != std::string_view::npos || first == "localhost";
+    if (domain && (first == "docker.io" || first == "index.docker.io")) {
+      s.erase(0, slash + 1);
+    } else if (domain) {
+      other_registry = true;
+    }
+    if (!other_registry && s.rfind("library/", 0) == 0 && s.find('/', 8) == std::string::npos) {
+      s.erase(0, 8);
+    }
+  }
+  size_t last_slash = s.rfind('/');
+  size_t colon = s.rfind(':');
+  bool tagged =
+      colon != std::string::npos && (last_slash == std::string::npos || colon > last_slash);
+  if (!tagged && digest.empty() && !s.empty()) s += ":latest";
+  return s + digest;
+}
+
 // ---------------------------------------------------------------------------------------
 // Requests.
 
@@ -192,6 +278,11 @@ struct DockerClient::Request {
   DockerStreamDemuxer demuxer;
   std::function<void(Request&)> on_headers;
   std::function<void(StreamType, std::string_view)> on_data;
+  // Line mode (events): the body is cut into lines, each delivered to on_line.
+  bool line_mode = false;
+  size_t line_fill = 0;  // bytes since the last '\n' seen by curl's write callback
+  LineSplitter lines;
+  std::function<void(std::string_view)> on_line;
 
   std::function<void(Request&, int)> finish;
   DockerClient* client = nullptr;
@@ -223,8 +314,15 @@ size_t OnCurlHeader(char* buffer, size_t size, size_t count, void* userdata) noe
 size_t OnCurlWrite(char* data, size_t size, size_t count, void* userdata) noexcept {
   auto* r = static_cast<DockerClient::Request*>(userdata);
   size_t n = size * count;
-  std::string& sink = r->streaming && Is2xx(r->http_status) ? r->stream_pending : r->response_body;
+  bool stream = r->streaming && Is2xx(r->http_status);
+  std::string& sink = stream ? r->stream_pending : r->response_body;
   if (sink.size() + n > kMaxResponseBytes) return 0;  // curl fails with CURLE_WRITE_ERROR
+  if (stream && r->line_mode) {
+    const void* nl = n > 0 ? memrchr(data, '\n', n) : nullptr;
+    r->line_fill = nl != nullptr ? static_cast<size_t>(data + n - static_cast<const char*>(nl) - 1)
+                                 : r->line_fill + n;
+    if (r->line_fill > kMaxEventLineBytes) return 0;
+  }
   try {
     sink.append(data, n);
   } catch (...) {
@@ -401,6 +499,15 @@ void DockerClient::OnTransferDone(uint64_t request_id, int curl_code) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return;
   if (it->second->cancelled) return;  // Cancel() frees it
+  if (it->second->streaming) {
+    // What arrived with the end goes out first, while the request is still findable: a
+    // callback may Cancel() it (then nothing else runs) or destroy the client.
+    Request& pending = *it->second;
+    if (!DeliverStreamEventsOf(pending)) return;
+    if (pending.cancelled) return;
+    it = requests_.find(request_id);  // callbacks may have added requests (rehash)
+    if (it == requests_.end()) return;
+  }
   std::unique_ptr<Request> r = std::move(it->second);
   requests_.erase(it);
   long new_connections = 0;
@@ -415,7 +522,6 @@ void DockerClient::OnTransferDone(uint64_t request_id, int curl_code) {
             curl_code == CURLE_OK ? "" : curl_easy_strerror(static_cast<CURLcode>(curl_code)),
             FormatDuration(MonotonicMs() - r->started_ms).c_str(),
             new_connections > 0 ? " (new connection)" : "");
-  if (r->streaming && !DeliverStreamEventsOf(*r)) return;
   // The request stays alive (local) while finish runs, and is freed after it: its easy
   // handle is no longer in the multi, so nothing reaches it.
   r->finish(*r, curl_code);
@@ -447,9 +553,20 @@ bool DockerClient::DeliverStreamEventsOf(Request& r) {
       if (r.cancelled) return true;
     }
   }
-  if (r.stream_pending.empty() || !r.on_data) return true;
+  if (r.stream_pending.empty() || (!r.on_data && !r.on_line)) return true;
   std::string bytes = std::move(r.stream_pending);
   r.stream_pending.clear();
+  if (r.on_line) {
+    std::vector<std::string> lines;
+    r.lines.Feed(bytes, &lines);
+    auto on_line = r.on_line;  // a copy: the request dies with the client
+    for (const std::string& line : lines) {
+      on_line(line);
+      if (!*alive) return false;
+      if (r.cancelled) return true;
+    }
+    return true;
+  }
   // Decode first, deliver after: a callback may destroy the client, demuxer included.
   std::vector<std::pair<StreamType, std::string>> pieces;
   r.demuxer.Feed(bytes, [&](StreamType t, std::string_view p) {
@@ -476,7 +593,9 @@ void DockerClient::Cancel(RequestId id) {
   if (r.easy) multi_->Remove(r.easy.get());  // closes its connection; its done never runs
   r.on_headers = nullptr;
   r.on_data = nullptr;
-  // The request may be the one whose callback is running now: free it later (rule 4).
+  r.on_line = nullptr;
+  // The request may be the one whose callback is running now: free it later
+  // (docs/style.md rule 4).
   Defer([this, id] { requests_.erase(id); });
 }
 
@@ -493,51 +612,212 @@ void DockerClient::Ping(std::function<void(Status)> done) {
   });
 }
 
+// An inspection in flight. Callers that ask while it is on its way join `waiters`; a
+// Forget that covers it marks it stale and takes it off image_inflight_, so its answer
+// reaches the callers it already has but is not cached, and later callers send anew.
+struct DockerClient::ImageInspection {
+  std::string image;
+  std::vector<std::function<void(Status, const ImageConfig&)>> waiters;
+  bool stale = false;
+};
+
+template <typename Pred>
+void DockerClient::StaleInflight(Pred pred) {
+  for (auto it = image_inflight_.begin(); it != image_inflight_.end();) {
+    if (pred(it->first)) {
+      it->second->stale = true;
+      it = image_inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void DockerClient::ForgetImage(const std::string& image) {
-  image_cache_.erase(image);
-  if (image_waiters_.count(image) != 0) forgotten_in_flight_.insert(image);
+  std::string want = NormalizeImageRef(image);
+  auto same = [&](const std::string& name) {
+    return name == image || NormalizeImageRef(name) == want;
+  };
+  std::erase_if(image_cache_, [&](const auto& entry) { return same(entry.first); });
+  StaleInflight(same);
+}
+
+void DockerClient::ForgetImageId(const std::string& image_id) {
+  std::erase_if(image_cache_, [&](const auto& entry) {
+    return entry.second.id == image_id || entry.first == image_id;
+  });
+  StaleInflight([](const std::string&) { return true; });
+}
+
+void DockerClient::ForgetAllImages() {
+  image_cache_.clear();
+  StaleInflight([](const std::string&) { return true; });
+}
+
+void DockerClient::set_image_cache_enabled(bool enabled) {
+  if (!enabled) ForgetAllImages();
+  image_cache_enabled_ = enabled;
 }
 
 void DockerClient::InspectImage(const std::string& image,
                                 std::function<void(Status, const ImageConfig&)> done) {
-  if (auto hit = image_cache_.find(image); hit != image_cache_.end()) {
-    Defer([done = std::move(done), config = hit->second] { done(Status::Ok(), config); });
-    return;
+  if (image_cache_enabled_) {
+    if (auto hit = image_cache_.find(image); hit != image_cache_.end()) {
+      Defer([done = std::move(done), config = hit->second] { done(Status::Ok(), config); });
+      return;
+    }
+    if (auto flying = image_inflight_.find(image); flying != image_inflight_.end()) {
+      flying->second->waiters.push_back(std::move(done));
+      return;
+    }
   }
-  auto& waiters = image_waiters_[image];
-  waiters.push_back(std::move(done));
-  if (waiters.size() > 1) return;  // a request for this image is already on its way
+  auto inspection = std::make_shared<ImageInspection>();
+  inspection->image = image;
+  inspection->waiters.push_back(std::move(done));
+  if (image_cache_enabled_) {
+    image_inflight_[image] = inspection;
+  } else {
+    // Asked while nobody vouched for the cache: even if the cache is back on when the
+    // answer comes, that answer may predate the forget that came with it.
+    inspection->stale = true;
+  }
   ++image_inspections_sent_;
-  Send("GET", "/images/" + Escape(image, true) + "/json", "", false, [image](Request& r, int code) {
-    DockerClient* c = r.client;
-    Status status;
-    ImageConfig config;
-    bool forgotten = c->forgotten_in_flight_.erase(image) != 0;
-    if (code != CURLE_OK) {
-      status = TransportError(c->endpoint_, "inspect image " + image, code, r.error);
-    } else if (r.status() != 200) {
-      status = EngineError("inspect", Target::kImage, image, r.status(), r.response_body);
-    } else if (auto j = json::Parse(r.response_body); !j) {
-      status = Internal("docker inspect image " + image + ": malformed JSON from the engine");
-    } else {
-      config.id = json::GetString(j.get(), "Id").value_or("");
-      const cJSON* cfg = cJSON_GetObjectItemCaseSensitive(j.get(), "Config");
-      config.entrypoint =
-          json::GetStringArray(cfg, "Entrypoint").value_or(std::vector<std::string>{});
-      config.cmd = json::GetStringArray(cfg, "Cmd").value_or(std::vector<std::string>{});
-      config.env = json::GetStringArray(cfg, "Env").value_or(std::vector<std::string>{});
-      config.working_dir = json::GetString(cfg, "WorkingDir").value_or("");
-      config.user = json::GetString(cfg, "User").value_or("");
-      if (!forgotten) c->image_cache_[image] = config;  // else it may predate a rebuild
+  Send("GET", "/images/" + Escape(image, true) + "/json", "", false,
+       [inspection](Request& r, int code) {
+         DockerClient* c = r.client;
+         const std::string& image = inspection->image;
+         Status status;
+         ImageConfig config;
+         if (code != CURLE_OK) {
+           status = TransportError(c->endpoint_, "inspect image " + image, code, r.error);
+         } else if (r.status() != 200) {
+           status = EngineError("inspect", Target::kImage, image, r.status(), r.response_body);
+         } else if (auto j = json::Parse(r.response_body); !j) {
+           status = Internal("docker inspect image " + image + ": malformed JSON from the engine");
+         } else {
+           config.id = json::GetString(j.get(), "Id").value_or("");
+           const cJSON* cfg = cJSON_GetObjectItemCaseSensitive(j.get(), "Config");
+           config.entrypoint =
+               json::GetStringArray(cfg, "Entrypoint").value_or(std::vector<std::string>{});
+           config.cmd = json::GetStringArray(cfg, "Cmd").value_or(std::vector<std::string>{});
+           config.env = json::GetStringArray(cfg, "Env").value_or(std::vector<std::string>{});
+           config.working_dir = json::GetString(cfg, "WorkingDir").value_or("");
+           config.user = json::GetString(cfg, "User").value_or("");
+           // A stale answer may predate a rebuild or a removal: it is not kept.
+           if (!inspection->stale && c->image_cache_enabled_) c->image_cache_[image] = config;
+         }
+         if (auto it = c->image_inflight_.find(image);
+             it != c->image_inflight_.end() && it->second == inspection) {
+           c->image_inflight_.erase(it);
+         }
+         auto waiters = std::move(inspection->waiters);
+         inspection->waiters.clear();
+         auto alive = c->alive_;
+         for (auto& w : waiters) {
+           w(status, config);
+           if (!*alive) return;
+         }
+       });
+}
+
+void DockerClient::TagImage(const std::string& source, const std::string& target,
+                            std::function<void(Status)> done) {
+  std::string repo = target, tag = "latest";
+  size_t slash = target.rfind('/');
+  if (size_t colon = target.rfind(':');
+      colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    repo = target.substr(0, colon);
+    tag = target.substr(colon + 1);
+  }
+  Send("POST",
+       "/images/" + Escape(source, true) + "/tag?repo=" + Escape(repo, false) +
+           "&tag=" + Escape(tag, false),
+       "", false, [done = std::move(done), source, target](Request& r, int code) {
+         DockerClient* c = r.client;
+         if (code != CURLE_OK) {
+           return done(TransportError(c->endpoint_, "tag image " + source + " as " + target, code,
+                                      r.error));
+         }
+         if (r.status() == 201 || r.status() == 200) return done(Status::Ok());
+         if (r.status() == 404) return done(NotFound("image " + source + " not found (tag)"));
+         done(EngineError("tag", Target::kImage, source + " as " + target, r.status(),
+                          r.response_body));
+       });
+}
+
+void DockerClient::RemoveImage(const std::string& image, std::function<void(Status)> done) {
+  Send("DELETE", "/images/" + Escape(image, true), "", false,
+       [done = std::move(done), image](Request& r, int code) {
+         DockerClient* c = r.client;
+         if (code != CURLE_OK)
+           return done(TransportError(c->endpoint_, "remove image " + image, code, r.error));
+         if (r.status() == 200) return done(Status::Ok());
+         if (r.status() == 404) return done(NotFound("image " + image + " not found (remove)"));
+         done(EngineError("remove", Target::kImage, image, r.status(), r.response_body));
+       });
+}
+
+DockerClient::RequestId DockerClient::Events(const std::string& filters_json,
+                                             std::function<void(const EngineEvent&)> on_event,
+                                             std::function<void(Status)> on_end) {
+  return Events(filters_json, 0, nullptr, std::move(on_event), std::move(on_end));
+}
+
+DockerClient::RequestId DockerClient::Events(const std::string& filters_json, int64_t since_unix_ms,
+                                             std::function<void(Status)> on_started,
+                                             std::function<void(const EngineEvent&)> on_event,
+                                             std::function<void(Status)> on_end) {
+  std::string path = "/events";
+  char sep = '?';
+  if (!filters_json.empty()) {
+    path += "?filters=" + Escape(filters_json, false);
+    sep = '&';
+  }
+  if (since_unix_ms > 0) {
+    char since[48];
+    std::snprintf(since, sizeof since, "%lld.%09lld", static_cast<long long>(since_unix_ms / 1000),
+                  static_cast<long long>(since_unix_ms % 1000) * 1000000);
+    path += sep;
+    path += "since=";
+    path += since;
+  }
+  Request* r =
+      Send("GET", path, "", true, [on_started, on_end = std::move(on_end)](Request& r, int code) {
+        DockerClient* c = r.client;
+        Status status;
+        if (code == CURLE_WRITE_ERROR && r.line_fill > kMaxEventLineBytes) {
+          status = TooLarge("docker events: a line longer than " +
+                            std::to_string(kMaxEventLineBytes >> 20) + " MiB");
+        } else if (code != CURLE_OK) {
+          status = TransportError(c->endpoint_, "events", code, r.error);
+        } else if (!Is2xx(r.status())) {
+          status = EngineError("follow", Target::kEngine, "events", r.status(), r.response_body);
+        }
+        if (r.lines.pending() > 0) {
+          LOG_WARN("docker", "events: the stream ended inside a line (%zu bytes dropped)",
+                   r.lines.pending());
+        }
+        bool started = r.headers_reported && Is2xx(r.status());
+        if (!started) {
+          if (status.ok()) status = Internal("docker events: no answer");
+          if (on_started) return on_started(status);
+        }
+        on_end(status);
+      });
+  r->line_mode = true;
+  if (on_started) {
+    r->on_headers = [on_started = std::move(on_started)](Request&) { on_started(Status::Ok()); };
+  }
+  r->on_line = [on_event = std::move(on_event)](std::string_view line) {
+    std::optional<EngineEvent> event = ParseEngineEvent(line);
+    if (!event) {
+      LOG_WARN("docker", "events: skipped a line that is not an event: %.200s",
+               std::string(line).c_str());
+      return;
     }
-    auto waiters = std::move(c->image_waiters_[image]);
-    c->image_waiters_.erase(image);
-    auto alive = c->alive_;
-    for (auto& w : waiters) {
-      w(status, config);
-      if (!*alive) return;
-    }
-  });
+    on_event(*event);
+  };
+  return r->id;
 }
 
 void DockerClient::CreateContainer(const ContainerSpec& spec,
@@ -597,6 +877,17 @@ void DockerClient::CreateContainer(const ContainerSpec& spec,
     }
   }
   if (!spec.extra_hosts.empty()) json::AddStringArray(host, "ExtraHosts", spec.extra_hosts);
+  if (!spec.cap_drop.empty()) json::AddStringArray(host, "CapDrop", spec.cap_drop);
+  if (!spec.cap_add.empty()) json::AddStringArray(host, "CapAdd", spec.cap_add);
+  if (!spec.security_opt.empty()) json::AddStringArray(host, "SecurityOpt", spec.security_opt);
+  if (spec.nofile > 0) {
+    cJSON* ulimits = cJSON_AddArrayToObject(host, "Ulimits");
+    cJSON* nofile = cJSON_CreateObject();
+    cJSON_AddStringToObject(nofile, "Name", "nofile");
+    cJSON_AddNumberToObject(nofile, "Soft", static_cast<double>(spec.nofile));
+    cJSON_AddNumberToObject(nofile, "Hard", static_cast<double>(spec.nofile));
+    cJSON_AddItemToArray(ulimits, nofile);
+  }
 
   std::string path = "/containers/create";
   if (!spec.name.empty()) path += "?name=" + Escape(spec.name, false);

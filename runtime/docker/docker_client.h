@@ -4,18 +4,20 @@
 // Thread: the loop thread only; nothing blocks.
 // Callbacks: exactly once, never from inside the call that started them;
 //   destroying the client drops pending callbacks without running them.
-//   A callback may destroy the client. Cancel() drops the callbacks of one wait or attach
-//   (the exception to "exactly once", asked for by the caller). Invalid arguments (e.g. a relative
-//   bind source) are reported through the callback too, on a later loop iteration.
+//   A callback may destroy the client. Cancel() drops the callbacks of one wait, attach or
+//   events stream (the exception to "exactly once", asked for by the caller). Invalid
+//   arguments (e.g. a relative bind source) are reported through the callback too, on a
+//   later loop iteration.
 // Depends on: libuv, libcurl (only in docker_client.cc and curl_uv.cc), cJSON, core.
 //
 // Every call is one HTTP request to API version 1.41 (`/v1.41/...`) through one curl multi
 // handle, so keep-alive connections are reused. Engine errors become a Status that names
 // the image or container (see EngineError below). Create/start/kill/remove/inspect/list/
-// logs time out after 60 s; wait and attach have no total timeout (they last as long as
-// the container runs). Every request is logged at debug level with its duration.
+// logs time out after 60 s; wait, attach and events have no total timeout (they last as
+// long as the container runs, or the engine). Every request is logged at debug level with
+// its duration.
 //
-// The cold path uses the calls in this order (PROTOCOLS.md section 3):
+// The cold path uses the calls in this order (docs/protocols.md section 3):
 //   InspectImage (cached) -> CreateContainer -> Attach and/or WaitContainer, waiting for
 //   their `on_attached` / `on_waiting` -> StartContainer -> ... -> Kill/RemoveContainer.
 // Waiting for on_attached/on_waiting before start matters: a container that exits fast
@@ -28,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -75,6 +78,10 @@ struct ContainerSpec {
   int64_t pids_limit = 0;                    // PidsLimit; 0 = unlimited
   std::map<std::string, std::string> tmpfs;  // Tmpfs: {"/tmp": "rw,size=64m"}
   std::vector<std::string> extra_hosts;      // ExtraHosts: "name:ip" or "name:host-gateway"
+  std::vector<std::string> cap_drop;         // CapDrop: {"ALL"} drops every capability
+  std::vector<std::string> cap_add;          // CapAdd: capabilities given back
+  std::vector<std::string> security_opt;     // SecurityOpt: {"no-new-privileges"}
+  int64_t nofile = 0;                        // Ulimits nofile (soft = hard); 0 = the engine's
 };
 
 // Stream types of the engine's multiplexed output (non-TTY containers).
@@ -101,6 +108,45 @@ class DockerStreamDemuxer {
   bool raw_ = false;
 };
 
+// One message of `GET /events` (docs/protocols.md section 3), reduced to what we read.
+struct EngineEvent {
+  std::string type;    // Type: "image", "container", "network", "volume", "daemon", ...
+  std::string action;  // Action: "tag", "untag", "delete", "oom", "die", ...
+  // Actor.ID: the image ID ("sha256:...") of image events (for "pull", the reference
+  // pulled), the container ID of container events.
+  std::string id;
+  // Actor.Attributes: "name" (for image events the tag of "tag", but the image ID again for
+  // "untag" and "delete"; for container events the container's name), plus the image's or
+  // container's labels.
+  std::map<std::string, std::string> attributes;
+  int64_t time_nano = 0;  // timeNano: Unix time in nanoseconds
+};
+
+// Cuts a byte stream into '\n'-terminated lines; the bytes may be fed split anywhere (the
+// engine's chunks need not end at a line). Used for the event stream, one JSON object a
+// line.
+class LineSplitter {
+ public:
+  // Appends every line completed by `bytes` to `lines`, without its '\n' (nor a '\r'
+  // before it). Empty lines are skipped.
+  void Feed(std::string_view bytes, std::vector<std::string>* lines);
+  // Bytes of an unfinished line held back.
+  size_t pending() const noexcept { return partial_.size(); }
+
+ private:
+  std::string partial_;
+};
+
+// One line of the event stream as an EngineEvent; nullopt if it is not a JSON object with
+// a Type or an Action. Exposed for tests.
+std::optional<EngineEvent> ParseEngineEvent(std::string_view line);
+
+// The familiar form of an image reference, the way the engine names tags in its events:
+// "busybox", "busybox:latest", "library/busybox" and "docker.io/library/busybox:latest" are
+// all "busybox:latest"; another registry's domain is kept ("localhost:5000/x:1"); a
+// digest is kept and gets no ":latest"; an ID ("sha256:...") is returned unchanged.
+std::string NormalizeImageRef(std::string_view ref);
+
 // The `State` of `GET /containers/{id}/json`.
 struct ContainerState {
   std::string status;  // "created", "running", "exited", ...
@@ -113,7 +159,7 @@ struct ContainerState {
 
 class DockerClient final {
  public:
-  // Names a wait or attach in flight, for Cancel(). Never 0.
+  // Names a wait, attach or events stream in flight, for Cancel(). Never 0.
   using RequestId = uint64_t;
 
   // `endpoint` is a unix socket path ("/var/run/docker.sock" or "unix:///path") or
@@ -131,10 +177,40 @@ class DockerClient final {
   // GET /_ping.
   void Ping(std::function<void(Status)> done);
 
-  // GET /images/{image}/json. Results are cached per image name (concurrent calls for
-  // the same name share one request); ForgetImage drops an entry after a rebuild.
+  // GET /images/{image}/json. Answers are cached per image name as given, and concurrent
+  // calls for one name share one request, until a Forget call below drops the entry.
+  // Errors are never cached: a removed image is NotFound (naming it) on the first call
+  // after its entry was forgotten. A call made after a Forget that covers its name never
+  // gets the answer of a request sent before that Forget; it starts a fresh one. With
+  // the cache disabled, every call sends its own request.
+  // The cache is only as fresh as its invalidation: scheduler::ImageWatcher follows the
+  // engine's image events and calls the Forget functions; without it, entries live until
+  // forgotten by hand.
   void InspectImage(const std::string& image, std::function<void(Status, const ImageConfig&)> done);
+  // Drops the entries of every name that refers to the same image as `image` (compared
+  // with NormalizeImageRef: "busybox" and "docker.io/library/busybox:latest" are one), as
+  // after a "tag" event or a rebuild.
   void ForgetImage(const std::string& image);
+  // Drops every entry whose image ID is `image_id` ("sha256:..."), whatever its name:
+  // the engine's "untag" and "delete" events give only the ID. Requests in flight are
+  // treated as stale too (their image IDs are not known yet): their answers reach their
+  // callers but are not cached.
+  void ForgetImageId(const std::string& image_id);
+  // Drops every entry; requests in flight become stale as above.
+  void ForgetAllImages();
+  // On by default. Turning it off forgets everything; while off, InspectImage always asks
+  // the engine (the fallback while nobody follows the engine's events).
+  void set_image_cache_enabled(bool enabled);
+  bool image_cache_enabled() const noexcept { return image_cache_enabled_; }
+  size_t cached_images() const noexcept { return image_cache_.size(); }
+  // POST /images/{source}/tag?repo=&tag=: `target` ("repo[:tag]", tag "latest" if none)
+  // then names the image `source` names. 404 => NotFound naming `source`.
+  void TagImage(const std::string& source, const std::string& target,
+                std::function<void(Status)> done);
+  // DELETE /images/{image}: removes the tag, and the image once no tag is left. 404 =>
+  // NotFound naming it; 409 (a container uses it, or a bare ID has several tags) =>
+  // Conflict.
+  void RemoveImage(const std::string& image, std::function<void(Status)> done);
 
   // POST /containers/create[?name=]. 404 => NotFound naming the image.
   void CreateContainer(const ContainerSpec& spec, std::function<void(Status, std::string id)> done);
@@ -159,7 +235,8 @@ class DockerClient final {
   // The same list with each container's labels and state ("created", "running", ...).
   void ListContainerSummaries(const std::string& label_filter,
                               std::function<void(Status, std::vector<ContainerSummary>)> done);
-  // GET /containers/{id}/json, reduced to its State. 404 => NotFound naming the container.
+  // GET /containers/{id}/json, reduced to its State (OOMKilled included). 404 => NotFound
+  // naming the container.
   void InspectContainer(const std::string& id,
                         std::function<void(Status, const ContainerState&)> done);
   // GET /containers/{id}/logs?stdout=1&stderr=1: stdout and stderr, demultiplexed and
@@ -175,20 +252,42 @@ class DockerClient final {
                    std::function<void(StreamType, std::string_view)> on_data,
                    std::function<void(Status)> on_end);
 
-  // Stops a wait or attach: its connection is closed and none of its callbacks runs after
-  // this returns (not even one that is running now: it finishes, no further one starts).
-  // Safe from inside any callback, its own included, and for an id that already finished.
+  // GET /events?filters=<filters_json>[&since=], a streaming request: the engine's events
+  // as they happen, e.g. filters_json {"type":["image"]} for tags and removals, or
+  // {"type":["container"],"event":["oom"]} for memory-limit kills. Empty: every event.
+  // `on_started` runs once the engine answered (headers received); if it gets an error
+  // (an unreachable engine, a malformed filter: InvalidArgument), nothing else runs.
+  // Otherwise `on_event` runs for every event in the engine's order, and `on_end` exactly
+  // once when the stream ends: ok if the engine closed it cleanly, Unavailable if the
+  // connection broke, TooLarge for a line over 1 MiB. The stream has no timeout; Cancel()
+  // stops it. Lines that are not events are logged and skipped.
+  // The engine sends its headers before it subscribes the stream, so an event right after
+  // on_started could be missed; `since_unix_ms` > 0 closes that gap: the engine first
+  // replays the events it kept (its last 256) from that time on.
+  RequestId Events(const std::string& filters_json, int64_t since_unix_ms,
+                   std::function<void(Status)> on_started,
+                   std::function<void(const EngineEvent&)> on_event,
+                   std::function<void(Status)> on_end);
+  // As above without `since` nor on_started: a failure to start reaches on_end.
+  RequestId Events(const std::string& filters_json,
+                   std::function<void(const EngineEvent&)> on_event,
+                   std::function<void(Status)> on_end);
+
+  // Stops a wait, attach or events stream: its connection is closed and none of its
+  // callbacks runs after this returns (not even one that is running now: it finishes, no
+  // further one starts). Safe from inside any callback, its own included, and for an id
+  // that already finished.
   void Cancel(RequestId id);
 
-  // Total timeout of the bounded calls (all but wait and attach); 60 s unless set. Applies
-  // to calls started afterwards.
+  // Total timeout of the bounded calls (all but wait, attach and events); 60 s unless set.
+  // Applies to calls started afterwards.
   void set_request_timeout_ms(long ms) noexcept { request_timeout_ms_ = ms; }
 
   const std::string& endpoint() const noexcept { return endpoint_; }
   // Internal: one HTTP exchange in flight (defined in docker_client.cc; curl's C callbacks
   // there need the name).
   struct Request;
-  // Requests started and not finished (wait and attach included).
+  // Requests started and not finished (wait, attach and events included).
   size_t in_flight() const noexcept;
   // Number of image inspections that went to the engine (a cache hit does not count).
   uint64_t image_inspections_sent() const noexcept { return image_inspections_sent_; }
@@ -217,11 +316,16 @@ class DockerClient final {
   std::unique_ptr<CurlMulti> multi_;
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   uint64_t next_request_id_ = 1;
+  // Marks inspections in flight stale (their answers are not cached) and takes them off
+  // image_inflight_, so later callers start fresh requests.
+  template <typename Pred>
+  void StaleInflight(Pred pred);
+
   std::unordered_map<std::string, ImageConfig> image_cache_;
-  std::unordered_map<std::string, std::vector<std::function<void(Status, const ImageConfig&)>>>
-      image_waiters_;
-  // Images forgotten while an inspection was on its way: that answer is not cached.
-  std::unordered_set<std::string> forgotten_in_flight_;
+  // One inspection in flight per name (shared by concurrent callers); see the .cc.
+  struct ImageInspection;
+  std::unordered_map<std::string, std::shared_ptr<ImageInspection>> image_inflight_;
+  bool image_cache_enabled_ = true;
   uint64_t image_inspections_sent_ = 0;
   uint64_t connections_opened_ = 0;
   long request_timeout_ms_ = 60000;

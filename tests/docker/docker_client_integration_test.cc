@@ -443,6 +443,89 @@ TEST_F(DockerIntegration, ReadonlyRootfsWithTmpfsAndExtraHosts) {
   EXPECT_EQ(out, "tmp-writable\n1\n");
 }
 
+// The event stream against the engine: a tag and its removal, as the image watcher
+// sees them. The tag is ours (ephemera-test/events:p<pid>) and removed at the end.
+TEST_F(DockerIntegration, EventsReportATagAndItsRemoval) {
+  auto [is, image] = Call2<ImageConfig>([&](auto done) {
+    client_->InspectImage(kImage, [done](Status st, const ImageConfig& c) { done(st, c); });
+  });
+  ASSERT_TRUE(is.ok()) << is.message();
+  const std::string tag = "ephemera-test/events:p" + label_value_;
+  std::vector<EngineEvent> seen;
+  bool started = false, ended = false;
+  DockerClient::RequestId stream = client_->Events(
+      "{\"type\":[\"image\"]}", EpochMs() - 1000,
+      [&](Status s) {
+        ASSERT_TRUE(s.ok()) << s.message();
+        started = true;
+      },
+      [&](const EngineEvent& e) { seen.push_back(e); }, [&](Status) { ended = true; });
+  ASSERT_TRUE(RunUntil([&] { return started; }));
+  auto find = [&](const std::string& action, const std::string& id, const std::string& name) {
+    return std::find_if(seen.begin(), seen.end(), [&](const EngineEvent& e) {
+      auto n = e.attributes.find("name");
+      return e.action == action && e.id == id && n != e.attributes.end() && n->second == name;
+    });
+  };
+  Status tagged = Call<Status>([&](auto done) { client_->TagImage(kImage, tag, done); });
+  ASSERT_TRUE(tagged.ok()) << tagged.message();
+  ASSERT_TRUE(RunUntil([&] { return find("tag", image.id, tag) != seen.end(); }, 10000));
+  auto t = find("tag", image.id, tag);
+  EXPECT_EQ(t->type, "image");
+  EXPECT_GT(t->time_nano, (EpochMs() - 60000) * 1000000);
+  // The image keeps its own tag, so removing ours only untags; 20.10 names the ID, not
+  // the tag, in the untag event.
+  Status removed = Call<Status>([&](auto done) { client_->RemoveImage(tag, done); });
+  ASSERT_TRUE(removed.ok()) << removed.message();
+  ASSERT_TRUE(RunUntil([&] { return find("untag", image.id, image.id) != seen.end(); }, 10000));
+  EXPECT_EQ(find("delete", image.id, image.id), seen.end());
+  Status again = Call<Status>([&](auto done) { client_->RemoveImage(tag, done); });
+  EXPECT_EQ(again.code(), StatusCode::kNotFound);
+  EXPECT_EQ(again.message(), "image " + tag + " not found (remove)");
+  client_->Cancel(stream);
+  RunFor(20);
+  EXPECT_FALSE(ended);
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+// A memory-limit kill reaches the event stream as a container "oom" event, and
+// InspectContainer says State.OOMKilled.
+TEST_F(DockerIntegration, EventsReportAnOomKill) {
+  std::vector<EngineEvent> seen;
+  bool started = false;
+  DockerClient::RequestId stream = client_->Events(
+      "{\"type\":[\"container\"],\"event\":[\"oom\"],\"label\":[\"ephemera-test.docker=" +
+          label_value_ + "\"]}",
+      EpochMs() - 1000, [&](Status s) { started = s.ok(); },
+      [&](const EngineEvent& e) { seen.push_back(e); }, [](Status) {});
+  ASSERT_TRUE(RunUntil([&] { return started; }));
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c",
+            "x=$(/bin/busybox head -c 64000000 /dev/zero | /bin/busybox tr '\\0' a); echo ${#x}"});
+  spec.memory_bytes = 16 << 20;
+  std::string id = Create(spec);
+  ASSERT_FALSE(id.empty());
+  bool waiting = false, exited = false;
+  client_->WaitContainer(
+      id, [&](Status s) { waiting = s.ok(); }, [&](Status, int) { exited = true; });
+  ASSERT_TRUE(RunUntil([&] { return waiting; }));
+  ASSERT_TRUE(Call<Status>([&](auto done) { client_->StartContainer(id, done); }).ok());
+  auto oom_of_ours = [&] {
+    return std::any_of(seen.begin(), seen.end(), [&](const EngineEvent& e) { return e.id == id; });
+  };
+  ASSERT_TRUE(RunUntil([&] { return exited && oom_of_ours(); }));
+  EXPECT_EQ(seen[0].type, "container");
+  EXPECT_EQ(seen[0].action, "oom");
+  EXPECT_EQ(seen[0].attributes.at("ephemera-test.docker"), label_value_);
+  client_->Cancel(stream);
+  auto [st, state] = Call2<ContainerState>([&](auto done) {
+    client_->InspectContainer(id, [done](Status s2, const ContainerState& c) { done(s2, c); });
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_TRUE(state.oom_killed);
+  EXPECT_EQ(state.exit_code, 137);
+}
+
 TEST_F(DockerIntegration, DestroyingTheClientWithAWaitInFlightRunsNothing) {
   std::string id = Create(Spec({"/bin/true"}));
   ASSERT_FALSE(id.empty());

@@ -2,7 +2,9 @@
 // client against a fake engine on a unix socket.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -101,6 +103,111 @@ TEST(DockerStreamDemuxer, PassesATtyStreamThroughUnchanged) {
   Demuxed d = FeedInPieces("hello tty\r\nmore\r\n", 3);
   EXPECT_EQ(d.out, "hello tty\r\nmore\r\n");
   EXPECT_EQ(d.err, "");
+}
+
+// A line as Docker 20.10.24 sends it for `docker tag` (one JSON object, then "\n").
+const char* kTagEventLine =
+    "{\"status\":\"tag\",\"id\":\"sha256:17b8ed55a76700b060b11ff9efd2ab22236ebab810af7cb67577ba56"
+    "4046708f\",\"Type\":\"image\",\"Action\":\"tag\",\"Actor\":{\"ID\":\"sha256:17b8ed55a76700b06"
+    "0b11ff9efd2ab22236ebab810af7cb67577ba564046708f\",\"Attributes\":{\"ephemera-test.probe\":"
+    "\"1\",\"name\":\"ephemera-test/probe:latest\"}},\"scope\":\"local\",\"time\":1796112945,"
+    "\"timeNano\":1796112945894353432}";
+
+std::string EventLine(const std::string& action, const std::string& id, const std::string& name,
+                      int64_t time_nano = 1796112945894353432) {
+  return "{\"status\":\"" + action + "\",\"id\":\"" + id + "\",\"Type\":\"image\",\"Action\":\"" +
+         action + "\",\"Actor\":{\"ID\":\"" + id + "\",\"Attributes\":{\"name\":\"" + name +
+         "\"}},\"scope\":\"local\",\"time\":" + std::to_string(time_nano / 1000000000) +
+         ",\"timeNano\":" + std::to_string(time_nano) + "}\n";
+}
+
+TEST(LineSplitter, CutsLinesSplitAnywhere) {
+  std::string stream = "first\n{\"a\":1}\r\n\n\nthird line\nlast";
+  std::vector<std::string> want = {"first", "{\"a\":1}", "third line"};
+  for (size_t piece = 1; piece <= stream.size(); ++piece) {
+    SCOPED_TRACE(piece);
+    LineSplitter splitter;
+    std::vector<std::string> lines;
+    for (size_t i = 0; i < stream.size(); i += piece) {
+      splitter.Feed(std::string_view(stream).substr(i, piece), &lines);
+    }
+    EXPECT_EQ(lines, want);
+    EXPECT_EQ(splitter.pending(), 4u);  // "last" has no newline yet
+    splitter.Feed("\n", &lines);
+    EXPECT_EQ(lines.back(), "last");
+    EXPECT_EQ(splitter.pending(), 0u);
+  }
+}
+
+TEST(LineSplitter, RandomEventsAndSplitsRoundTrip) {
+  std::mt19937 rng(20261201);  // fixed seed: reproducible
+  for (int round = 0; round < 100; ++round) {
+    std::string stream;
+    std::vector<std::string> want;
+    int n = static_cast<int>(rng() % 8);
+    for (int i = 0; i < n; ++i) {
+      std::string line = EventLine("tag", "sha256:" + std::to_string(rng()),
+                                   "ephemera-test/x:" + std::to_string(i));
+      stream += line;
+      line.pop_back();
+      want.push_back(line);
+    }
+    LineSplitter splitter;
+    std::vector<std::string> got;
+    for (size_t at = 0; at < stream.size();) {
+      size_t len = std::min<size_t>(1 + rng() % 200, stream.size() - at);
+      splitter.Feed(std::string_view(stream).substr(at, len), &got);
+      at += len;
+    }
+    EXPECT_EQ(got, want) << "round " << round;
+    EXPECT_EQ(splitter.pending(), 0u);
+  }
+}
+
+TEST(ParseEngineEvent, ReadsA2010ImageEventExactly) {
+  auto e = ParseEngineEvent(kTagEventLine);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->type, "image");
+  EXPECT_EQ(e->action, "tag");
+  EXPECT_EQ(e->id, "sha256:17b8ed55a76700b060b11ff9efd2ab22236ebab810af7cb67577ba564046708f");
+  EXPECT_EQ(e->attributes.at("name"), "ephemera-test/probe:latest");
+  EXPECT_EQ(e->attributes.at("ephemera-test.probe"), "1");  // image labels come along
+  EXPECT_EQ(e->time_nano, 1796112945894353432);             // not rounded through a double
+}
+
+TEST(ParseEngineEvent, ReadsAContainerOomEventAndOldStyleFields) {
+  auto oom = ParseEngineEvent(
+      "{\"status\":\"oom\",\"id\":\"c1\",\"from\":\"img\",\"Type\":\"container\",\"Action\":"
+      "\"oom\",\"Actor\":{\"ID\":\"c1\",\"Attributes\":{\"image\":\"img\",\"name\":\"n\"}},"
+      "\"scope\":\"local\",\"time\":1700000000,\"timeNano\":1700000000000000001}");
+  ASSERT_TRUE(oom.has_value());
+  EXPECT_EQ(oom->type, "container");
+  EXPECT_EQ(oom->action, "oom");
+  EXPECT_EQ(oom->id, "c1");
+  EXPECT_EQ(oom->attributes.at("image"), "img");
+  EXPECT_EQ(oom->time_nano, 1700000000000000001);
+  auto old = ParseEngineEvent("{\"status\":\"die\",\"id\":\"c2\",\"time\":1700000000}");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->action, "die");
+  EXPECT_EQ(old->id, "c2");
+  EXPECT_EQ(old->time_nano, 1700000000000000000);
+  EXPECT_FALSE(ParseEngineEvent("not json").has_value());
+  EXPECT_FALSE(ParseEngineEvent("[1,2]").has_value());
+  EXPECT_FALSE(ParseEngineEvent("{\"unrelated\":1}").has_value());
+}
+
+TEST(NormalizeImageRef, GivesTheFamiliarNameWithATag) {
+  EXPECT_EQ(NormalizeImageRef("busybox"), "busybox:latest");
+  EXPECT_EQ(NormalizeImageRef("busybox:latest"), "busybox:latest");
+  EXPECT_EQ(NormalizeImageRef("library/busybox"), "busybox:latest");
+  EXPECT_EQ(NormalizeImageRef("docker.io/library/busybox:1.36"), "busybox:1.36");
+  EXPECT_EQ(NormalizeImageRef("index.docker.io/ephemera/echo"), "ephemera/echo:latest");
+  EXPECT_EQ(NormalizeImageRef("ephemera/echo:latest"), "ephemera/echo:latest");
+  EXPECT_EQ(NormalizeImageRef("localhost:5000/echo"), "localhost:5000/echo:latest");
+  EXPECT_EQ(NormalizeImageRef("registry.example.com/library/x:2"),
+            "registry.example.com/library/x:2");
+  EXPECT_EQ(NormalizeImageRef("busybox@sha256:abcd"), "busybox@sha256:abcd");
+  EXPECT_EQ(NormalizeImageRef("sha256:abcd"), "sha256:abcd");
 }
 
 TEST(DockerEngineError, NamesTheImageWhenCreateGets404) {
@@ -461,6 +568,343 @@ TEST_F(DockerFakeEngine, InspectImageIsCachedAndSharedByConcurrentCallers) {
   client_->InspectImage("img", check);
   ASSERT_TRUE(RunUntil([&] { return done == 6; }));
   EXPECT_EQ(server_->requests(), 4);
+}
+
+// A fake engine for the image cache: answers each inspection with the ID `ids[name]`, or
+// 404 if the name has none; counts the inspections per name.
+class DockerFakeImages : public DockerFakeEngine {
+ protected:
+  void SetUp() override {
+    DockerFakeEngine::SetUp();
+    Serve([this](const std::string& request) {
+      std::string line = request.substr(0, request.find("\r\n"));
+      requests_.push_back(line);
+      const std::string prefix = "GET /v1.41/images/";
+      size_t end = line.find("/json HTTP/1.1");
+      if (line.rfind(prefix, 0) != 0 || end == std::string::npos) {
+        return std::vector<FakeHttpServer::Step>{{FakeHttpServer::Response(500, "{}")}};
+      }
+      std::string name = line.substr(prefix.size(), end - prefix.size());
+      ++asked_[name];
+      auto it = ids_.find(name);
+      std::string answer =
+          it == ids_.end()
+              ? FakeHttpServer::Response(404, "{\"message\":\"No such image: " + name + "\"}")
+              : FakeHttpServer::Response(200, "{\"Id\":\"" + it->second +
+                                                  "\",\"Config\":{\"Cmd\":[\"/bin/" + it->second +
+                                                  "\"]}}");
+      return std::vector<FakeHttpServer::Step>{{answer, delay_ms_}};
+    });
+  }
+  // Runs one InspectImage to its answer.
+  std::pair<Status, ImageConfig> Inspect(const std::string& name) {
+    std::pair<Status, ImageConfig> got;
+    bool done = false;
+    client_->InspectImage(name, [&](Status s, const ImageConfig& c) {
+      got = {s, c};
+      done = true;
+    });
+    RunUntil([&] { return done; });
+    return got;
+  }
+  std::map<std::string, std::string> ids_;
+  std::map<std::string, int> asked_;
+  uint64_t delay_ms_ = 0;
+};
+
+TEST_F(DockerFakeImages, ForgetImageIdDropsEveryNameOfThatIdAndARemovedImageIsNotFound) {
+  ids_ = {{"a:1", "sha256:x"}, {"b:1", "sha256:x"}, {"c:1", "sha256:y"}};
+  for (const char* name : {"a:1", "b:1", "c:1", "a:1", "b:1", "c:1"}) {
+    EXPECT_TRUE(Inspect(name).first.ok());
+  }
+  EXPECT_EQ(client_->image_inspections_sent(), 3u);
+  EXPECT_EQ(client_->cached_images(), 3u);
+  // `docker rmi a:1` with b:1 left: the engine says "untag sha256:x", nothing more.
+  ids_.erase("a:1");
+  client_->ForgetImageId("sha256:x");
+  EXPECT_EQ(client_->cached_images(), 1u);  // c:1 stays
+  auto [gone, unused] = Inspect("a:1");
+  EXPECT_EQ(gone.code(), StatusCode::kNotFound);
+  EXPECT_EQ(gone.message(), "image a:1 not found: build it with make -f Makefile.docker images");
+  auto [again, unused2] = Inspect("a:1");  // errors are not cached: asked again
+  EXPECT_EQ(again.code(), StatusCode::kNotFound);
+  EXPECT_EQ(asked_["a:1"], 3);
+  EXPECT_EQ(Inspect("b:1").second.id, "sha256:x");
+  EXPECT_EQ(asked_["b:1"], 2);
+  EXPECT_EQ(Inspect("c:1").second.id, "sha256:y");
+  EXPECT_EQ(asked_["c:1"], 1);  // a hit
+}
+
+TEST_F(DockerFakeImages, ForgetImageCoversEveryNameOfTheSameReference) {
+  ids_ = {{"busybox", "sha256:old"},
+          {"docker.io/library/busybox:latest", "sha256:old"},
+          {"busybox:1", "sha256:old"}};
+  Inspect("busybox");
+  Inspect("docker.io/library/busybox:latest");
+  Inspect("busybox:1");
+  ids_["busybox"] = ids_["docker.io/library/busybox:latest"] = "sha256:new";
+  client_->ForgetImage("busybox:latest");   // the name a "tag" event gives
+  EXPECT_EQ(client_->cached_images(), 1u);  // busybox:1 is another tag
+  EXPECT_EQ(Inspect("busybox").second.id, "sha256:new");
+  EXPECT_EQ(Inspect("docker.io/library/busybox:latest").second.cmd,
+            std::vector<std::string>{"/bin/sha256:new"});
+  EXPECT_EQ(Inspect("busybox:1").second.id, "sha256:old");
+  EXPECT_EQ(asked_["busybox:1"], 1);
+}
+
+TEST_F(DockerFakeImages, ACallAfterAForgetNeverJoinsARequestSentBeforeIt) {
+  ids_ = {{"img", "sha256:old"}};
+  delay_ms_ = 30;
+  std::vector<std::string> got;
+  client_->InspectImage("img", [&](Status, const ImageConfig& c) { got.push_back(c.id); });
+  ASSERT_TRUE(RunUntil([&] { return asked_["img"] == 1; }));  // the engine has answered "old"
+  ids_["img"] = "sha256:new";                                 // the rebuild
+  client_->ForgetImage("img");                                // its tag event
+  client_->InspectImage("img", [&](Status, const ImageConfig& c) { got.push_back(c.id); });
+  ASSERT_TRUE(RunUntil([&] { return got.size() == 2; }));
+  EXPECT_EQ(got, (std::vector<std::string>{"sha256:old", "sha256:new"}));
+  EXPECT_EQ(asked_["img"], 2);
+  delay_ms_ = 0;
+  EXPECT_EQ(Inspect("img").second.id, "sha256:new");  // the fresh answer was cached
+  EXPECT_EQ(asked_["img"], 2);
+
+  // The same for an ID-wide forget (untag/delete) and for forgetting everything.
+  for (int round = 0; round < 2; ++round) {
+    client_->ForgetAllImages();
+    delay_ms_ = 30;
+    got.clear();
+    int before = asked_["img"];
+    client_->InspectImage("img", [&](Status, const ImageConfig& c) { got.push_back(c.id); });
+    ASSERT_TRUE(RunUntil([&] { return asked_["img"] == before + 1; }));
+    if (round == 0) {
+      client_->ForgetImageId("sha256:unrelated");  // IDs in flight are unknown: all stale
+    } else {
+      client_->ForgetAllImages();
+    }
+    client_->InspectImage("img", [&](Status, const ImageConfig& c) { got.push_back(c.id); });
+    ASSERT_TRUE(RunUntil([&] { return got.size() == 2; }));
+    EXPECT_EQ(asked_["img"], before + 2);
+  }
+}
+
+TEST_F(DockerFakeImages, WithTheCacheDisabledEveryCallAsks) {
+  ids_ = {{"img", "sha256:1"}};
+  Inspect("img");
+  EXPECT_EQ(client_->cached_images(), 1u);
+  client_->set_image_cache_enabled(false);
+  EXPECT_FALSE(client_->image_cache_enabled());
+  EXPECT_EQ(client_->cached_images(), 0u);
+  int done = 0;
+  for (int i = 0; i < 3; ++i)
+    client_->InspectImage("img", [&](Status, const ImageConfig&) { ++done; });
+  ASSERT_TRUE(RunUntil([&] { return done == 3; }));
+  EXPECT_EQ(asked_["img"], 4);
+  EXPECT_EQ(client_->cached_images(), 0u);
+  client_->set_image_cache_enabled(true);
+  Inspect("img");
+  Inspect("img");
+  EXPECT_EQ(asked_["img"], 5);
+}
+
+TEST_F(DockerFakeEngine, TagAndRemoveImageSpeakTheEngineApi) {
+  Serve([&](const std::string& request) {
+    requests_.push_back(request.substr(0, request.find("\r\n")));
+    if (request.find("/nosuch") != std::string::npos) {
+      return std::vector<FakeHttpServer::Step>{
+          {FakeHttpServer::Response(404, "{\"message\":\"No such image: nosuch:latest\"}")}};
+    }
+    if (request.rfind("DELETE", 0) == 0) {
+      return std::vector<FakeHttpServer::Step>{
+          {FakeHttpServer::Response(200, "[{\"Untagged\":\"ephemera-test/w:latest\"}]")}};
+    }
+    return std::vector<FakeHttpServer::Step>{{FakeHttpServer::Response(201, "")}};
+  });
+  std::vector<Status> got;
+  auto record = [&](Status s) { got.push_back(s); };
+  client_->TagImage("ephemera/busybox:latest", "ephemera-test/w", record);
+  client_->TagImage("sha256:abc", "localhost:5000/w:v1", record);
+  client_->RemoveImage("ephemera-test/w:latest", record);
+  client_->TagImage("nosuch", "x:1", record);
+  client_->RemoveImage("nosuch", record);
+  ASSERT_TRUE(RunUntil([&] { return got.size() == 5; }));
+  std::sort(requests_.begin(), requests_.end());
+  EXPECT_EQ(requests_, (std::vector<std::string>{
+                           "DELETE /v1.41/images/ephemera-test/w:latest HTTP/1.1",
+                           "DELETE /v1.41/images/nosuch HTTP/1.1",
+                           "POST /v1.41/images/ephemera/busybox:latest/tag?repo=ephemera-test%2Fw&"
+                           "tag=latest HTTP/1.1",
+                           "POST /v1.41/images/nosuch/tag?repo=x&tag=1 HTTP/1.1",
+                           "POST /v1.41/images/sha256:abc/tag?repo=localhost%3A5000%2Fw&tag=v1 "
+                           "HTTP/1.1",
+                       }));
+  int ok = 0;
+  std::vector<std::string> errors;
+  for (const Status& s : got) {
+    if (s.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kNotFound);
+      errors.push_back(s.message());
+    }
+  }
+  EXPECT_EQ(ok, 3);
+  std::sort(errors.begin(), errors.end());
+  EXPECT_EQ(errors, (std::vector<std::string>{"image nosuch not found (remove)",
+                                              "image nosuch not found (tag)"}));
+}
+
+// The event stream: chunked JSON lines, cut by the engine's chunks anywhere.
+TEST_F(DockerFakeEngine, EventsDeliversLinesSplitAcrossChunksAnywhere) {
+  std::string lines = EventLine("tag", "sha256:1", "a:1") +
+                      EventLine("untag", "sha256:1", "sha256:1") + "\n" +
+                      EventLine("delete", "sha256:1", "sha256:1", 1796112945000000007);
+  // Chunk boundaries inside a line, between lines, and several lines in one chunk.
+  std::vector<size_t> cuts = {1, 17, 200, 201, 202, 250, lines.size() - 3};
+  Serve([&](const std::string& request) {
+    requests_.push_back(request.substr(0, request.find("\r\n")));
+    std::vector<FakeHttpServer::Step> steps = {
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n"}};
+    size_t at = 0;
+    for (size_t cut : cuts) {
+      steps.push_back({FakeHttpServer::Chunk(lines.substr(at, cut - at)), 3});
+      at = cut;
+    }
+    steps.push_back({FakeHttpServer::Chunk(lines.substr(at)) + "0\r\n\r\n", 3});
+    return steps;
+  });
+  std::vector<std::string> seen;
+  std::vector<int64_t> times;
+  bool ended = false;
+  client_->Events(
+      "{\"type\":[\"image\"]}", 1796112945123,
+      [&](Status s) { seen.push_back(s.ok() ? "started" : s.message()); },
+      [&](const EngineEvent& e) {
+        seen.push_back(e.action + " " + e.id + " " + e.attributes.at("name"));
+        times.push_back(e.time_nano);
+      },
+      [&](Status s) {
+        EXPECT_TRUE(s.ok()) << s.message();
+        ended = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return ended; }));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"started", "tag sha256:1 a:1", "untag sha256:1 sha256:1",
+                                      "delete sha256:1 sha256:1"}));
+  EXPECT_EQ(times.back(), 1796112945000000007);
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0],
+            "GET /v1.41/events?filters=%7B%22type%22%3A%5B%22image%22%5D%7D&since=1796112945."
+            "123000000 HTTP/1.1");
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+TEST_F(DockerFakeEngine, EventsWithABadFilterFailsOnlyOnStarted) {
+  Serve([](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{{FakeHttpServer::Response(
+        400, "{\"message\":\"invalid filter 'nope'\"}", "Content-Type: application/json\r\n")}};
+  });
+  Status started;
+  int started_calls = 0, others = 0;
+  client_->Events(
+      "{\"nope\":[\"x\"]}", 0,
+      [&](Status s) {
+        started = s;
+        ++started_calls;
+      },
+      [&](const EngineEvent&) { ++others; }, [&](Status) { ++others; });
+  ASSERT_TRUE(RunUntil([&] { return started_calls == 1; }));
+  RunFor(10);
+  EXPECT_EQ(started.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(started.message().find("invalid filter 'nope'"), std::string::npos)
+      << started.message();
+  EXPECT_EQ(others, 0);
+  // Without on_started the failure reaches on_end.
+  Status end;
+  bool ended = false;
+  client_->Events(
+      "{\"nope\":[\"x\"]}", [&](const EngineEvent&) { ++others; },
+      [&](Status s) {
+        end = s;
+        ended = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return ended; }));
+  EXPECT_EQ(end.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(others, 0);
+}
+
+TEST_F(DockerFakeEngine, EventsCutByTheEngineEndsUnavailableAndSkipsJunk) {
+  Serve([&](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+         0, false, true},
+        {FakeHttpServer::Chunk("not an event\n" + EventLine("tag", "sha256:2", "b:2")), 2},
+    };
+  });
+  std::vector<std::string> seen;
+  Status end;
+  bool ended = false;
+  client_->Events(
+      "", [&](const EngineEvent& e) { seen.push_back(e.action); },
+      [&](Status s) {
+        end = s;
+        ended = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return seen.size() == 1; }));
+  server_->Push(FakeHttpServer::Chunk(EventLine("untag", "sha256:2", "sha256:2")));
+  ASSERT_TRUE(RunUntil([&] { return seen.size() == 2; }));
+  server_->CloseStreams();  // dockerd went away mid-stream
+  ASSERT_TRUE(RunUntil([&] { return ended; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"tag", "untag"}));
+  EXPECT_EQ(end.code(), StatusCode::kUnavailable) << end.message();
+}
+
+TEST_F(DockerFakeEngine, CancelInsideOnEventDeliveredWithTheEndRunsNothingMore) {
+  // The last events and the end of the stream arrive in one write.
+  Serve([&](const std::string&) {
+    return std::vector<FakeHttpServer::Step>{
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+         FakeHttpServer::Chunk(EventLine("tag", "sha256:3", "c:1") +
+                               EventLine("tag", "sha256:3", "c:2")) +
+         "0\r\n\r\n"}};
+  });
+  std::vector<std::string> seen;
+  DockerClient::RequestId id = 0;
+  id = client_->Events(
+      "",
+      [&](const EngineEvent& e) {
+        seen.push_back(e.attributes.at("name"));
+        client_->Cancel(id);
+      },
+      [&](Status) { seen.push_back("end"); });
+  ASSERT_TRUE(RunUntil([&] { return !seen.empty(); }));
+  RunFor(20);
+  EXPECT_EQ(seen, std::vector<std::string>{"c:1"});
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+TEST_F(DockerFakeEngine, AnEventLineOverOneMebibyteEndsTheStreamTooLarge) {
+  Serve([&](const std::string&) {
+    std::vector<FakeHttpServer::Step> steps = {
+        {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n"}};
+    for (int i = 0; i < 20; ++i)
+      steps.push_back({FakeHttpServer::Chunk(std::string(64 << 10, 'x')), 1});
+    return steps;
+  });
+  Status end;
+  bool ended = false;
+  int events = 0;
+  client_->Events(
+      "", [&](const EngineEvent&) { ++events; },
+      [&](Status s) {
+        end = s;
+        ended = true;
+      });
+  ASSERT_TRUE(RunUntil([&] { return ended; }));
+  EXPECT_EQ(end.code(), StatusCode::kTooLarge);
+  EXPECT_EQ(end.message(), "docker events: a line longer than 1 MiB");
+  EXPECT_EQ(events, 0);
 }
 
 TEST_F(DockerFakeEngine, DestroyingTheClientDropsPendingCallbacks) {

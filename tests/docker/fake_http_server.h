@@ -5,13 +5,16 @@
 // It listens on a unix socket by default, or on 127.0.0.1:<ephemeral port> (Transport::kTcp).
 // For each complete request (head plus Content-Length body) the handler returns a script:
 // chunks of bytes to write, each after an optional delay (a timer, never a sleep), and
-// optionally a close. An empty script holds the request forever (a long poll).
+// optionally a close. An empty script holds the request forever (a long poll). A step
+// marked `stream` makes its connection a stream: Push() writes to every stream, and
+// CloseStreams() cuts them (an engine that drops its event streams).
 // Connections are kept alive between requests. Every handle is closed exactly once and
 // freed in its close callback; Close() closes the listener and every connection.
 // Thread: the loop thread only.
 #pragma once
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <uv.h>
@@ -32,12 +35,19 @@ class FakeHttpServer {
     std::string bytes;
     uint64_t delay_ms = 0;
     bool close_after = false;
+    bool stream = false;  // from this step on, the connection is a stream (see Push)
   };
   using Handler = std::function<std::vector<Step>(const std::string& request)>;
   enum class Transport { kUnixSocket, kTcp };
 
-  FakeHttpServer(uv_loop_t* loop, Handler handler, Transport transport = Transport::kUnixSocket)
+  // `socket_path`: listen there instead of in a fresh temporary directory (to come back
+  // at the same address after Close(), as a restarted engine does); the caller owns its
+  // directory.
+  FakeHttpServer(uv_loop_t* loop, Handler handler, Transport transport = Transport::kUnixSocket,
+                 const std::string& socket_path = "")
       : loop_(loop), handler_(std::move(handler)), tcp_(transport == Transport::kTcp) {
+    // A client that hangs up mid-script must not kill the test with SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
     listener_ = new Stream;
     int rc = 0;
     if (tcp_) {
@@ -49,6 +59,10 @@ class FakeHttpServer {
       int len = sizeof bound;
       uv_tcp_getsockname(&listener_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
       path_ = "tcp://127.0.0.1:" + std::to_string(ntohs(bound.sin_port));
+    } else if (!socket_path.empty()) {
+      path_ = socket_path;
+      uv_pipe_init(loop_, &listener_->pipe, 0);
+      rc = uv_pipe_bind(&listener_->pipe, path_.c_str());
     } else {
       char tmpl[] = "/tmp/ephemera-fake-XXXXXX";
       dir_ = mkdtemp(tmpl);
@@ -70,7 +84,7 @@ class FakeHttpServer {
       listener_ = nullptr;
       if (!tcp_) {
         unlink(path_.c_str());
-        rmdir(dir_.c_str());
+        if (!dir_.empty()) rmdir(dir_.c_str());
       }
     }
     auto conns = conns_;
@@ -82,6 +96,25 @@ class FakeHttpServer {
   int connections() const { return connections_; }
   int requests() const { return requests_; }
   int open_connections() const { return static_cast<int>(conns_.size()); }
+  int open_streams() const {
+    int n = 0;
+    for (Conn* c : conns_) n += c->stream ? 1 : 0;
+    return n;
+  }
+
+  // Writes `bytes` to every stream connection (see Step::stream).
+  void Push(const std::string& bytes) {
+    for (Conn* c : conns_) {
+      if (c->stream) c->Write(bytes);
+    }
+  }
+  // Closes every stream connection; the listener and other connections stay.
+  void CloseStreams() {
+    auto conns = conns_;
+    for (Conn* c : conns) {
+      if (c->stream) c->Close();
+    }
+  }
 
   // Helpers for scripts.
   static std::string Response(int status, const std::string& body,
@@ -110,6 +143,7 @@ class FakeHttpServer {
     uv_timer_t timer;
     int open_handles = 0;
     bool closing = false;
+    bool stream = false;
     std::string in;
     std::vector<Step> script;  // steps still to run for the current request
     size_t next_step = 0;
@@ -138,6 +172,7 @@ class FakeHttpServer {
           return;
         }
         ++next_step;
+        if (s.stream) stream = true;
         Write(s.bytes);
         if (s.close_after) return Close();
       }
