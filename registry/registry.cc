@@ -2,6 +2,7 @@
 // control-plane mapping. See registry.h for the contract and README.md for the file shapes.
 #include "registry/registry.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,20 +198,16 @@ bool ValidHostName(std::string_view n) {
   }
   if (!std::all_of(labels.begin(), labels.end(), ValidDnsLabel)) return false;
   if (std::all_of(labels.begin(), labels.end(), AllDigits)) {
-    if (labels.size() != 4) return false;
-    for (std::string_view l : labels) {
-      if (l.size() > 3 || std::stoi(std::string(l)) > 255) return false;
-    }
+    in_addr addr{};
+    return inet_pton(AF_INET, std::string(n).c_str(), &addr) == 1;
   }
   return true;
 }
 
-// The inside of "[...]": hex digits, ':' and '.' (an embedded IPv4), with at least one ':'.
+// The inside of "[...]".
 bool ValidIpv6(std::string_view a) {
-  if (a.size() < 2 || a.size() > 45 || a.find(':') == std::string_view::npos) return false;
-  return std::all_of(a.begin(), a.end(), [](char c) {
-    return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
-  });
+  in6_addr addr{};
+  return !a.empty() && a.size() <= 45 && inet_pton(AF_INET6, std::string(a).c_str(), &addr) == 1;
 }
 
 // Splits "host[:port]" / "[v6][:port]". `port` is "" when absent. False if malformed.
@@ -460,6 +457,18 @@ std::string EnvironmentSizeProblem(size_t bytes) {
          " bytes (keys plus values); the limit, as in Lambda, is 4096 bytes in total";
 }
 
+// Empty when `path` can go into an HTTP request line, else the problem.
+std::string HttpPathProblem(std::string_view path) {
+  if (path.empty() || path[0] != '/') return "must start with '/' (got " + Quoted(path) + ")";
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= ' ' || u == 0x7f) {
+      return "must not contain spaces or control characters (got " + Quoted(path) + ")";
+    }
+  }
+  return {};
+}
+
 bool HasNul(std::string_view s) {
   return s.find('\0') != std::string_view::npos;
 }
@@ -536,9 +545,8 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
                       "must be an absolute path (got " + Quoted(s.working_dir) + ")");
   }
   if (Status st = range("http_port", s.http_port, 0, 65535); !st.ok()) return st;
-  if (s.http_path.empty() || s.http_path[0] != '/') {
-    return FieldError(source, s.name, "http_path",
-                      "must start with '/' (got " + Quoted(s.http_path) + ")");
+  if (std::string p = HttpPathProblem(s.http_path); !p.empty()) {
+    return FieldError(source, s.name, "http_path", p);
   }
   if (s.mode != ShimMode::kHttp && (s.http_port != 8080 || s.http_path != "/")) {
     return FieldError(
@@ -1701,8 +1709,8 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
     } else if (key == "EPHEMERA_HTTP_PORT") {
       st = int_setting(key, value, 0, 65535, &s.http_port);
     } else if (key == "EPHEMERA_HTTP_PATH") {
-      if (value.empty() || value[0] != '/') {
-        st = InvalidArgument(where(key) + " must start with '/' (got " + Quoted(value) + ")");
+      if (std::string p = HttpPathProblem(value); !p.empty()) {
+        st = InvalidArgument(where(key) + " " + p);
       }
       s.http_path = value;
     } else if (key == "EPHEMERA_CONCURRENCY") {

@@ -266,6 +266,11 @@ TEST(Registry, OtherFieldsAreChecked) {
   EXPECT_TRUE(ParseOne(R"({"image": "i", "mode": "http", "http_port": 0})").ok());
   ExpectFieldError(R"({"image": "i", "mode": "http", "http_port": 65536})", "http_port");
   ExpectFieldError(R"({"image": "i", "mode": "http", "http_path": "x"})", "http_path");
+  // It goes into the request line the shim writes: no spaces, no CR/LF.
+  ExpectFieldError(R"({"image": "i", "mode": "http", "http_path": "/a b"})", "http_path",
+                   "spaces or control characters");
+  ExpectFieldError(R"({"image": "i", "mode": "http", "http_path": "/a\r\nX-Evil: 1"})", "http_path",
+                   "control characters");
   ExpectFieldError(R"({"image": "i", "http_port": 9000})", "http_port", "only used in mode");
   ExpectFieldError(R"({"image": "i", "network": "overlay"})", "network", "\"overlay\"");
   ExpectFieldError(R"({"image": "i", "concurrency": -1})", "concurrency");
@@ -559,9 +564,11 @@ TEST(Registry, ForwardEntriesParse) {
     ASSERT_TRUE(st.ok()) << c.text << ": " << st.message();
     EXPECT_EQ(t, c.want) << c.text;
   }
-  for (const char* bad : {"", "0", "65536", "123456", "x", "host:", ":80", "host:0", "host:http",
-                          "256.1.1.1:80", "1.2.3:80", "-h:80", "a b:80", "[::1]", "[::1]80",
-                          "[zz]:80", "6379/tcp", "+80", "127.0.0.1:80:1"}) {
+  for (const char* bad : {"",           "0",          "65536",    "123456",    "x",
+                          "host:",      ":80",        "host:0",   "host:http", "256.1.1.1:80",
+                          "1.2.3:80",   "-h:80",      "a b:80",   "[::1]",     "[::1]80",
+                          "[zz]:80",    "[:::::]:80", "6379/tcp", "+80",       "127.0.0.1:80:1",
+                          "01.2.3.4:80"}) {
     ForwardTarget t;
     Status st = ParseForward(bad, &t);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << "accepted: " << bad;
@@ -1089,6 +1096,8 @@ TEST(Registry, CreateFunctionSettingErrorsNameTheVariable) {
           Case{R"({"EPHEMERA_DROP_CAPABILITIES": "1"})", "EPHEMERA_DROP_CAPABILITIES must be"},
           Case{R"({"EPHEMERA_NO_NEW_PRIVILEGES": ""})", "EPHEMERA_NO_NEW_PRIVILEGES must be"},
           Case{R"({"EPHEMERA_SECURITY": "off"})", "EPHEMERA_SECURITY is not an ephemera setting"},
+          Case{R"({"EPHEMERA_MODE": "http", "EPHEMERA_HTTP_PATH": "/x HTTP/1.0\r\n"})",
+               "Environment.Variables.EPHEMERA_HTTP_PATH must not contain spaces"},
       }) {
     ExpectCreateError(WithVars(c.vars), c.want);
   }
