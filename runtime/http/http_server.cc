@@ -190,10 +190,13 @@ class Connection {
     return status != 204 && status != 304 && !(status >= 100 && status < 200);
   }
 
-  static void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-    auto* self = static_cast<Connection*>(h->data);
-    buf->base = self->read_buf_;
-    buf->len = sizeof self->read_buf_;
+  // One read buffer per thread, shared by every connection of its loops: libuv
+  // reads into it and calls OnRead at once, which copies the bytes out before
+  // anything else can run. An idle connection then holds no 64 KB of its own.
+  static void OnAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+    static thread_local char storage[64 * 1024];
+    buf->base = storage;
+    buf->len = sizeof storage;
   }
 
   static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -420,7 +423,6 @@ class Connection {
   bool peer_finished_ = false;
   bool continue_sent_ = false;
   int writes_in_flight_ = 0;
-  char read_buf_[64 * 1024];
 };
 
 void HttpExchange::Reply(HttpResponse response) {
