@@ -625,7 +625,7 @@ TEST_F(DockerFakeImages, ForgetImageIdDropsEveryNameOfThatIdAndARemovedImageIsNo
   EXPECT_EQ(client_->cached_images(), 1u);  // c:1 stays
   auto [gone, unused] = Inspect("a:1");
   EXPECT_EQ(gone.code(), StatusCode::kNotFound);
-  EXPECT_EQ(gone.message(), "image a:1 not found: build it with make -f Makefile.docker images");
+  EXPECT_EQ(gone.message().rfind("image a:1 not found", 0), 0u) << gone.message();
   auto [again, unused2] = Inspect("a:1");  // errors are not cached: asked again
   EXPECT_EQ(again.code(), StatusCode::kNotFound);
   EXPECT_EQ(asked_["a:1"], 3);
