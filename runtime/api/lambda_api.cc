@@ -93,6 +93,7 @@ void SetInvocationHeaders(http::HttpResponse& r, const InvokeOutcome& out,
   r.headers.Set("x-amzn-RequestId", request_id);
   r.headers.Set("Server-Timing", out.phases.ServerTiming());
   r.headers.Set("X-Ephemera-Start", sandbox::StartKindName(out.start));
+  if (!out.environment_id.empty()) r.headers.Set("X-Ephemera-Environment", out.environment_id);
   if (out.kind == OutcomeKind::kFunctionError) r.headers.Set("X-Amz-Function-Error", "Unhandled");
 }
 
@@ -462,9 +463,9 @@ void LambdaApi::Health(const Ex& ex) {
   char body[300];
   std::snprintf(body, sizeof body,
                 "{\"status\":\"ok\",\"in_flight\":%zu,\"waiting\":%zu,\"environments\":%zu,"
-                "\"idle_environments\":%zu,\"functions\":%zu}\n",
+                "\"idle_environments\":%zu,\"disposing\":%zu,\"functions\":%zu}\n",
                 scheduler_->in_flight(), scheduler_->waiting(), scheduler_->environments(),
-                scheduler_->idle_environments(), registry_->List().size());
+                scheduler_->idle_environments(), scheduler_->disposing(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }
 

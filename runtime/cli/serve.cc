@@ -14,6 +14,7 @@
 #include "runtime/core/log.h"
 #include "runtime/core/uv_handle.h"
 #include "runtime/docker/docker_client.h"
+#include "runtime/scheduler/image_watcher.h"
 #include "runtime/scheduler/scheduler.h"
 
 namespace ephemera::cli {
@@ -35,6 +36,7 @@ struct Daemon {
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<docker::DockerClient> docker;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  std::unique_ptr<scheduler::ImageWatcher> watcher;
   std::unique_ptr<api::LambdaApi> api;
   UvHandle<uv_signal_t> sigint, sigterm;
   std::unique_ptr<Timer> teardown;
@@ -49,6 +51,7 @@ struct Daemon {
     LOG_INFO("serve", "%s: stopping; %zu invocation(s) in flight, %zu environment(s)", why,
              scheduler->in_flight(), scheduler->environments());
     api->Close();
+    watcher.reset();  // no more image events: nothing will be reused
     // The teardown runs on a later loop turn: never free an object inside its own
     // callback (docs/style.md rule 4).
     teardown = std::make_unique<Timer>(loop);
@@ -118,10 +121,17 @@ int Serve(const ServeOptions& o) {
   so.max_concurrency = o.max_concurrency;
   if (o.max_starts > 0) so.max_starts_in_flight = o.max_starts;
   d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
+  // The image's ID decides what runs: the engine's image events keep the image cache honest
+  // and drain environments of a rebuilt or removed tag (docs/architecture.md "Image identity").
+  d.watcher = std::make_unique<scheduler::ImageWatcher>(
+      &loop, d.docker.get(),
+      [&d](const std::string& image) { d.scheduler->OnImageChanged(image); });
+  d.scheduler->set_image_cache_trusted([&d] { return d.watcher && d.watcher->healthy(); });
   d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.scheduler.get());
   if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {
     std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
     d.api.reset();
+    d.watcher.reset();
     d.scheduler.reset();
     d.docker.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -155,6 +165,7 @@ int Serve(const ServeOptions& o) {
     if (!s.ok()) {
       LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",
                s.message().c_str());
+      d.watcher->Start();  // reconnects with backoff until the engine answers
       d.scheduler->SyncFunctions(d.registry->List());  // pools retry until it answers
       announce();
       return;
@@ -165,6 +176,7 @@ int Serve(const ServeOptions& o) {
       }
       if (n > 0) LOG_INFO("serve", "removed %zu leftover container(s) of daemons that are gone", n);
       // Pools start filling once the engine is clean.
+      d.watcher->Start();
       d.scheduler->SyncFunctions(d.registry->List());
       announce();
     });

@@ -97,7 +97,9 @@ Status EngineError(std::string_view operation, Target target, std::string_view n
   switch (http_status) {
     case 404:
       if (target == Target::kImage && message.find("etwork") == std::string::npos) {
-        return NotFound(what + " not found: " + kBuildHint);
+        // The build hint helps only for the project's own example images.
+        if (name.rfind("ephemera/", 0) == 0) return NotFound(what + " not found: " + kBuildHint);
+        return NotFound(what + " not found on the engine (it does not pull: build or load it)");
       }
       if (target == Target::kContainer) return NotFound(what + " not found (" + op + ")");
       return NotFound("cannot " + op + " " + what + ": " + message);

@@ -81,6 +81,14 @@ size_t Scheduler::idle_environments() const {
   return n;
 }
 
+size_t Scheduler::disposing() const {
+  size_t n = 0;
+  for (const auto& [raw, env] : environments_) {
+    if (env->state() == EnvironmentState::kDisposing) ++n;
+  }
+  return n;
+}
+
 Scheduler::FunctionState& Scheduler::StateOf(
     const std::shared_ptr<const registry::FunctionSpec>& spec) {
   auto& slot = functions_[spec->name];

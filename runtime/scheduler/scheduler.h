@@ -120,6 +120,8 @@ class Scheduler {
   // Live environments (any state but gone), and how many of them are idle.
   size_t environments() const { return environments_.size(); }
   size_t idle_environments() const;
+  // Environments being removed (their containers are still there).
+  size_t disposing() const;
   size_t starts_in_flight() const { return static_cast<size_t>(starts_in_flight_); }
   const SchedulerStats& stats() const { return stats_; }
   const SchedulerOptions& options() const { return options_; }

@@ -211,9 +211,10 @@ TEST_F(DockerIntegration, CreateWithUnknownImageIsNotFoundNamingIt) {
   spec.image = "ephemera-test/no-such-image:latest";
   auto [s, id] = Call2<std::string>([&](auto done) { client_->CreateContainer(spec, done); });
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  // Not one of the project's images: no build hint, but what to do about it.
   EXPECT_EQ(s.message(),
-            "image ephemera-test/no-such-image:latest not found: build it with make -f "
-            "Makefile.docker images");
+            "image ephemera-test/no-such-image:latest not found on the engine (it does not pull: "
+            "build or load it)");
   EXPECT_TRUE(id.empty());
 }
 

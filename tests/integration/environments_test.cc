@@ -1,0 +1,313 @@
+// Execution environments end to end (issue 8): warm reuse, pools used once and refilled,
+// admission with a bounded queue, images that change under a tag, the auto mode, memory
+// limits, and shutdown with kept environments. Real daemon, real dockerd, real HTTP.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/json/json.h"
+#include "tests/integration/daemon_fixture.h"
+
+namespace ephemera::testing {
+namespace {
+
+// Polls `cond` until it holds or `timeout_ms` passes: a bounded wait on a condition.
+bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+int Docker(const std::string& args) {
+  std::string cmd = "/usr/bin/docker " + args + " >/dev/null 2>&1 </dev/null";
+  return std::system(cmd.c_str());
+}
+
+std::vector<std::string> ContainersOf(const std::string& function) {
+  return ContainersWithLabel("ephemera.function=" + function);
+}
+
+class Environments : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon;
+    ASSERT_EQ(daemon_->Start(), "");
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    delete daemon_;
+    daemon_ = nullptr;
+    Docker("rmi ephemera-test/retag:latest ephemera-test/gone:latest");
+  }
+
+  // CreateFunction with ephemera settings as environment variables.
+  static HttpResult Create(const std::string& name, const std::string& image,
+                           const std::string& variables, const std::string& extra = "") {
+    std::string body = R"({"FunctionName":")" + name + R"(","Code":{"ImageUri":")" + image +
+                       R"("},"Timeout":10)" + extra + R"(,"Environment":{"Variables":{)" +
+                       variables + "}}}";
+    return Http("POST", daemon_->url() + "/2015-03-31/functions", body);
+  }
+  static void Delete(const std::string& name) {
+    Http("DELETE", daemon_->url() + "/2015-03-31/functions/" + name);
+  }
+  static int IdleEnvironments() {
+    HttpResult r = Http("GET", daemon_->url() + "/healthz");
+    auto j = json::Parse(r.body);
+    return j ? static_cast<int>(json::GetNumber(j.get(), "idle_environments").value_or(-1)) : -1;
+  }
+
+  static Daemon* daemon_;
+};
+Daemon* Environments::daemon_ = nullptr;
+
+TEST_F(Environments, WarmSecondCallHasNoStartAndUsesTheSameContainer) {
+  ASSERT_EQ(Create("warm-echo", "ephemera/echo:latest",
+                   R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"warm")")
+                .status,
+            201);
+  HttpResult first = daemon_->Invoke("warm-echo", R"({"n":1})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.body, R"({"n":1})");
+  EXPECT_EQ(first.Header("x-ephemera-start"), "cold");
+  EXPECT_NE(first.Header("server-timing").find("start;dur="), std::string::npos);
+  auto after_first = ContainersOf("warm-echo");
+  ASSERT_EQ(after_first.size(), 1u) << "the warm environment is kept";
+
+  HttpResult second = daemon_->Invoke("warm-echo", R"({"n":2})");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.body, R"({"n":2})");
+  EXPECT_EQ(second.Header("x-ephemera-start"), "warm");
+  std::string timing = second.Header("server-timing");
+  EXPECT_EQ(timing.find("create;"), std::string::npos) << timing;
+  EXPECT_EQ(timing.find("start;"), std::string::npos) << timing;
+  EXPECT_NE(timing.find("handler;dur="), std::string::npos) << timing;
+  EXPECT_EQ(ContainersOf("warm-echo"), after_first) << "the same container served both";
+  EXPECT_EQ(first.Header("x-ephemera-environment"), second.Header("x-ephemera-environment"));
+  Delete("warm-echo");
+  EXPECT_TRUE(WaitFor([] { return ContainersOf("warm-echo").empty(); }, 10000))
+      << "deleting the function drains its warm environment";
+}
+
+TEST_F(Environments, WarmEnvironmentIsRemovedAfterItsIdleTtl) {
+  ASSERT_EQ(Create("warm-ttl", "ephemera/echo:latest",
+                   R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"warm","EPHEMERA_IDLE_TTL":"1")")
+                .status,
+            201);
+  ASSERT_EQ(daemon_->Invoke("warm-ttl", "{}").status, 200);
+  ASSERT_EQ(ContainersOf("warm-ttl").size(), 1u);
+  EXPECT_TRUE(WaitFor([] { return ContainersOf("warm-ttl").empty(); }, 8000))
+      << "a 1 s TTL removes the idle container";
+  HttpResult again = daemon_->Invoke("warm-ttl", "{}");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.Header("x-ephemera-start"), "cold");
+  Delete("warm-ttl");
+}
+
+TEST_F(Environments, PoolEnvironmentServesOneInvocationAndIsRefilled) {
+  ASSERT_EQ(Create("pool-echo", "ephemera/echo:latest",
+                   R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2")")
+                .status,
+            201);
+  auto pool_full = [] { return ContainersOf("pool-echo").size() == 2 && IdleEnvironments() >= 2; };
+  ASSERT_TRUE(WaitFor(pool_full, 20000)) << "the pool fills to 2";
+  std::set<std::string> environments, containers;
+  for (int i = 0; i < 3; ++i) {
+    auto before = ContainersOf("pool-echo");
+    HttpResult r = daemon_->Invoke("pool-echo", "[" + std::to_string(i) + "]");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, "[" + std::to_string(i) + "]");
+    EXPECT_EQ(r.Header("x-ephemera-start"), "pool");
+    std::string env = r.Header("x-ephemera-environment");
+    EXPECT_TRUE(environments.insert(env).second) << "environment " << env << " was used twice";
+    auto used = ContainersWithLabel("ephemera.environment=" + env);
+    for (const auto& id : used) EXPECT_TRUE(containers.insert(id).second);
+    EXPECT_TRUE(
+        WaitFor([&] { return ContainersWithLabel("ephemera.environment=" + env).empty(); }, 10000))
+        << "a used pool environment is removed";
+    ASSERT_TRUE(WaitFor(pool_full, 20000)) << "and replaced";
+  }
+  Delete("pool-echo");
+  EXPECT_TRUE(WaitFor([] { return ContainersOf("pool-echo").empty(); }, 10000));
+}
+
+TEST_F(Environments, ConcurrencyLimitQueuesThenRefusesPastTheBound) {
+  // Each invocation prints the host's uptime before and after a short sleep, so the test
+  // can see how many ran at once.
+  ASSERT_EQ(Create("queued", "ephemera/busybox:latest",
+                   R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm",)"
+                   R"("EPHEMERA_CONCURRENCY":"5","EPHEMERA_QUEUE_SIZE":"20",)"
+                   R"("EPHEMERA_QUEUE_TIMEOUT":"60")",
+                   R"(,"ImageConfig":{"EntryPoint":["sh","-c",)"
+                   R"("cut -d' ' -f1 /proc/uptime; sleep 0.3; cut -d' ' -f1 /proc/uptime"]})")
+                .status,
+            201);
+  std::mutex mu;
+  std::vector<HttpResult> results;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 30; ++i) {
+    threads.emplace_back([&] {
+      HttpResult r = daemon_->Invoke("queued", "{}");
+      std::lock_guard<std::mutex> lock(mu);
+      results.push_back(std::move(r));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::pair<double, double>> spans;
+  int ok = 0, throttled = 0;
+  for (const auto& r : results) {
+    if (r.status == 200) {
+      ++ok;
+      std::istringstream in(r.body);
+      double a = 0, b = 0;
+      ASSERT_TRUE(in >> a >> b) << r.body;
+      spans.emplace_back(a, b);
+    } else {
+      ASSERT_EQ(r.status, 429) << r.body;
+      ++throttled;
+      EXPECT_EQ(r.Header("x-amzn-errortype"), "TooManyRequestsException");
+      EXPECT_EQ(r.Header("retry-after"), "1");
+      EXPECT_NE(r.body.find("ReservedFunctionConcurrentInvocationLimitExceeded"), std::string::npos)
+          << r.body;
+    }
+  }
+  EXPECT_EQ(ok, 25) << "5 running + 20 queued";
+  EXPECT_EQ(throttled, 5) << "the overflow past the queue bound";
+  int most = 0;
+  for (const auto& [start, end] : spans) {
+    int at_once = 0;
+    for (const auto& [s2, e2] : spans) {
+      if (s2 <= start && start < e2) ++at_once;
+    }
+    most = std::max(most, at_once);
+  }
+  EXPECT_LE(most, 5) << "never more than the concurrency limit at once";
+  EXPECT_GE(most, 2) << "invocations did run side by side";
+  Delete("queued");
+}
+
+TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
+  ASSERT_EQ(Docker("tag ephemera/shout:latest ephemera-test/retag:latest"), 0);
+  for (const char* policy : {"cold", "warm", "pool"}) {
+    std::string vars = R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":")" + std::string(policy) +
+                       "\"" + (std::string(policy) == "pool" ? R"(,"EPHEMERA_POOL_SIZE":"1")" : "");
+    ASSERT_EQ(Create(std::string("retag-") + policy, "ephemera-test/retag:latest", vars).status,
+              201);
+  }
+  ASSERT_TRUE(WaitFor([] { return ContainersOf("retag-pool").size() == 1; }, 20000));
+  for (const char* policy : {"cold", "warm", "pool"}) {
+    HttpResult r = daemon_->Invoke(std::string("retag-") + policy, R"("hello")");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, R"("HELLO")") << policy;
+  }
+  // The same tag now names another image with another command.
+  ASSERT_EQ(Docker("tag ephemera/rev:latest ephemera-test/retag:latest"), 0);
+  for (const char* policy : {"cold", "warm", "pool"}) {
+    std::string name = std::string("retag-") + policy;
+    HttpResult r;
+    // The engine's event reaches the daemon within moments; what runs after it is the new
+    // image, and never the old one again.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          r = daemon_->Invoke(name, R"("hello")");
+          return r.status == 200 && r.body == R"("olleh")";
+        },
+        20000))
+        << policy << ": " << r.status << " " << r.body;
+    HttpResult again = daemon_->Invoke(name, R"("hello")");
+    EXPECT_EQ(again.body, R"("olleh")") << policy;
+  }
+  for (const char* policy : {"cold", "warm", "pool"}) Delete(std::string("retag-") + policy);
+}
+
+TEST_F(Environments, RemovedImageFailsDryRunAndInvoke) {
+  ASSERT_EQ(Docker("tag ephemera/echo:latest ephemera-test/gone:latest"), 0);
+  ASSERT_EQ(Create("gone", "ephemera-test/gone:latest", R"("EPHEMERA_MODE":"native")").status, 201);
+  std::vector<std::string> dry = {"X-Amz-Invocation-Type: DryRun"};
+  EXPECT_EQ(daemon_->Invoke("gone", "{}", dry).status, 204);
+  ASSERT_EQ(Docker("rmi ephemera-test/gone:latest"), 0);
+  HttpResult r = daemon_->Invoke("gone", "{}", dry);
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(r.Header("x-amzn-errortype"), "ResourceNotReadyException");
+  EXPECT_NE(r.body.find("ephemera-test/gone:latest"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("Makefile.docker"), std::string::npos)
+      << "the build hint is only for the project's own images: " << r.body;
+  HttpResult invoke = daemon_->Invoke("gone", "{}");
+  EXPECT_EQ(invoke.status, 502) << invoke.body;
+  Delete("gone");
+}
+
+TEST_F(Environments, AutoModeRunsALambdaImageAndAPlainImage) {
+  // No EPHEMERA_MODE: the daemon's default.
+  ASSERT_EQ(Create("auto-lambda", "ephemera/lambda-cpp:latest", "").status, 201);
+  ASSERT_EQ(Create("auto-plain", "ephemera/shout:latest", "").status, 201);
+  HttpResult lambda = daemon_->Invoke("auto-lambda", R"({"k":"v"})");
+  ASSERT_EQ(lambda.status, 200) << lambda.body;
+  EXPECT_TRUE(lambda.Header("x-amz-function-error").empty()) << lambda.body;
+  EXPECT_NE(lambda.body.find("\"requestId\""), std::string::npos) << lambda.body;
+  HttpResult plain = daemon_->Invoke("auto-plain", R"("quiet")");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.body, R"("QUIET")");
+  Delete("auto-lambda");
+  Delete("auto-plain");
+}
+
+TEST_F(Environments, MemoryHogGetsOutOfMemoryInNativeAndExecModes) {
+  ASSERT_EQ(Create("hog-native", "ephemera/echo:latest", R"("EPHEMERA_MODE":"native")",
+                   R"(,"MemorySize":128,"ImageConfig":{"EntryPoint":["/echo","--hog"]})")
+                .status,
+            201);
+  ASSERT_EQ(Create("hog-exec", "ephemera/echo:latest", R"("EPHEMERA_MODE":"exec")",
+                   R"(,"MemorySize":128,"ImageConfig":{"EntryPoint":["/echo","--hog-stdio"]})")
+                .status,
+            201);
+  // Within the limit both answer; past it both are killed and say so.
+  HttpResult small = daemon_->Invoke("hog-native", "16");
+  ASSERT_EQ(small.status, 200);
+  EXPECT_EQ(small.body, R"({"allocated_mib":16})");
+  for (const char* fn : {"hog-native", "hog-exec"}) {
+    HttpResult r = daemon_->Invoke(fn, "400");
+    ASSERT_EQ(r.status, 200) << fn << ": " << r.body;
+    EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled") << fn;
+    EXPECT_NE(r.body.find("Runtime.OutOfMemory"), std::string::npos) << fn << ": " << r.body;
+  }
+  Delete("hog-native");
+  Delete("hog-exec");
+}
+
+TEST(EnvironmentsShutdown, SigtermRemovesWarmAndPooledEnvironments) {
+  Daemon d;
+  ASSERT_EQ(d.Start(), "");
+  auto create = [&](const std::string& name, const std::string& vars) {
+    std::string body =
+        R"({"FunctionName":")" + name +
+        R"(","Code":{"ImageUri":"ephemera/echo:latest"},"Environment":{"Variables":{)" + vars +
+        "}}}";
+    return Http("POST", d.url() + "/2015-03-31/functions", body).status;
+  };
+  ASSERT_EQ(create("sd-warm", R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"warm")"), 201);
+  ASSERT_EQ(create("sd-pool",
+                   R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2")"),
+            201);
+  ASSERT_EQ(d.Invoke("sd-warm", "{}").status, 200);
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  ASSERT_TRUE(WaitFor([&] { return ContainersWithLabel(mine).size() == 3; }, 20000))
+      << "one warm and two pooled environments";
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "SIGTERM leaves no container";
+}
+
+}  // namespace
+}  // namespace ephemera::testing
