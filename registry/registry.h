@@ -148,9 +148,9 @@ struct ForwardTarget {
 Status ParseForward(std::string_view text, ForwardTarget* out);
 
 // True if `json_text` holds a NUL character that cJSON would turn into the end of a string,
-// silently truncating it: a \u0000 escape (hex digits in any case) or a raw 0 byte. An
-// escaped backslash followed by "u0000" (the seven characters \\u0000 in the JSON text)
-// is not a NUL. Registry::Open refuses such files; the API layer must call this on every
+// silently truncating it: a \u0000 escape (its hex digits read in either case) or a raw 0
+// byte. An escaped backslash followed by "u0000" (the seven characters \\u0000 in the JSON
+// text) is not a NUL. Registry::Open refuses such files; the API layer must call this on every
 // CreateFunction body before parsing it, and answer 400 InvalidParameterValueException.
 bool ContainsEscapedNul(std::string_view json_text);
 

@@ -1333,6 +1333,39 @@ TEST(Registry, ShippedManifestLoads) {
   EXPECT_EQ(r->Find("nope"), nullptr);
 }
 
+// The JSON blocks of registry/README.md, in order.
+std::vector<std::string> ReadmeJsonBlocks() {
+  std::string text = ReadFile(EPHEMERA_SOURCE_DIR "/registry/README.md");
+  std::vector<std::string> blocks;
+  for (size_t at = text.find("```json\n"); at != std::string::npos;
+       at = text.find("```json\n", at)) {
+    at += 8;
+    size_t end = text.find("```", at);
+    blocks.push_back(text.substr(at, end - at));
+    at = end;
+  }
+  return blocks;
+}
+
+TEST(Registry, ReadmeExamplesLoad) {
+  std::vector<std::string> blocks = ReadmeJsonBlocks();
+  ASSERT_EQ(blocks.size(), 2u);  // the manifest, the state file
+  TempDir dir;
+  WriteFile(dir.File("m.json"), blocks[0]);
+  WriteFile(dir.File("state.json"), blocks[1]);
+  std::unique_ptr<Registry> r;
+  Status st = Registry::Open(dir.File("m.json"), dir.File("state.json"), &r);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto cache = r->Find("cache");
+  ASSERT_NE(cache, nullptr);
+  EXPECT_EQ(cache->policy, (Policy{PolicyKind::kPool, 60, 2}));
+  EXPECT_EQ(cache->security.user, "1000:1000");
+  auto made = r->Find("made");
+  ASSERT_NE(made, nullptr);
+  EXPECT_FALSE(made->security.read_only_root);
+  EXPECT_EQ(r->Find("echo"), nullptr);  // removed
+}
+
 TEST(Registry, ManifestErrorsNameTheFile) {
   TempDir dir;
   std::unique_ptr<Registry> r;
