@@ -123,9 +123,16 @@ int Serve(const ServeOptions& o) {
   d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
   // The image's ID decides what runs: the engine's image events keep the image cache honest
   // and drain environments of a rebuilt or removed tag (docs/architecture.md "Image identity").
-  d.watcher = std::make_unique<scheduler::ImageWatcher>(
-      &loop, d.docker.get(),
-      [&d](const std::string& image) { d.scheduler->OnImageChanged(image); });
+  d.watcher = std::make_unique<scheduler::ImageWatcher>(&loop, d.docker.get(),
+                                                        [&d](const std::string& image) {
+                                                          // "" follows every (re)connect of the
+                                                          // event stream: the engine answers again,
+                                                          // and whatever it kept of ours while it
+                                                          // was unreachable can go now.
+                                                          if (image.empty())
+                                                            d.scheduler->ReapOrphans();
+                                                          d.scheduler->OnImageChanged(image);
+                                                        });
   d.scheduler->set_image_cache_trusted([&d] { return d.watcher && d.watcher->healthy(); });
   d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.scheduler.get());
   if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {

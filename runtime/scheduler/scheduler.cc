@@ -735,6 +735,29 @@ void Scheduler::ReapLeftovers(std::function<void(Status, size_t)> done) {
       });
 }
 
+void Scheduler::ReapOrphans() {
+  if (shutting_down_) return;
+  docker_->ListContainerSummaries(
+      "ephemera.daemon=" + options_.sandbox.instance_label,
+      [this](Status s, std::vector<docker::ContainerSummary> rows) {
+        if (!s.ok()) return;  // the next reconnect tries again
+        std::unordered_set<std::string> live;
+        for (const auto& [raw, env] : environments_) live.insert(env->id());
+        for (const auto& row : rows) {
+          auto it = row.labels.find("ephemera.environment");
+          if (it != row.labels.end() && live.count(it->second) != 0) continue;
+          LOG_INFO("scheduler", "removing container %s: no environment of ours owns it",
+                   row.id.c_str());
+          docker_->RemoveContainer(row.id, [id = row.id](Status rs) {
+            if (!rs.ok()) {
+              LOG_WARN("scheduler", "could not remove container %s: %s", id.c_str(),
+                       rs.message().c_str());
+            }
+          });
+        }
+      });
+}
+
 void Scheduler::Shutdown(std::function<void()> done) {
   shutting_down_ = true;
   shutdown_done_ = std::move(done);

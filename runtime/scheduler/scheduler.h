@@ -107,6 +107,11 @@ class Scheduler {
     image_cache_trusted_ = std::move(trusted);
   }
 
+  // The engine answers again after it was unreachable (its event stream reconnected):
+  // removes containers of this daemon that no live environment owns (their removal failed
+  // while the engine was down, or the engine restarted and left them exited).
+  void ReapOrphans();
+
   // Removes containers labelled ephemera.managed whose daemon (label ephemera.daemon, a
   // pid) is no longer running: leftovers of a crashed or killed daemon.
   void ReapLeftovers(std::function<void(Status, size_t removed)> done);

@@ -117,11 +117,12 @@ out=$(lambda create-function --function-name zipped --runtime python3.12 --handl
   --zip-file "fileb://$tmp/code.zip" --role arn:aws:iam::000000000000:role/x 2>&1)
 check "zip package refused with a clear message" contains "$out" "(InvalidParameterValueException)"
 
-# 429: a function limited to one invocation at a time, invoked twice at once.
+# 429: a function limited to one invocation at a time and no admission queue, invoked twice
+# at once (with a queue, the second would wait for the first).
 lambda create-function --function-name one-at-a-time --package-type Image \
   --code ImageUri=ephemera/busybox:latest --role arn:aws:iam::000000000000:role/x --timeout 10 \
   --image-config 'EntryPoint=sh,-c,sleep 3; cat' \
-  --environment 'Variables={EPHEMERA_CONCURRENCY=1}' >/dev/null 2>&1
+  --environment 'Variables={EPHEMERA_CONCURRENCY=1,EPHEMERA_QUEUE_SIZE=0}' >/dev/null 2>&1
 lambda invoke --function-name one-at-a-time --cli-binary-format raw-in-base64-out --payload '{}' "$tmp/slow.json" >/dev/null 2>&1 &
 slow=$!
 for _ in $(seq 1 100); do

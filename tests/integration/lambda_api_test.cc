@@ -196,11 +196,13 @@ TEST_F(LambdaApi, InitErrorReachesTheCaller) {
   EXPECT_TRUE(ContainersWithLabel("ephemera.function=init-fails").empty());
 }
 
-TEST_F(LambdaApi, ConcurrencyLimitGives429WithRetryAfter) {
+// With no admission queue, a call over the limit is refused at once (issue 8 adds the queue,
+// tested in environments_test).
+TEST_F(LambdaApi, ConcurrencyLimitWithoutQueueGives429WithRetryAfter) {
   HttpResult c = CreateFunction(
       R"({"FunctionName":"one-at-a-time","Role":"r","Code":{"ImageUri":"ephemera/busybox:latest"},)"
       R"("ImageConfig":{"EntryPoint":["sh","-c","sleep 3; cat"]},"Timeout":10,)"
-      R"("Environment":{"Variables":{"EPHEMERA_CONCURRENCY":"1"}}})");
+      R"("Environment":{"Variables":{"EPHEMERA_CONCURRENCY":"1","EPHEMERA_QUEUE_SIZE":"0"}}})");
   ASSERT_EQ(c.status, 201) << c.body;
   HttpResult first;
   std::thread t([&] { first = daemon_->Invoke("one-at-a-time", "{}"); });

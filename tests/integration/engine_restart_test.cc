@@ -1,0 +1,175 @@
+// The engine restarting under load (issue 8, "Limits that hold"): in-flight invocations
+// fail with a ServiceException naming the engine, kept environments are discarded, pools
+// refill once the engine answers again, and no daemon restart is needed. A second dockerd
+// with its own socket, data root and exec root is started by the test, so the suite's
+// engine is never disturbed.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/daemon_fixture.h"
+
+namespace ephemera::testing {
+namespace {
+
+bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return cond();
+}
+
+std::string Run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>/dev/null </dev/null").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// A dockerd of the test's own.
+class SecondEngine {
+ public:
+  SecondEngine() {
+    char tmpl[] = "/tmp/ephemera-engine-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    socket_ = dir_ + "/docker.sock";
+  }
+  ~SecondEngine() {
+    Stop();
+    // dockerd leaves its data root bind-mounted and a namespace file mounted: undo the
+    // mounts (innermost first), then remove the folder.
+    std::system(
+        ("grep -o ' " + dir_ + "[^ ]*' /proc/mounts | sort -r | xargs -r umount -l").c_str());
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string endpoint() const { return "unix://" + socket_; }
+  std::string cli() const { return "/usr/bin/docker -H " + endpoint() + " "; }
+
+  bool Start() {
+    std::filesystem::remove(dir_ + "/docker.pid");
+    std::string cmd = "setsid /usr/sbin/dockerd --host " + endpoint() + " --data-root " + dir_ +
+                      "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ +
+                      "/docker.pid --bridge none --iptables=false --ip-masq=false </dev/null >>" +
+                      dir_ + "/dockerd.log 2>&1 &";
+    if (std::system(cmd.c_str()) != 0) return false;
+    return WaitFor(
+        [&] { return Run("curl -s --unix-socket " + socket_ + " http://e/_ping") == "OK"; }, 60000);
+  }
+  // The engine crashes: its connections drop at once, its containers stay behind.
+  void Kill() {
+    pid_t pid = Pid();
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      WaitFor([pid] { return kill(pid, 0) != 0; }, 10000);
+    }
+  }
+  void Stop() {
+    pid_t pid = Pid();
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    if (!WaitFor([pid] { return kill(pid, 0) != 0; }, 30000)) kill(pid, SIGKILL);
+  }
+  int Containers(const std::string& label) const {
+    std::string out = Run(cli() + "ps -aq --filter label=" + label);
+    int n = 0;
+    for (char c : out) n += c == '\n';
+    return n;
+  }
+  int Running(const std::string& label) const {
+    std::string out = Run(cli() + "ps -q --filter label=" + label);
+    int n = 0;
+    for (char c : out) n += c == '\n';
+    return n;
+  }
+  std::string log() const {
+    std::ifstream in(dir_ + "/dockerd.log");
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    return all.size() > 3000 ? all.substr(all.size() - 3000) : all;
+  }
+
+ private:
+  pid_t Pid() const {
+    std::ifstream in(dir_ + "/docker.pid");
+    pid_t pid = 0;
+    in >> pid;
+    return pid;
+  }
+  std::string dir_, socket_;
+};
+
+TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
+  SecondEngine engine;
+  ASSERT_TRUE(engine.Start()) << engine.log();
+  ASSERT_EQ(std::system(("/usr/bin/docker save ephemera/echo:latest ephemera/busybox:latest | " +
+                         engine.cli() + "load >/dev/null")
+                            .c_str()),
+            0);
+  Daemon d;
+  Daemon::Options o;
+  o.extra_args = {"--docker", engine.endpoint()};
+  ASSERT_EQ(d.Start(o), "");
+  auto create = [&](const std::string& body) {
+    return Http("POST", d.url() + "/2015-03-31/functions", body).status;
+  };
+  ASSERT_EQ(create(R"({"FunctionName":"er-pool","Code":{"ImageUri":"ephemera/echo:latest"},)"
+                   R"("Environment":{"Variables":{"EPHEMERA_MODE":"native",)"
+                   R"("EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2"}}})"),
+            201);
+  ASSERT_EQ(create(R"({"FunctionName":"er-slow","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+                   R"("Timeout":60,"ImageConfig":{"EntryPoint":["sh","-c","sleep 30; cat"]},)"
+                   R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec"}}})"),
+            201);
+  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 30000));
+
+  // Three invocations in flight when the engine dies.
+  std::vector<HttpResult> slow(3);
+  std::vector<std::thread> threads;
+  for (auto& r : slow) threads.emplace_back([&d, &r] { r = d.Invoke("er-slow", "{}"); });
+  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-slow") == 3; }, 30000));
+  engine.Kill();
+  for (auto& t : threads) t.join();
+  for (const auto& r : slow) {
+    EXPECT_TRUE(r.status == 503 || r.status == 502) << r.status << " " << r.body;
+    EXPECT_EQ(r.Header("x-amzn-errortype"), "ServiceException") << r.body;
+    EXPECT_NE(r.body.find(engine.endpoint().substr(7)), std::string::npos)
+        << "the error names the engine: " << r.body;
+  }
+  // While it is down, calls fail the same way (the pooled environments went with it).
+  HttpResult down = d.Invoke("er-pool", "{}");
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(down.Header("x-amzn-errortype"), "ServiceException");
+
+  // The engine comes back: the same daemon refills its pool and serves again.
+  ASSERT_TRUE(engine.Start()) << engine.log();
+  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 60000))
+      << d.log();
+  HttpResult back = d.Invoke("er-pool", R"({"back":true})");
+  EXPECT_EQ(back.status, 200) << back.body;
+  EXPECT_EQ(back.body, R"({"back":true})");
+  // What the crash left behind (exited containers) is removed without a daemon restart.
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  EXPECT_TRUE(WaitFor([&] { return engine.Containers("ephemera.function=er-slow") == 0; }, 30000))
+      << d.log();
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_EQ(engine.Containers(mine), 0) << "containers left on the engine";
+}
+
+}  // namespace
+}  // namespace ephemera::testing
