@@ -1128,6 +1128,9 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
                          FunctionSpec* out) {
   FunctionSpec s;
   s.name = std::string(name);
+  // Not fields of the object: kept from the caller's spec (last_modified_ms unless given).
+  s.from_manifest = out->from_manifest;
+  s.last_modified_ms = out->last_modified_ms;
   if (Status st = ValidateName(name); !st.ok()) {
     std::string m(source);
     if (!m.empty()) m += ": ";

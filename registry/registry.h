@@ -168,8 +168,9 @@ bool IsReservedEnvName(std::string_view key);
 // Errors are InvalidArgument and read like:
 //   registry/functions.json: function "echo": field "timeout": must be an integer 1..900 (got
 //   "abc")
-// `out->from_manifest` and `out->last_modified_ms` are left for the caller unless the object
-// carries "last_modified_ms" (the state file does).
+// `*out` is written only on success. `out->from_manifest` and `out->last_modified_ms` keep
+// the values the caller put there (no object field sets from_manifest; last_modified_ms is
+// replaced when the object carries "last_modified_ms", as the state file does).
 Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_view source,
                          FunctionSpec* out);
 

@@ -754,6 +754,24 @@ TEST(Registry, SpecToJsonRoundTrips) {
   EXPECT_EQ(back, s);
 }
 
+TEST(Registry, ParseFunctionSpecKeepsTheCallersProvenance) {
+  Json obj = MustParse(R"({"image": "i", "timeout": 5})");
+  FunctionSpec s;
+  s.from_manifest = false;
+  s.last_modified_ms = 77;
+  ASSERT_TRUE(ParseFunctionSpec("f", obj.get(), "x", &s).ok());
+  EXPECT_FALSE(s.from_manifest);
+  EXPECT_EQ(s.last_modified_ms, 77);
+  EXPECT_EQ(s.timeout_s, 5);
+  obj = MustParse(R"({"image": "i", "last_modified_ms": 9})");
+  ASSERT_TRUE(ParseFunctionSpec("f", obj.get(), "x", &s).ok());
+  EXPECT_EQ(s.last_modified_ms, 9);
+  EXPECT_EQ(s.timeout_s, 3);  // everything else comes from the object alone
+  obj = MustParse(R"({"image": "i", "timeout": 0})");
+  ASSERT_FALSE(ParseFunctionSpec("f", obj.get(), "x", &s).ok());
+  EXPECT_EQ(s.last_modified_ms, 9);  // untouched on failure
+}
+
 TEST(Registry, SpecToJsonRoundTripsEachPolicyAndSecurityAlone) {
   std::vector<FunctionSpec> specs;
   auto add = [&](auto change) {
