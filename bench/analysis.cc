@@ -1,4 +1,5 @@
 // bench/analysis.cc: from samples to the numbers and verdicts the reports print.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -46,6 +47,176 @@ TargetVerdict RatioTarget(const std::string& name, const RatioStats* ratio, doub
   return v;
 }
 
+// "p50 of `phase` <= limit ms" for series `key` (q = 0.5 or 0.99).
+TargetVerdict PhaseTarget(const std::string& name, const SeriesStats* s, const char* phase,
+                          double q, double limit_ms) {
+  TargetVerdict v;
+  v.name = name;
+  if (s == nullptr || s->phases.count(phase) == 0 || s->phases.at(phase).n == 0) {
+    v.measured = "not measured";
+    return v;
+  }
+  const Summary& m = s->phases.at(phase);
+  double x = q >= 0.9 ? m.p99 : m.p50;
+  v.evaluated = true;
+  v.met = x <= limit_ms;
+  v.measured =
+      Format("p50 %.2f ms, p99 %.2f ms (n = %.0f)", m.p50, m.p99, static_cast<double>(m.n));
+  v.margin = v.met ? Format("met: %.2f ms under %.1f ms", limit_ms - x, limit_ms)
+                   : Format("missed by %.2f ms (%.0f%% over)", x - limit_ms,
+                            (x - limit_ms) / limit_ms * 100);
+  return v;
+}
+
+// "rate >= factor x reference" from a ratio interval.
+TargetVerdict RateTarget(const std::string& name, const Interval& ratio, double rate,
+                         double reference, double factor) {
+  TargetVerdict v;
+  v.name = name;
+  if (!ratio.valid || reference <= 0) {
+    v.measured = "not measured";
+    return v;
+  }
+  v.evaluated = true;
+  v.met = ratio.estimate >= factor;
+  v.measured = Format("%.2f/s vs %.2f/s: ", rate, reference) +
+               Format("%.3f x (95%% CI %.3f-%.3f)", ratio.estimate, ratio.low, ratio.high);
+  double need = factor * reference;
+  v.margin = v.met ? Format("met: %.2f/s above the %.2f/s needed", rate - need, need)
+                   : Format("missed by %.2f/s (%.1f%%) under the %.2f/s needed", need - rate,
+                            (need - rate) / need * 100, need);
+  if (v.met && ratio.low < factor) v.margin += "; the CI's lower end is below the target";
+  if (!v.met && ratio.high >= factor) v.margin += "; the CI's upper end reaches the target";
+  return v;
+}
+
+const SweepLevel* FindLevel(const RunResult& run, const std::string& series, int c) {
+  for (const SweepLevel& l : run.sweep) {
+    if (l.series == series && l.concurrency == c) return &l;
+  }
+  return nullptr;
+}
+
+// Warm, pool, rates, the knee, throughput and queue memory.
+void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysis* a) {
+  a->targets.push_back(PhaseTarget("warm: p50 of latency - handler <= 0.5 ms", a->Find(kWarm),
+                                   "beyond_handler", 0.5, 0.5));
+  a->targets.push_back(PhaseTarget("pool: p50 of latency - handler <= 0.5 ms", a->Find(kPool),
+                                   "beyond_handler", 0.5, 0.5));
+  a->targets.push_back(PhaseTarget("pool: p99 of latency - handler <= 2 ms", a->Find(kPool),
+                                   "beyond_handler", 0.99, 2.0));
+
+  // Cold starts/s, ephemera against the floor at each level both ran.
+  for (const SweepLevel& e : run.sweep) {
+    if (e.series != kEphemera) continue;
+    const SweepLevel* f = FindLevel(run, kRawFloor, e.concurrency);
+    if (f == nullptr) continue;
+    RateRatio rr;
+    rr.concurrency = e.concurrency;
+    rr.ci = BootstrapRateRatioCi(e.gaps(), f->gaps(), bootstrap);
+    a->rate_ratios.push_back(rr);
+    a->targets.push_back(
+        RateTarget(Format("cold starts/s at concurrency %.0f >= 0.95 x raw floor's", e.concurrency),
+                   rr.ci, e.per_second(), f->per_second(), 0.95));
+  }
+
+  // The knee: the floor's starts/s per starts in flight.
+  for (const SweepLevel& f : run.sweep) {
+    if (f.series == kRawFloor && !f.samples.empty())
+      a->knee_rates.emplace_back(f.concurrency, f.per_second());
+  }
+  std::sort(a->knee_rates.begin(), a->knee_rates.end());
+  a->knee = KneeLevel(a->knee_rates);
+
+  // The pool's sustained fresh containers/s against the floor at the daemon's start cap.
+  const PoolRate& pr = run.pool_rate;
+  std::vector<double> pg = pr.gaps();
+  {
+    a->pool_rate = BootstrapRateCi(pg, bootstrap);
+    a->pool_floor_concurrency = pr.max_starts;
+    const SweepLevel* f = FindLevel(run, kRawFloor, pr.max_starts);
+    TargetVerdict v;
+    if (f != nullptr && !pg.empty()) {
+      a->pool_floor_ratio = BootstrapRateRatioCi(pg, f->gaps(), bootstrap);
+      v = RateTarget(Format("pool: fresh containers/s >= 0.95 x raw floor starts/s at %.0f in "
+                            "flight (the daemon's start cap)",
+                            pr.max_starts),
+                     a->pool_floor_ratio, RatePerSecond(pg), f->per_second(), 0.95);
+      if (pr.not_fresh > 0)
+        v.margin += Format("; %.0f of %.0f pool invocations were not fresh", pr.not_fresh,
+                           pr.fresh + pr.not_fresh);
+    } else {
+      v.name = "pool: fresh containers/s >= 0.95 x raw floor starts/s at the daemon's start cap";
+      v.measured = "not measured";
+    }
+    a->targets.push_back(v);
+  }
+
+  // Warm throughput.
+  double best = 0;
+  int best_c = 0;
+  for (const ThroughputLevel& l : run.throughput) {
+    ThroughputStats t;
+    t.concurrency = l.concurrency;
+    t.per_second = l.per_second();
+    t.latency = Summarize(l.latencies);
+    if (l.completed > 0) {
+      double n = static_cast<double>(l.completed + l.not_warm);
+      auto per = [n](double ms) { return ms >= 0 ? ms * 1000.0 / n : -1; };
+      t.daemon_us = per(l.daemon_cpu_ms);
+      t.loadgen_us = per(l.loadgen_cpu_ms);
+      t.containers_us = per(l.containers_cpu_ms);
+      if (l.machine_cpu_ms >= 0 && l.daemon_cpu_ms >= 0 && l.loadgen_cpu_ms >= 0 &&
+          l.containers_cpu_ms >= 0) {
+        t.other_us = per(std::max(
+            0.0, l.machine_cpu_ms - l.daemon_cpu_ms - l.loadgen_cpu_ms - l.containers_cpu_ms));
+      }
+    }
+    if (t.per_second > best) {
+      best = t.per_second;
+      best_c = t.concurrency;
+    }
+    a->throughput.push_back(t);
+  }
+  {
+    TargetVerdict v;
+    v.name = "warm throughput >= 10,000 invokes/s (best level)";
+    if (best_c > 0) {
+      v.evaluated = true;
+      v.met = best >= kThroughputTarget;
+      v.measured = Format("%.0f invokes/s with %.0f clients", best, best_c);
+      v.margin = v.met ? Format("met: x%.2f", best / kThroughputTarget)
+                       : Format("missed by %.0f/s (%.0f%% under)", kThroughputTarget - best,
+                                (kThroughputTarget - best) / kThroughputTarget * 100);
+    } else {
+      v.measured = "not measured";
+    }
+    a->targets.push_back(v);
+  }
+
+  // Queue memory.
+  for (const QueueMemory& q : run.queue_memory) {
+    TargetVerdict v;
+    v.name = "daemon RSS with " + std::to_string(q.wanted) + " " + q.kind +
+             " invocations queued <= 64 MB";
+    if (q.peak_kb > 0) {
+      v.evaluated = true;
+      double mb = q.peak_kb / 1024.0;
+      v.met = mb <= 64.0;
+      v.measured = Format("%.1f MB (%.1f MB before; +%.1f KB per queued invocation)", mb,
+                          q.baseline_kb / 1024.0,
+                          q.queued > 0 ? (q.peak_kb - q.baseline_kb) / q.queued : 0) +
+                   ", " + std::to_string(q.queued) + " waiting";
+      v.margin =
+          v.met ? Format("met: %.1f MB under", 64.0 - mb) : Format("missed by %.1f MB", mb - 64.0);
+      if (!q.note.empty()) v.margin += "; " + q.note;
+    } else {
+      v.measured = "not measured";
+    }
+    a->targets.push_back(v);
+  }
+}
+
 }  // namespace
 
 std::vector<double> Series::latencies() const {
@@ -67,6 +238,31 @@ std::vector<double> SweepLevel::latencies() const {
   std::vector<double> v;
   for (const Sample& s : samples) v.push_back(s.latency_ms);
   return v;
+}
+
+std::vector<double> SweepLevel::gaps() const {
+  std::map<int, std::vector<double>> ends;  // block -> answer times
+  for (const Sample& s : samples) {
+    if (s.block >= 0 && static_cast<size_t>(s.block) < block_starts.size())
+      ends[s.block].push_back(s.start_ms + s.latency_ms);
+  }
+  std::vector<double> gaps;
+  for (auto& [block, times] : ends) {
+    std::sort(times.begin(), times.end());
+    double prev = block_starts[static_cast<size_t>(block)];
+    for (double t : times) {
+      gaps.push_back(std::max(0.0, t - prev));
+      prev = t;
+    }
+  }
+  return gaps;
+}
+
+std::vector<double> PoolRate::gaps() const {
+  std::vector<double> g;
+  for (size_t i = static_cast<size_t>(std::max(pool_size, 1)); i < fresh_answers.size(); ++i)
+    g.push_back(fresh_answers[i] - fresh_answers[i - 1]);
+  return g;
 }
 
 const Series* RunResult::Find(const std::string& key) const {
@@ -168,10 +364,13 @@ Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap) {
     s.concurrency = l.concurrency;
     s.summary = Summarize(l.latencies());
     s.per_second = l.per_second();
+    s.rate_ci = BootstrapRateCi(l.gaps(), bootstrap);
     s.failed = l.rejects.failed;
     s.wrong_class_dropped = l.rejects.wrong_class_dropped;
     a.sweep.push_back(s);
   }
+
+  AnalyzeBeyondCold(run, bootstrap, &a);
 
   // Where the time goes: ephemera's phases against the floor's, medians.
   const SeriesStats* e = a.Find(kEphemera);

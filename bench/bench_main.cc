@@ -16,35 +16,55 @@
 namespace {
 
 constexpr char kUsage[] =
-    R"(ephemera-bench: cold-start benchmark of ephemera with the raw Docker floor
-and `docker run --rm` measured side by side, interleaved, in one run.
+    R"(ephemera-bench: benchmark of ephemera's cold, warm and pool invocations with the raw
+Docker floor and `docker run --rm` measured side by side, interleaved, in one run; then the
+pool's refill rate, a concurrency sweep with the engine's knee, warm throughput, and the
+daemon's memory with invocations queued.
 
 Usage: ephemera-bench [options]     (also: ephemera bench [options])
 
 What it does:
   1. starts its own daemon (`ephemera serve` on a free 127.0.0.1 port, log in OUT/daemon.log),
      unless --endpoint points at a running one;
-  2. runs W discarded warm-up rounds, then rounds of: one ephemera cold invocation (HTTP,
+  2. creates FN-warm (policy warm) and FN-pool (policy pool, --pool-size) through the
+     daemon's CreateFunction, with FN's image and mode;
+  3. runs W discarded warm-up rounds, then rounds of: one ephemera cold invocation (HTTP,
      Lambda Invoke API), one raw Docker floor sample (create -> wait registered -> start ->
      the container's first GET /runtime/invocation/next on the tool's own listener), one
-     `docker run --rm -i` of the same image, the order rotating every round (A B C, B C A,
-     C A B); each sample starts once the previous sample's container is gone;
+     `docker run --rm -i` of the same image, one warm and one pool invocation, the order
+     rotating every round (A B C D E, B C D E A, ...); each sample starts once the previous
+     sample's container is gone, the pool is full and the daemon is idle;
      rounds go on until every series has N kept samples (at most N + max(5, N/5) rounds);
-  3. the concurrency sweep: at each level C, C workers issue cold starts back to back, for
+  4. the pool's refill rate: pool invocations, each sent once the daemon has an idle one;
+  5. the concurrency sweep: at each level C, C workers issue cold starts back to back, for
      ephemera and for the raw floor, in alternating blocks of at least 4 x C samples
-     (latency percentiles and cold starts per second);
-  4. stops the daemon and removes any container it labelled (ephemera.bench=<pid>);
-  5. runs ephemera-microbench (beside this binary) unless --no-microbench;
-  6. writes OUT/results.json, report.md, cdf.svg, phases.svg, sweep.svg and prints a table.
-Warm and pool invocations are not measured (the daemon has only the cold policy so far).
+     (latency percentiles and cold starts per second); the floor alone also at the knee's
+     levels (starts in flight), to find where its rate stops rising;
+  6. warm throughput: C keep-alive clients (bench/loadgen.h) per level, invokes/s, latency,
+     CPU of the daemon, the load generator and the containers; a perf profile of the daemon;
+  7. the daemon's RSS with N synchronous, then N Event invocations queued behind a
+     function with concurrency 1 (ephemera/busybox sleeping);
+  8. stops the daemon and removes any container it labelled (ephemera.bench=<pid>);
+  9. runs ephemera-microbench (beside this binary) unless --no-microbench;
+ 10. writes OUT/results.json, report.md, cdf.svg, phases.svg, sweep.svg and prints a table.
 
 Options:
   --function NAME        function to benchmark (default echo), read from the registry
   --samples N            kept cold samples per interleaved series (default 100)
-  --quick                20 samples, 2 warm-up rounds, 10 per sweep level (explicit options win)
+  --quick                20 samples, 2 warm-up rounds, 10 per sweep level, 10 pool-rate
+                         samples, 2 s per throughput level (explicit options win)
   --warmups N            discarded warm-up rounds (default 3)
   --sweep-samples N      cold starts per sweep level and series (default 40; 0 = no sweep)
   --sweep-levels LIST    comma-separated concurrency levels (default 1,2,4,8)
+  --knee-levels LIST     raw-floor starts in flight for the knee (default 1,2,3,4,6,8)
+  --no-warm-pool         skip the warm and pool series (and what needs them)
+  --pool-size N          size of the pool function's pool (default 2)
+  --pool-rate-samples N  pool invocations for the refill rate (default 40; 0 = none)
+  --throughput-levels L  concurrent keep-alive clients (default 1,4,16,64; 0 = none)
+  --throughput-seconds S measured seconds per level, after 2 s of warm-up (default 5)
+  --no-perf              no perf profile of the daemon under throughput
+  --queue-invocations N  queued invocations for the memory stage (default 1000; 0 = none)
+  --max-starts N         --max-starts of the daemon the benchmark starts (default: its own)
   --no-docker-run        skip the docker run series
   --docker-run-args ARGS arguments after the image for docker run (split on spaces); default:
                          exec functions run their command, the echo image gets --stdio
@@ -82,6 +102,22 @@ bool ParseInt(const std::string& s, int min, int max, int* out) {
   if (s.empty() || *end != '\0' || v < min || v > max) return false;
   *out = static_cast<int>(v);
   return true;
+}
+
+// "1,2,4,8" -> {1, 2, 4, 8}, each 1..max.
+bool ParseLevels(const std::string& v, int max, std::vector<int>* out) {
+  out->clear();
+  size_t pos = 0;
+  while (pos <= v.size()) {
+    size_t comma = v.find(',', pos);
+    std::string part = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    int level = 0;
+    if (!ParseInt(part, 1, max, &level)) return false;
+    out->push_back(level);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return !out->empty();
 }
 
 std::string SelfDir() {
@@ -123,6 +159,7 @@ int main(int argc, char** argv) {
   o.source_dir = EPHEMERA_SOURCE_DIR;
 #endif
   bool samples_set = false, warmups_set = false, sweep_set = false;
+  bool throughput_set = false, pool_rate_set = false;
   for (int i = 0; i < argc; ++i)
     o.command_line += (i ? " " : "") + std::string(i ? argv[i] : "ephemera-bench");
 
@@ -143,6 +180,10 @@ int main(int argc, char** argv) {
       o.docker_run = false;
     } else if (a == "--no-microbench") {
       want_microbench = false;
+    } else if (a == "--no-warm-pool") {
+      o.warm_pool = false;
+    } else if (a == "--no-perf") {
+      o.perf = false;
     } else if (!value(&v)) {
       return Usage("unknown option " + a + " (or it needs a value)");
     } else if (a == "--function") {
@@ -158,19 +199,33 @@ int main(int argc, char** argv) {
         return Usage("--sweep-samples must be 0..100000");
       sweep_set = true;
     } else if (a == "--sweep-levels") {
-      o.sweep_levels.clear();
-      size_t pos = 0;
-      while (pos <= v.size()) {
-        size_t comma = v.find(',', pos);
-        std::string part =
-            v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        int level = 0;
-        if (!ParseInt(part, 1, 256, &level))
-          return Usage("--sweep-levels must be like 1,2,4,8 (each 1..256)");
-        o.sweep_levels.push_back(level);
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
+      if (!ParseLevels(v, 256, &o.sweep_levels))
+        return Usage("--sweep-levels must be like 1,2,4,8 (each 1..256)");
+    } else if (a == "--knee-levels") {
+      if (!ParseLevels(v, 256, &o.knee_levels))
+        return Usage("--knee-levels must be like 1,2,3,4,6,8 (each 1..256)");
+    } else if (a == "--throughput-levels") {
+      if (v == "0") {
+        o.throughput_levels.clear();
+      } else if (!ParseLevels(v, 1000, &o.throughput_levels)) {
+        return Usage("--throughput-levels must be like 1,4,16,64 (each 1..1000) or 0");
       }
+    } else if (a == "--throughput-seconds") {
+      int sec = 0;
+      if (!ParseInt(v, 1, 600, &sec)) return Usage("--throughput-seconds must be 1..600");
+      o.throughput_seconds = sec;
+      throughput_set = true;
+    } else if (a == "--pool-size") {
+      if (!ParseInt(v, 1, 100, &o.pool_size)) return Usage("--pool-size must be 1..100");
+    } else if (a == "--pool-rate-samples") {
+      if (!ParseInt(v, 0, 100000, &o.pool_rate_samples))
+        return Usage("--pool-rate-samples must be 0..100000");
+      pool_rate_set = true;
+    } else if (a == "--queue-invocations") {
+      if (!ParseInt(v, 0, 10000, &o.queue_invocations))
+        return Usage("--queue-invocations must be 0..10000");
+    } else if (a == "--max-starts") {
+      if (!ParseInt(v, 1, 1000, &o.max_starts)) return Usage("--max-starts must be 1..1000");
     } else if (a == "--docker-run-args") {
       o.docker_run_args_set = true;
       size_t pos = 0;
@@ -209,6 +264,9 @@ int main(int argc, char** argv) {
     if (!samples_set) o.samples = 20;
     if (!warmups_set) o.warmups = 2;
     if (!sweep_set) o.sweep_samples = 10;
+    if (!throughput_set) o.throughput_seconds = 2;
+    if (!pool_rate_set) o.pool_rate_samples = 10;
+    o.throughput_warmup_seconds = 1;
   }
   if (o.shim_path.empty() || o.shim_path[0] != '/') {
     char cwd[4096];

@@ -140,6 +140,7 @@ EphemeraClient::Transfer* EphemeraClient::Start(const std::string& method, const
   curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t.get());
   curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t.get());
+  if (method == "DELETE") curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
   if (method == "POST") {
     t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
     t->headers = curl_slist_append(t->headers, "Expect:");
@@ -162,25 +163,38 @@ EphemeraClient::Transfer* EphemeraClient::Start(const std::string& method, const
   return raw;
 }
 
+namespace {
+
+// Runs `fn` on the next loop turn (never from inside the call that failed).
+void Soon(uv_loop_t* loop, std::function<void()> fn) {
+  auto timer = std::make_shared<Timer>(loop);
+  timer->Start(0, [timer, fn = std::move(fn)] {
+    fn();
+    timer->Close();
+  });
+}
+
+}  // namespace
+
 void EphemeraClient::Invoke(const std::string& function, const std::string& payload,
-                            ProbeDone done) {
+                            const std::string& expect, ProbeDone done) {
   Transfer* t = Start("POST", "/2015-03-31/functions/" + function + "/invocations", payload);
   if (t == nullptr) {  // could not even start: fail on the next loop turn, not in this call
-    auto timer = std::make_shared<Timer>(multi_->loop());
-    timer->Start(0, [timer, done = std::move(done)] {
+    Soon(multi_->loop(), [done = std::move(done)] {
       ProbeResult r;
       r.message = "could not start an HTTP request";
       done(std::move(r));
-      timer->Close();
     });
     return;
   }
-  t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
+  t->finish = [expect, done = std::move(done)](Transfer& t, CURLcode rc) {
     ProbeResult r;
     double now = MonotonicMs();
     r.sample.start_ms = t.t0;
     r.sample.latency_ms = now - t.t0;
     r.sample.request_id = t.Header("x-amzn-RequestId");
+    r.sample.start_kind = t.Header("X-Ephemera-Start");
+    r.sample.environment_id = t.Header("X-Ephemera-Environment");
     long status = t.Status();
     if (rc != CURLE_OK) {
       r.message = std::string("request failed: ") + curl_easy_strerror(rc);
@@ -191,27 +205,42 @@ void EphemeraClient::Invoke(const std::string& function, const std::string& payl
     } else {
       r.sample.phases = ParseServerTiming(t.Header("Server-Timing"));
       const auto& p = r.sample.phases;
-      if (p.count("create") == 0 || p.count("start") == 0 || p.count("total") == 0) {
+      bool created = p.count("create") != 0 && p.count("start") != 0;
+      std::string kind = r.sample.start_kind;
+      if (kind.empty()) kind = created ? "cold" : "warm";  // a daemon without the header
+      bool right = kind == expect && p.count("total") != 0 && (expect != "cold" || created);
+      if (!right) {
         r.kind = ProbeResult::Kind::kWrongClass;
-        r.message = "not a cold start (Server-Timing: " + t.Header("Server-Timing") + ")";
+        r.message = "not a " + expect + " start (X-Ephemera-Start: " + r.sample.start_kind +
+                    ", Server-Timing: " + t.Header("Server-Timing") + ")";
       } else {
-        r.kind = ProbeResult::Kind::kCold;
-        r.sample.phases["client"] = r.sample.latency_ms - p.at("total");
+        r.kind = ProbeResult::Kind::kKept;
       }
+      if (p.count("total") != 0) r.sample.phases["client"] = r.sample.latency_ms - p.at("total");
+      if (p.count("handler") != 0)
+        r.sample.phases["beyond_handler"] = r.sample.latency_ms - p.at("handler");
     }
     done(std::move(r));
   };
 }
 
-void EphemeraClient::Get(const std::string& path,
-                         std::function<void(int status, std::string body)> done) {
-  Transfer* t = Start("GET", path, "");
+void EphemeraClient::Get(const std::string& path, Reply done) {
+  Request("GET", path, "", std::move(done));
+}
+
+void EphemeraClient::Post(const std::string& path, std::string body, Reply done) {
+  Request("POST", path, std::move(body), std::move(done));
+}
+
+void EphemeraClient::Delete(const std::string& path, Reply done) {
+  Request("DELETE", path, "", std::move(done));
+}
+
+void EphemeraClient::Request(const std::string& method, const std::string& path, std::string body,
+                             Reply done) {
+  Transfer* t = Start(method, path, std::move(body));
   if (t == nullptr) {
-    auto timer = std::make_shared<Timer>(multi_->loop());
-    timer->Start(0, [timer, done = std::move(done)] {
-      done(0, "could not start an HTTP request");
-      timer->Close();
-    });
+    Soon(multi_->loop(), [done = std::move(done)] { done(0, "could not start an HTTP request"); });
     return;
   }
   t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
@@ -267,7 +296,7 @@ void RawFloor::Run(ProbeDone measured, std::function<void()> disposed) {
           a->t_next = MonotonicMs();
           a->parked = std::move(ex);
           ProbeResult r;
-          r.kind = ProbeResult::Kind::kCold;
+          r.kind = ProbeResult::Kind::kKept;
           r.sample.start_ms = a->t0;
           r.sample.latency_ms = a->t_next - a->t0;
           r.sample.phases["create"] = a->t_created - a->t0;
@@ -425,7 +454,7 @@ struct DockerRun::Process {
                   (term_signal != 0 ? " (signal " + std::to_string(term_signal) + ")" : "") + ": " +
                   Shorten(err_text);
     } else {
-      r.kind = ProbeResult::Kind::kCold;
+      r.kind = ProbeResult::Kind::kKept;
     }
     if (!owner_alive.expired() && done) done(std::move(r));
   }
@@ -524,34 +553,47 @@ struct Poller {
   explicit Poller(uv_loop_t* loop) : timer(loop) {}
   docker::DockerClient* docker = nullptr;
   std::string filter;
+  std::string also_key, also_value;
   double deadline = 0;
   Timer timer;
   std::function<void(bool)> done;
 };
 
 void Poll(const std::shared_ptr<Poller>& p) {
-  p->docker->ListContainers(p->filter, [p](Status s, std::vector<std::string> ids) {
-    if (s.ok() && ids.empty()) {
-      auto done = std::move(p->done);
-      done(true);
-      return;
-    }
-    if (MonotonicMs() > p->deadline) {
-      auto done = std::move(p->done);
-      done(false);
-      return;
-    }
-    p->timer.Start(10, [p] { Poll(p); });
-  });
+  p->docker->ListContainerSummaries(
+      p->filter, [p](Status s, std::vector<docker::ContainerSummary> rows) {
+        size_t left = 0;
+        for (const docker::ContainerSummary& row : rows) {
+          auto it = row.labels.find(p->also_key);
+          if (p->also_key.empty() || (it != row.labels.end() && it->second == p->also_value))
+            ++left;
+        }
+        if (s.ok() && left == 0) {
+          auto done = std::move(p->done);
+          done(true);
+          return;
+        }
+        if (MonotonicMs() > p->deadline) {
+          auto done = std::move(p->done);
+          done(false);
+          return;
+        }
+        p->timer.Start(10, [p] { Poll(p); });
+      });
 }
 
 }  // namespace
 
 void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::string label_filter,
-                           uint64_t timeout_ms, std::function<void(bool settled)> done) {
+                           uint64_t timeout_ms, std::function<void(bool settled)> done,
+                           std::string also) {
   auto p = std::make_shared<Poller>(loop);
   p->docker = docker;
   p->filter = std::move(label_filter);
+  if (size_t eq = also.find('='); eq != std::string::npos) {
+    p->also_key = also.substr(0, eq);
+    p->also_value = also.substr(eq + 1);
+  }
   p->deadline = MonotonicMs() + static_cast<double>(timeout_ms);
   p->done = std::move(done);
   Poll(p);

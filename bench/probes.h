@@ -31,7 +31,7 @@
 namespace ephemera::bench {
 
 struct ProbeResult {
-  enum class Kind { kCold, kWrongClass, kFailed };
+  enum class Kind { kKept, kWrongClass, kFailed };  // kKept: of the class measured
   Kind kind = Kind::kFailed;
   Sample sample;        // latency, phases, request id; start_ms is absolute monotonic ms
   std::string message;  // why it was not kept
@@ -47,12 +47,20 @@ class EphemeraClient final {
   static std::unique_ptr<EphemeraClient> Create(uv_loop_t* loop, std::string endpoint);
   ~EphemeraClient();
 
-  // One synchronous Lambda Invoke of `function` with `payload`. A reply of 200 without
-  // X-Amz-Function-Error whose Server-Timing has create and start phases is kCold; a 200
-  // without them is kWrongClass (not a cold start); anything else is kFailed.
-  void Invoke(const std::string& function, const std::string& payload, ProbeDone done);
-  // GET `path`; status 0 when the daemon cannot be reached.
-  void Get(const std::string& path, std::function<void(int status, std::string body)> done);
+  // One synchronous Lambda Invoke of `function` with `payload`, expecting an environment
+  // of kind `expect` ("cold", "warm" or "pool", as X-Ephemera-Start says). A reply of 200
+  // without X-Amz-Function-Error is kKept when X-Ephemera-Start is `expect` (for "cold",
+  // Server-Timing must also have create and start: a container was made for it), else
+  // kWrongClass; anything else is kFailed. The sample's phases are every Server-Timing
+  // entry plus "client" = latency - total and, when the handler phase is there,
+  // "beyond_handler" = latency - handler (all that is not the function's own time).
+  void Invoke(const std::string& function, const std::string& payload, const std::string& expect,
+              ProbeDone done);
+  using Reply = std::function<void(int status, std::string body)>;
+  // GET / POST / DELETE `path`; status 0 when the daemon cannot be reached.
+  void Get(const std::string& path, Reply done);
+  void Post(const std::string& path, std::string body, Reply done);
+  void Delete(const std::string& path, Reply done);
 
   const std::string& endpoint() const { return endpoint_; }
   struct Transfer;
@@ -60,6 +68,7 @@ class EphemeraClient final {
  private:
   EphemeraClient(std::string endpoint, std::unique_ptr<docker::CurlMulti> multi);
   Transfer* Start(const std::string& method, const std::string& path, std::string body);
+  void Request(const std::string& method, const std::string& path, std::string body, Reply done);
 
   std::string endpoint_;
   std::unique_ptr<docker::CurlMulti> multi_;
@@ -113,9 +122,11 @@ class DockerRun final {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// Polls the engine until no container carries `label_filter` ("k=v"), or `timeout_ms`
-// passed; `done(true)` when none is left.
+// Polls the engine until no container carries `label_filter` ("k=v") and, if `also` is
+// not empty, the label `also` ("k=v") as well (the engine filters by one label here), or
+// `timeout_ms` passed; `done(true)` when none is left.
 void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::string label_filter,
-                           uint64_t timeout_ms, std::function<void(bool settled)> done);
+                           uint64_t timeout_ms, std::function<void(bool settled)> done,
+                           std::string also = "");
 
 }  // namespace ephemera::bench

@@ -76,13 +76,32 @@ cJSON* SamplesJson(const std::vector<Sample>& samples) {
     cJSON* ph = cJSON_AddObjectToObject(o, "phases");
     for (const auto& [name, ms] : s.phases) cJSON_AddNumberToObject(ph, name.c_str(), Round3(ms));
     if (!s.request_id.empty()) cJSON_AddStringToObject(o, "request_id", s.request_id.c_str());
+    if (!s.start_kind.empty()) cJSON_AddStringToObject(o, "start", s.start_kind.c_str());
+    if (!s.environment_id.empty())
+      cJSON_AddStringToObject(o, "environment_id", s.environment_id.c_str());
+    if (s.block >= 0) cJSON_AddNumberToObject(o, "block", s.block);
     cJSON_AddItemToArray(arr, o);
   }
   return arr;
 }
 
 std::string Ms(double ms) {
-  return F(ms >= 100 ? "%.0f" : "%.1f", ms);
+  return F(ms >= 100 ? "%.0f" : ms >= 10 ? "%.1f" : "%.2f", ms);
+}
+
+cJSON* IntArray(const std::vector<int>& v) {
+  cJSON* a = cJSON_CreateArray();
+  for (int x : v) cJSON_AddItemToArray(a, cJSON_CreateNumber(x));
+  return a;
+}
+
+std::string Us(double us) {
+  return us < 0 ? "–" : F("%.0f", us);
+}
+
+std::string CiText(const Interval& i, const char* fmt = "%.2f") {
+  if (!i.valid) return "–";
+  return F(fmt, i.low) + "–" + F(fmt, i.high);
 }
 
 std::string Verdict(const TargetVerdict& t) {
@@ -119,6 +138,11 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
   cJSON_AddNumberToObject(cfg, "sweep_samples", c.sweep_samples);
   cJSON* levels = cJSON_AddArrayToObject(cfg, "sweep_levels");
   for (int l : c.sweep_levels) cJSON_AddItemToArray(levels, cJSON_CreateNumber(l));
+  cJSON_AddItemToObject(cfg, "knee_levels", IntArray(c.knee_levels));
+  cJSON_AddItemToObject(cfg, "throughput_levels", IntArray(c.throughput_levels));
+  cJSON_AddNumberToObject(cfg, "throughput_seconds", c.throughput_seconds);
+  cJSON_AddNumberToObject(cfg, "max_starts", c.max_starts);
+  cJSON_AddNumberToObject(cfg, "pool_size", c.pool_size);
   cJSON_AddBoolToObject(cfg, "quick", c.quick);
   cJSON_AddStringToObject(cfg, "payload", c.payload.c_str());
   cJSON_AddStringToObject(cfg, "started_at", c.started_at.c_str());
@@ -180,10 +204,87 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddNumberToObject(o, "concurrency", l.concurrency);
     cJSON_AddNumberToObject(o, "wall_ms", Round3(l.wall_ms));
     cJSON_AddNumberToObject(o, "cold_starts_per_second", std::round(l.per_second() * 100) / 100);
+    cJSON_AddItemToObject(o, "cold_starts_per_second_ci", IntervalJson(a.sweep.at(i).rate_ci));
+    cJSON* bs = cJSON_AddArrayToObject(o, "block_starts_ms");
+    for (double t : l.block_starts) cJSON_AddItemToArray(bs, cJSON_CreateNumber(Round3(t)));
     cJSON_AddItemToObject(o, "rejects", RejectsJson(l.rejects));
     cJSON_AddItemToObject(o, "summary", SummaryJson(a.sweep.at(i).summary));
     cJSON_AddItemToObject(o, "samples", SamplesJson(l.samples));
     cJSON_AddItemToArray(sweep, o);
+  }
+
+  cJSON* rr = cJSON_AddArrayToObject(r, "cold_rate_ratios");
+  for (const RateRatio& x : a.rate_ratios) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "concurrency", x.concurrency);
+    cJSON_AddItemToObject(o, "ephemera_over_floor", IntervalJson(x.ci));
+    cJSON_AddItemToArray(rr, o);
+  }
+  {
+    cJSON* k = cJSON_AddObjectToObject(r, "knee");
+    cJSON* lv = cJSON_AddArrayToObject(k, "floor_levels");
+    for (const auto& [level, rate] : a.knee_rates) {
+      cJSON* o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "starts_in_flight", level);
+      cJSON_AddNumberToObject(o, "starts_per_second", std::round(rate * 100) / 100);
+      cJSON_AddItemToArray(lv, o);
+    }
+    cJSON_AddNumberToObject(k, "knee", a.knee);
+    cJSON_AddStringToObject(k, "rule",
+                            "the fewest starts in flight whose rate is >= 0.95 x the best level's");
+  }
+  {
+    const PoolRate& p = run.pool_rate;
+    cJSON* o = cJSON_AddObjectToObject(r, "pool_rate");
+    cJSON_AddNumberToObject(o, "pool_size", p.pool_size);
+    cJSON_AddNumberToObject(o, "max_starts", p.max_starts);
+    cJSON_AddNumberToObject(o, "fresh", p.fresh);
+    cJSON_AddNumberToObject(o, "not_fresh", p.not_fresh);
+    cJSON_AddNumberToObject(o, "failed", p.failed);
+    cJSON_AddItemToObject(o, "fresh_per_second", IntervalJson(a.pool_rate));
+    cJSON_AddNumberToObject(o, "floor_concurrency", a.pool_floor_concurrency);
+    cJSON_AddItemToObject(o, "over_floor", IntervalJson(a.pool_floor_ratio));
+    cJSON_AddItemToObject(o, "rejects", RejectsJson(p.rejects));
+    cJSON_AddItemToObject(o, "samples", SamplesJson(p.samples));
+  }
+  cJSON* tp = cJSON_AddArrayToObject(r, "throughput");
+  for (size_t i = 0; i < run.throughput.size(); ++i) {
+    const ThroughputLevel& l = run.throughput[i];
+    const ThroughputStats& t = a.throughput.at(i);
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "clients", l.concurrency);
+    cJSON_AddNumberToObject(o, "window_ms", Round3(l.duration_ms));
+    cJSON_AddNumberToObject(o, "completed", static_cast<double>(l.completed));
+    cJSON_AddNumberToObject(o, "not_warm", static_cast<double>(l.not_warm));
+    cJSON_AddNumberToObject(o, "errors", static_cast<double>(l.errors));
+    cJSON_AddNumberToObject(o, "invokes_per_second", std::round(t.per_second));
+    cJSON_AddItemToObject(o, "latency", SummaryJson(t.latency));
+    cJSON_AddNumberToObject(o, "environments", l.environments);
+    cJSON* cpu = cJSON_AddObjectToObject(o, "cpu_ms");
+    cJSON_AddNumberToObject(cpu, "daemon", Round3(l.daemon_cpu_ms));
+    cJSON_AddNumberToObject(cpu, "load_generator", Round3(l.loadgen_cpu_ms));
+    cJSON_AddNumberToObject(cpu, "containers", Round3(l.containers_cpu_ms));
+    cJSON_AddNumberToObject(cpu, "machine", Round3(l.machine_cpu_ms));
+    cJSON* per = cJSON_AddObjectToObject(o, "cpu_us_per_invoke");
+    cJSON_AddNumberToObject(per, "daemon", std::round(t.daemon_us * 10) / 10);
+    cJSON_AddNumberToObject(per, "load_generator", std::round(t.loadgen_us * 10) / 10);
+    cJSON_AddNumberToObject(per, "containers", std::round(t.containers_us * 10) / 10);
+    cJSON_AddNumberToObject(per, "other", std::round(t.other_us * 10) / 10);
+    cJSON_AddItemToArray(tp, o);
+  }
+  json::AddStringArray(r, "throughput_profile", run.throughput_profile);
+  cJSON* qm = cJSON_AddArrayToObject(r, "queue_memory");
+  for (const QueueMemory& q : run.queue_memory) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", q.kind.c_str());
+    cJSON_AddNumberToObject(o, "wanted", q.wanted);
+    cJSON_AddNumberToObject(o, "submitted", q.submitted);
+    cJSON_AddNumberToObject(o, "queued", q.queued);
+    cJSON_AddNumberToObject(o, "baseline_rss_kb", q.baseline_kb);
+    cJSON_AddNumberToObject(o, "rss_kb", q.peak_kb);
+    cJSON_AddNumberToObject(o, "hwm_kb", q.hwm_kb);
+    cJSON_AddStringToObject(o, "note", q.note.c_str());
+    cJSON_AddItemToArray(qm, o);
   }
 
   cJSON* micro = cJSON_AddArrayToObject(r, "microbench");
@@ -208,7 +309,7 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
 std::string MarkdownReport(const RunResult& run, const Analysis& a) {
   const RunConfig& c = run.config;
   std::string md;
-  md += "# ephemera cold-start benchmark\n\n";
+  md += "# ephemera benchmark\n\n";
   md += "Function `" + c.function + "` (image `" + c.image + "`, mode " + c.mode + "), run " +
         c.started_at + F(", %.0f s. ", c.duration_s) +
         F("%.0f kept samples wanted per series (after %.0f discarded warm-up rounds), ", c.samples,
@@ -273,15 +374,153 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           "background, as the daemon does. Cold starts/s = successful samples / the "
           "level's wall time (summed over its blocks).\n\n",
           c.sweep_samples);
-    md += "| series | concurrency | n | failed | p50 | p90 | p99 | max | cold starts/s |\n";
-    md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    md +=
+        "| series | concurrency | n | failed | p50 | p90 | p99 | max | cold starts/s | 95% CI |\n";
+    md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (const SweepStats& s : a.sweep) {
       md += "| " + SeriesLabel(run, s.series) + " | " + std::to_string(s.concurrency) + " | " +
             std::to_string(s.summary.n) + " | " + std::to_string(s.failed) + " | " +
             Ms(s.summary.p50) + " | " + Ms(s.summary.p90) + " | " + Ms(s.summary.p99) + " | " +
-            Ms(s.summary.max) + " | " + F("%.2f", s.per_second) + " |\n";
+            Ms(s.summary.max) + " | " + F("%.2f", s.per_second) + " | " + CiText(s.rate_ci) +
+            " |\n";
     }
-    md += "\n![concurrency sweep](sweep.svg)\n\n";
+    md +=
+        "\nThe rate intervals resample the gaps between consecutive answers of a level (the "
+        "first from its block's start), treating them as independent.\n\n";
+    if (!a.rate_ratios.empty()) {
+      md += "| concurrency | ephemera / floor cold starts/s | 95% CI |\n|---:|---:|---|\n";
+      for (const RateRatio& x : a.rate_ratios) {
+        md += "| " + std::to_string(x.concurrency) + " | " + F("%.3f", x.ci.estimate) + " | " +
+              CiText(x.ci, "%.3f") + " |\n";
+      }
+      md += "\n";
+    }
+    md += "![concurrency sweep](sweep.svg)\n\n";
+  }
+  if (!a.knee_rates.empty()) {
+    md += "## The engine's knee\n\n";
+    md +=
+        "Raw-floor starts per second with N starts in flight (N closed-loop workers, each "
+        "create -> wait -> start -> first /next, containers removed in the background). The "
+        "knee is the fewest starts in flight whose rate is at least 0.95 x the best level's: "
+        "beyond it more parallelism only queues inside the engine. `ephemera serve "
+        "--max-starts` should be set to it.\n\n| starts in flight | starts/s | 95% CI | p50 "
+        "latency |\n|---:|---:|---|---:|\n";
+    for (const SweepStats& s : a.sweep) {
+      if (s.series != kRawFloor) continue;
+      md += "| " + std::to_string(s.concurrency) + " | " + F("%.2f", s.per_second) + " | " +
+            CiText(s.rate_ci) + " | " + Ms(s.summary.p50) + " |\n";
+    }
+    md += "\n**Knee: " + std::to_string(a.knee) + " starts in flight.**\n\n";
+  }
+  {
+    const SeriesStats* w = a.Find(kWarm);
+    const SeriesStats* p = a.Find(kPool);
+    if (w != nullptr || p != nullptr) {
+      md += "## Warm and pool invocations\n\n";
+      md +=
+          "Interleaved with the cold rounds above. `beyond handler` = client-observed latency - "
+          "the Server-Timing `handler` phase: the client, the HTTP exchange with the daemon, "
+          "the daemon and the hand-off to the runtime and back (Server-Timing has 0.1 ms "
+          "resolution).\n\n| series | n | latency p50 | p99 | beyond handler p50 | p90 | p99 | "
+          "max | handler p50 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      for (const SeriesStats* s : {w, p}) {
+        if (s == nullptr) continue;
+        auto ph = [&](const char* name) {
+          auto it = s->phases.find(name);
+          return it == s->phases.end() ? Summary{} : it->second;
+        };
+        Summary b = ph("beyond_handler"), h = ph("handler");
+        md += "| " + SeriesLabel(run, s->key) + " | " + std::to_string(s->summary.n) + " | " +
+              Ms(s->summary.p50) + " | " + Ms(s->summary.p99) + " | " + F("%.2f", b.p50) + " | " +
+              F("%.2f", b.p90) + " | " + F("%.2f", b.p99) + " | " + F("%.2f", b.max) + " | " +
+              F("%.2f", h.p50) + " |\n";
+      }
+      md += "\n";
+      if (const Series* ps = run.Find(kPool)) {
+        md += "Pool samples not fresh (answered cold or by a used environment): " +
+              std::to_string(ps->rejects.wrong_class_dropped) + " of " +
+              std::to_string(ps->rejects.wrong_class_dropped + ps->samples.size()) +
+              " kept rounds.\n\n";
+      }
+    }
+  }
+  if (run.pool_rate.fresh + run.pool_rate.not_fresh > 0) {
+    const PoolRate& pr = run.pool_rate;
+    md += "## Pool refill rate\n\n";
+    md += "Pool invocations (pool of " + std::to_string(pr.pool_size) +
+          "), each sent as soon as /healthz shows an idle pool environment, so the daemon "
+          "refills as fast as it can (at most " +
+          std::to_string(pr.max_starts) +
+          " container starts in flight). Rate = fresh answers after the first pool-size ones, "
+          "over the time between them.\n\n";
+    md += "| fresh | not fresh | failed | fresh containers/s | 95% CI | raw floor starts/s at " +
+          std::to_string(a.pool_floor_concurrency) +
+          " in flight | pool / floor | 95% CI |\n|---:|---:|---:|---:|---|---:|---:|---|\n";
+    double floor_rate = 0;
+    for (const SweepStats& s : a.sweep) {
+      if (s.series == kRawFloor && s.concurrency == a.pool_floor_concurrency)
+        floor_rate = s.per_second;
+    }
+    md += "| " + std::to_string(pr.fresh) + " | " + std::to_string(pr.not_fresh) + " | " +
+          std::to_string(pr.failed) + " | " + F("%.2f", a.pool_rate.estimate) + " | " +
+          CiText(a.pool_rate) + " | " + F("%.2f", floor_rate) + " | " +
+          (a.pool_floor_ratio.valid ? F("%.3f", a.pool_floor_ratio.estimate) : "–") + " | " +
+          CiText(a.pool_floor_ratio, "%.3f") + " |\n\n";
+  }
+  if (!a.throughput.empty()) {
+    md += "## Warm throughput\n\n";
+    md +=
+        F("Closed loop: N keep-alive HTTP/1.1 connections from the benchmark's own load "
+          "generator (bench/loadgen.h, one libuv thread), each sending the next warm invoke "
+          "as soon as the previous reply is whole; %.0f s measured per level after a warm-up "
+          "(first a batch of N simultaneous invokes until all are warm, so the level has N "
+          "environments, then 2 s unmeasured). Each invoke is 3 HTTP exchanges: client -> "
+          "daemon, the daemon's answer to the runtime's pending GET /next, the runtime's "
+          "POST /response (then the runtime's next GET /next waits). CPU is per invoke, "
+          "in µs of CPU time over the window: the daemon process, the load generator (this "
+          "process), every container (the engine's cgroup, the echo runtimes), and the rest "
+          "of the machine (dockerd, other work).\n\n",
+          c.throughput_seconds);
+    md +=
+        "| clients | invokes/s | p50 ms | p90 | p99 | max | not warm | errors | environments | "
+        "daemon µs | load gen µs | containers µs | other µs |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (size_t i = 0; i < a.throughput.size(); ++i) {
+      const ThroughputStats& t = a.throughput[i];
+      const ThroughputLevel& l = run.throughput[i];
+      md += "| " + std::to_string(t.concurrency) + " | " + F("%.0f", t.per_second) + " | " +
+            F("%.3f", t.latency.p50) + " | " + F("%.3f", t.latency.p90) + " | " +
+            F("%.3f", t.latency.p99) + " | " + F("%.2f", t.latency.max) + " | " +
+            std::to_string(l.not_warm) + " | " + std::to_string(l.errors) + " | " +
+            std::to_string(l.environments) + " | " + Us(t.daemon_us) + " | " + Us(t.loadgen_us) +
+            " | " + Us(t.containers_us) + " | " + Us(t.other_us) + " |\n";
+    }
+    md += "\n";
+    if (!run.throughput_profile.empty()) {
+      md +=
+          "Profile of the daemon under the top level (`perf record -g -F 999` for 3 s, not "
+          "counted above; self time by shared object and symbol, entries >= 1.5%):\n\n```\n";
+      for (const std::string& line : run.throughput_profile) md += line + "\n";
+      md += "```\n\n";
+    }
+  }
+  if (!run.queue_memory.empty()) {
+    md += "## Daemon memory with queued invocations\n\n";
+    md +=
+        "A function with concurrency 1 and a queue of N whose handler sleeps (ephemera/busybox "
+        "`sleep 900`, exec mode): N + 1 invocations, one running, N waiting. `sync`: each "
+        "from its own client connection, held open; `event`: X-Amz-Invocation-Type: Event "
+        "(202 at once, they wait without a bound). VmRSS of the daemon from /proc.\n\n"
+        "| kind | submitted | waiting (seen) | RSS before | RSS queued | peak RSS (VmHWM) | per "
+        "queued invocation |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const QueueMemory& q : run.queue_memory) {
+      md += "| " + q.kind + " | " + std::to_string(q.submitted) + " | " + std::to_string(q.queued) +
+            " | " + F("%.1f MB", q.baseline_kb / 1024) + " | " + F("%.1f MB", q.peak_kb / 1024) +
+            " | " + F("%.1f MB", q.hwm_kb / 1024) + " | " +
+            (q.queued > 0 ? F("%.1f KB", (q.peak_kb - q.baseline_kb) / q.queued) : "–") + " |\n";
+    }
+    md += "\n";
   }
 
   {
@@ -316,6 +555,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           " |\n";
   };
   for (const Series& s : run.series) rejects_row(s.label, s.rejects);
+  if (run.pool_rate.fresh + run.pool_rate.not_fresh + run.pool_rate.failed > 0)
+    rejects_row("pool refill rate", run.pool_rate.rejects);
   for (const SweepLevel& l : run.sweep) {
     rejects_row(SeriesLabel(run, l.series) + " @" + std::to_string(l.concurrency), l.rejects);
   }
@@ -373,6 +614,18 @@ std::string TerminalTable(const RunResult& run, const Analysis& a) {
                   "sweep %-14s c=%d  n=%zu  p50 %.1f  p99 %.1f  %.2f cold starts/s\n",
                   SeriesLabel(run, s.series).c_str(), s.concurrency, s.summary.n, s.summary.p50,
                   s.summary.p99, s.per_second);
+    t += line;
+  }
+  for (const auto& [level, rate] : a.knee_rates) {
+    std::snprintf(line, sizeof line, "knee: raw floor %d in flight: %.2f starts/s\n", level, rate);
+    t += line;
+  }
+  if (a.knee > 0) t += "knee: " + std::to_string(a.knee) + " starts in flight\n";
+  for (const ThroughputStats& s : a.throughput) {
+    std::snprintf(line, sizeof line,
+                  "throughput c=%d: %.0f warm invokes/s, p50 %.3f ms, p99 %.3f ms, daemon %.0f "
+                  "us/invoke\n",
+                  s.concurrency, s.per_second, s.latency.p50, s.latency.p99, s.daemon_us);
     t += line;
   }
   for (const TargetVerdict& v : a.targets) {

@@ -19,6 +19,10 @@ namespace ephemera::bench {
 inline constexpr char kEphemera[] = "ephemera";
 inline constexpr char kRawFloor[] = "raw_floor";
 inline constexpr char kDockerRun[] = "docker_run";
+// Warm and pool invocations of functions the benchmark creates through CreateFunction
+// (same image and mode as the cold function, policy warm / pool).
+inline constexpr char kWarm[] = "ephemera_warm";
+inline constexpr char kPool[] = "ephemera_pool";
 
 struct Sample {
   int index = 0;          // position in its series (the round, for the interleaved series)
@@ -32,6 +36,10 @@ struct Sample {
   // none.
   std::map<std::string, double> phases;
   std::string request_id;  // ephemera: x-amzn-RequestId
+  // ephemera: X-Ephemera-Start (cold, warm, pool) and X-Ephemera-Environment.
+  std::string start_kind;
+  std::string environment_id;
+  int block = -1;  // sweep: which block of its level it ran in
 };
 
 // What happened to the samples that are not in Series::samples.
@@ -64,11 +72,62 @@ struct SweepLevel {
   std::vector<Sample> samples;
   Rejects rejects;
   int next_index = 0;  // the runner's counter of samples started
+  // Each block's first start, ms since the run started (Sample::block indexes it).
+  std::vector<double> block_starts;
   // Successful cold starts per second over the level's wall time.
   double per_second() const {
     return wall_ms > 0 ? static_cast<double>(samples.size()) * 1000.0 / wall_ms : 0;
   }
   std::vector<double> latencies() const;
+  // Per block: the times between consecutive successful answers, the first from the
+  // block's first start (their sum is about the wall time; stats.h RatePerSecond).
+  std::vector<double> gaps() const;
+};
+
+// Pool refill rate: invocations of the pool function, each sent as soon as the daemon
+// reports an idle environment, so each should get a never-used container.
+struct PoolRate {
+  int pool_size = 0;
+  int max_starts = 0;           // the daemon's cap on container starts in flight
+  std::vector<Sample> samples;  // every answered invocation, in order
+  int fresh = 0;                // answered from the pool, environment never seen before
+  int not_fresh = 0;            // answered cold (pool empty) or by a reused environment
+  int failed = 0;
+  Rejects rejects;
+  // Answer times (ms since the run started) of the fresh ones, in order.
+  std::vector<double> fresh_answers;
+  // Gaps between consecutive fresh answers after the first pool_size (the pool was full
+  // at the start, so those came without a refill).
+  std::vector<double> gaps() const;
+};
+
+// Warm throughput at one level of concurrent keep-alive clients (bench/loadgen.h).
+struct ThroughputLevel {
+  int concurrency = 0;
+  double duration_ms = 0;         // the measured window (after the warm-up)
+  uint64_t completed = 0;         // 200 replies with X-Ephemera-Start: warm, in the window
+  uint64_t not_warm = 0;          // 200 replies that were cold or pool
+  uint64_t errors = 0;            // other replies, connection failures
+  std::vector<double> latencies;  // ms, every completed request (not in results.json)
+  // CPU used during the window, ms (all cores): the daemon process, the load generator
+  // (this process), every container (the docker cgroup), and the whole machine.
+  double daemon_cpu_ms = -1, loadgen_cpu_ms = -1, containers_cpu_ms = -1, machine_cpu_ms = -1;
+  int environments = -1;  // the daemon's environments after the level
+  double per_second() const {
+    return duration_ms > 0 ? static_cast<double>(completed) * 1000.0 / duration_ms : 0;
+  }
+};
+
+// The daemon's memory with many invocations waiting in an admission queue.
+struct QueueMemory {
+  std::string kind;        // "sync" (each holds a client connection) or "event"
+  int wanted = 0;          // invocations meant to wait (one more runs)
+  int submitted = 0;       // invocations sent
+  int queued = 0;          // the daemon's `waiting` count when measured
+  double baseline_kb = 0;  // VmRSS before the first was sent
+  double peak_kb = 0;      // VmRSS with them queued (largest seen)
+  double hwm_kb = 0;       // VmHWM (peak RSS of the daemon's life) at the same time
+  std::string note;
 };
 
 struct MicrobenchResult {
@@ -88,6 +147,11 @@ struct RunConfig {
   int warmups = 3;         // rounds discarded first
   int sweep_samples = 40;  // per level and series
   std::vector<int> sweep_levels = {1, 2, 4, 8};
+  std::vector<int> knee_levels = {1, 2, 3, 4, 6, 8};  // raw floor only
+  std::vector<int> throughput_levels = {1, 4, 16, 64};
+  double throughput_seconds = 0;
+  int max_starts = 0;  // the daemon's --max-starts (0: its default)
+  int pool_size = 0;
   bool quick = false;
   std::string payload;
   std::string started_at;  // ISO 8601 UTC
@@ -100,7 +164,12 @@ struct RunResult {
   // Ordered name/value pairs: cpu_model, cores, kernel, cgroup, docker, runc, ...
   std::vector<std::pair<std::string, std::string>> environment;
   std::vector<Series> series;
+  // ephemera at sweep_levels; the raw floor at those and knee_levels (the knee).
   std::vector<SweepLevel> sweep;
+  PoolRate pool_rate;
+  std::vector<ThroughputLevel> throughput;
+  std::vector<std::string> throughput_profile;  // perf report lines of the daemon, if any
+  std::vector<QueueMemory> queue_memory;
   std::vector<MicrobenchResult> microbench;
   std::vector<std::string> notes;  // things not measured and why, anomalies
 
@@ -136,7 +205,22 @@ struct SweepStats {
   int concurrency = 0;
   Summary summary;
   double per_second = 0;
+  Interval rate_ci;  // from the gaps (stats.h BootstrapRateCi)
   int failed = 0, wrong_class_dropped = 0;
+};
+
+// ephemera's cold starts/s over the raw floor's at one concurrency.
+struct RateRatio {
+  int concurrency = 0;
+  Interval ci;
+};
+
+struct ThroughputStats {
+  int concurrency = 0;
+  double per_second = 0;
+  Summary latency;
+  // CPU per invocation, microseconds (negative: not measured).
+  double daemon_us = -1, loadgen_us = -1, containers_us = -1, other_us = -1;
 };
 
 struct Analysis {
@@ -144,6 +228,14 @@ struct Analysis {
   std::vector<RatioStats> ratios;
   std::vector<TargetVerdict> targets;
   std::vector<SweepStats> sweep;
+  std::vector<RateRatio> rate_ratios;
+  // The knee: floor starts/s per starts in flight, and where it stops rising.
+  std::vector<std::pair<int, double>> knee_rates;
+  int knee = 0;
+  Interval pool_rate;         // fresh containers/s from the pool
+  Interval pool_floor_ratio;  // ... over the floor's starts/s at the daemon's start cap
+  int pool_floor_concurrency = 0;
+  std::vector<ThroughputStats> throughput;
   // Sentences on where the time goes (ephemera versus the raw floor, phase by phase).
   std::vector<std::string> time_budget;
   const SeriesStats* Find(const std::string& key) const;
@@ -154,5 +246,6 @@ Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap = {});
 // The HTTP-layer target of the issue, checked against the microbenchmark named here.
 inline constexpr char kHttpMicrobench[] = "BM_HttpServerOneCore";
 inline constexpr double kHttpTargetPerSecond = 50000;
+inline constexpr double kThroughputTarget = 10000;  // warm invokes/s, native echo
 
 }  // namespace ephemera::bench

@@ -2,17 +2,21 @@
 #include "bench/runner.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "bench/environment.h"
+#include "bench/loadgen.h"
 #include "bench/probes.h"
 #include "bench/progress.h"
 #include "bench/report.h"
@@ -27,6 +31,9 @@ namespace {
 
 using sandbox::InjectsShim;
 using sandbox::kShimMountPoint;
+
+// The image of the queue-memory function: busybox, whose `sleep` is the slow handler.
+constexpr char kQueueImage[] = "ephemera/busybox:latest";
 
 std::string IsoUtcNow() {
   time_t now = time(nullptr);
@@ -146,6 +153,11 @@ class Runner {
     c.warmups = o_.warmups;
     c.sweep_samples = o_.sweep_samples;
     c.sweep_levels = o_.sweep_levels;
+    c.knee_levels = o_.knee_levels;
+    c.throughput_levels = o_.throughput_levels;
+    c.throughput_seconds = o_.throughput_seconds;
+    c.max_starts = o_.max_starts;
+    c.pool_size = o_.warm_pool ? o_.pool_size : 0;
     c.quick = o_.quick;
     c.payload = o_.payload;
     c.started_at = IsoUtcNow();
@@ -166,16 +178,39 @@ class Runner {
     } else {
       r_->notes.push_back("docker run series skipped (--no-docker-run)");
     }
-    r_->notes.push_back(
-        "warm and pool invocations are not measured: the daemon implements only the cold "
-        "policy so far (registry.h: Policy { kCold }); they will join the interleaved rounds "
-        "once the policies issue lands.");
     order_ = {kEphemera, kRawFloor};
     if (!docker_run_argv_.empty()) order_.push_back(kDockerRun);
-    int levels = o_.sweep_samples > 0 ? static_cast<int>(o_.sweep_levels.size()) : 0;
-    progress_.set_total((o_.warmups + o_.samples) * static_cast<int>(order_.size()) +
-                        levels * o_.sweep_samples * 2);
+    if (o_.warm_pool) {
+      order_.push_back(kWarm);
+      order_.push_back(kPool);
+      warm_fn_ = fn_->name + "-warm";
+      pool_fn_ = fn_->name + "-pool";
+    } else {
+      r_->notes.push_back("warm and pool series skipped (--no-warm-pool)");
+    }
+    int sweep_total = 0;
+    if (o_.sweep_samples > 0) {
+      for (int level : SweepLevels()) {
+        sweep_total += o_.sweep_samples * ((HasLevel(o_.sweep_levels, level) ? 1 : 0) + 1);
+      }
+    }
+    progress_.set_total((o_.warmups + o_.samples) * static_cast<int>(order_.size()) + sweep_total +
+                        (o_.warm_pool ? o_.pool_rate_samples : 0));
     return Status::Ok();
+  }
+
+  static bool HasLevel(const std::vector<int>& levels, int level) {
+    return std::find(levels.begin(), levels.end(), level) != levels.end();
+  }
+
+  // The sweep's levels: ephemera's, and the floor's (those plus the knee's), ascending.
+  std::vector<int> SweepLevels() const {
+    std::vector<int> all = o_.sweep_levels;
+    for (int l : o_.knee_levels) {
+      if (!HasLevel(all, l)) all.push_back(l);
+    }
+    std::sort(all.begin(), all.end());
+    return all;
   }
 
   // ---- Interruption: SIGINT/SIGTERM stop the run cleanly; a second one stops at once ----
@@ -230,11 +265,15 @@ class Runner {
     std::string log_path = o_.out_dir + "/daemon.log";
     daemon_log_fd_ = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (daemon_log_fd_ < 0) return Fail("cannot write " + log_path);
-    daemon_args_ = {o_.ephemera_bin, "serve",
-                    "--listen",      "127.0.0.1:" + std::to_string(port),
-                    "--registry",    o_.registry_path,
-                    "--shim",        o_.shim_path,
-                    "--log-level",   "warn"};
+    daemon_args_ = {
+        o_.ephemera_bin, "serve",          "--listen",    "127.0.0.1:" + std::to_string(port),
+        "--registry",    o_.registry_path, "--shim",      o_.shim_path,
+        "--state",       "none",           "--log-level", "warn"};
+    // --state none: the functions the benchmark creates live only as long as its daemon.
+    if (o_.max_starts > 0) {
+      daemon_args_.push_back("--max-starts");
+      daemon_args_.push_back(std::to_string(o_.max_starts));
+    }
     if (!o_.docker_endpoint.empty()) {
       daemon_args_.push_back("--docker");
       daemon_args_.push_back(o_.docker_endpoint);
@@ -327,9 +366,110 @@ class Runner {
         docker_run_ = std::make_unique<DockerRun>(&loop_, docker_run_argv_, o_.payload);
       }
       DescribeSeries(spec);
-      round_ = -o_.warmups;
-      RunRound();
+      CreateFunctions();
     });
+  }
+
+  // ---- Stage 2b: the warm and pool functions, through the daemon's CreateFunction ----
+
+  std::string CreateBody(const std::string& name, const std::string& policy) const {
+    json::Json body = json::NewObject();
+    cJSON* b = body.get();
+    cJSON_AddStringToObject(b, "FunctionName", name.c_str());
+    cJSON_AddStringToObject(b, "PackageType", "Image");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "Code"), "ImageUri", fn_->image.c_str());
+    cJSON_AddStringToObject(b, "Role", "arn:aws:iam::000000000000:role/ephemera-bench");
+    cJSON_AddNumberToObject(b, "Timeout", fn_->timeout_s);
+    cJSON_AddNumberToObject(b, "MemorySize", fn_->memory_mb);
+    cJSON_AddStringToObject(b, "Description", "created by ephemera-bench");
+    if (!fn_->command.empty() || !fn_->args.empty() || !fn_->working_dir.empty()) {
+      cJSON* ic = cJSON_AddObjectToObject(b, "ImageConfig");
+      if (!fn_->command.empty()) {
+        json::AddStringArray(ic, "EntryPoint", {fn_->command.begin(), fn_->command.begin() + 1});
+        if (fn_->command.size() > 1)
+          json::AddStringArray(ic, "Command", {fn_->command.begin() + 1, fn_->command.end()});
+      } else if (!fn_->args.empty()) {
+        json::AddStringArray(ic, "Command", fn_->args);
+      }
+      if (!fn_->working_dir.empty())
+        cJSON_AddStringToObject(ic, "WorkingDirectory", fn_->working_dir.c_str());
+    }
+    cJSON* vars = cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "Environment"), "Variables");
+    for (const auto& [k, v] : fn_->environment) cJSON_AddStringToObject(vars, k.c_str(), v.c_str());
+    cJSON_AddStringToObject(vars, "EPHEMERA_MODE", registry::ShimModeName(fn_->mode));
+    cJSON_AddStringToObject(vars, "EPHEMERA_NETWORK", fn_->network.c_str());
+    if (policy == "warm") {
+      cJSON_AddStringToObject(vars, "EPHEMERA_POLICY", "warm");
+      // Idle the whole run long: the rounds come back to it every few seconds, the
+      // throughput stage at the end.
+      cJSON_AddStringToObject(vars, "EPHEMERA_IDLE_TTL", "3600");
+    } else if (policy == "pool") {
+      cJSON_AddStringToObject(vars, "EPHEMERA_POLICY", "pool");
+      cJSON_AddStringToObject(vars, "EPHEMERA_POOL_SIZE", std::to_string(o_.pool_size).c_str());
+    } else {  // the queue-memory function: one at a time, a deep queue, a slow handler
+      cJSON_AddStringToObject(vars, "EPHEMERA_CONCURRENCY", "1");
+      cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_SIZE",
+                              std::to_string(std::max(o_.queue_invocations, 1)).c_str());
+      cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_TIMEOUT", "900");
+    }
+    return json::Print(b);
+  }
+
+  // Creates `name`; an existing function of that name (a daemon given with --endpoint) is
+  // used as it is, with a note. `next(ok)`.
+  void CreateFunction(const std::string& name, std::string body, std::function<void(bool)> next) {
+    client_->Post("/2015-03-31/functions", std::move(body),
+                  [this, name, next = std::move(next)](int status, std::string reply) {
+                    if (status == 201) {
+                      created_.push_back(name);
+                      return next(true);
+                    }
+                    if (status == 409) {
+                      r_->notes.push_back("function " + name +
+                                          " existed already on the daemon and was used as it is");
+                      return next(true);
+                    }
+                    r_->notes.push_back("CreateFunction " + name + " failed (HTTP " +
+                                        std::to_string(status) + "): " + reply.substr(0, 300));
+                    next(false);
+                  });
+  }
+
+  void CreateFunctions() {
+    if (!o_.warm_pool) return BeginRounds();
+    CreateFunction(warm_fn_, CreateBody(warm_fn_, "warm"), [this](bool ok) {
+      if (!ok) {
+        DropWarmPool("the warm function could not be created");
+        return BeginRounds();
+      }
+      CreateFunction(pool_fn_, CreateBody(pool_fn_, "pool"), [this](bool ok) {
+        if (!ok) {
+          DropWarmPool("the pool function could not be created");
+          return BeginRounds();
+        }
+        pool_expected_ = o_.pool_size;
+        BeginRounds();
+      });
+    });
+  }
+
+  void DropWarmPool(const std::string& why) {
+    r_->notes.push_back("warm and pool series skipped: " + why);
+    order_.erase(std::remove_if(order_.begin(), order_.end(),
+                                [](const std::string& k) { return k == kWarm || k == kPool; }),
+                 order_.end());
+    r_->series.erase(
+        std::remove_if(r_->series.begin(), r_->series.end(),
+                       [](const Series& x) { return x.key == kWarm || x.key == kPool; }),
+        r_->series.end());
+    warm_fn_.clear();
+    pool_fn_.clear();
+  }
+
+  void BeginRounds() {
+    round_ = -o_.warmups;
+    // The pool fills in the background after CreateFunction: start once it is full.
+    Quiet([this] { RunRound(); });
   }
 
   void DescribeSeries(const docker::ContainerSpec& spec) {
@@ -370,6 +510,31 @@ class Runner {
                "container's removal). Kept if it exits 0.";
       r_->series.push_back(std::move(d));
     }
+    if (o_.warm_pool) {
+      Series w;
+      w.key = kWarm;
+      w.label = "ephemera warm";
+      w.what = "POST .../functions/" + warm_fn_ +
+               "/invocations (created by the benchmark: " + fn_->image + ", mode " +
+               registry::ShimModeName(fn_->mode) + ", policy warm, idle_ttl 3600 s) with body " +
+               o_.payload +
+               " over the same keep-alive libcurl connection; its one environment is reused "
+               "round after round. Kept if HTTP 200 and X-Ephemera-Start: warm. "
+               "beyond_handler = latency - Server-Timing handler (everything that is not the "
+               "function's own time: the client, the HTTP exchange, the daemon, the Runtime API "
+               "hand-off).";
+      r_->series.push_back(std::move(w));
+      Series p;
+      p.key = kPool;
+      p.label = "ephemera pool";
+      p.what = "POST .../functions/" + pool_fn_ +
+               "/invocations (created by the benchmark: " + fn_->image + ", policy pool, size " +
+               std::to_string(o_.pool_size) +
+               "); every sample waits until the pool is full again, so it gets a container "
+               "started ahead and never used. Kept if HTTP 200, X-Ephemera-Start: pool and an "
+               "environment id not seen before; otherwise counted as wrong class (not fresh).";
+      r_->series.push_back(std::move(p));
+    }
   }
 
   // ---- Stage 3: interleaved rounds ----
@@ -397,7 +562,7 @@ class Runner {
       if (more)
         r_->notes.push_back("stopped after " + std::to_string(round_) +
                             " rounds with fewer kept samples than asked (see rejects)");
-      return StartSweep();
+      return StartPoolRate();
     }
     pos_ = 0;
     RunNextInRound();
@@ -425,29 +590,36 @@ class Runner {
       r.sample.position = position;
       Record(key, std::move(r), warmup);
     };
-    if (key == kEphemera) {
-      client_->Invoke(fn_->name, o_.payload, [this, record](ProbeResult r) {
-        std::string id = r.sample.request_id;
+    if (key == kEphemera || key == kWarm || key == kPool) {
+      const std::string& name = key == kEphemera ? fn_->name : key == kWarm ? warm_fn_ : pool_fn_;
+      const char* expect = key == kEphemera ? "cold" : key == kWarm ? "warm" : "pool";
+      client_->Invoke(name, o_.payload, expect, [this, key, record](ProbeResult r) {
+        if (key == kWarm && r.kind != ProbeResult::Kind::kFailed) warm_ready_ = true;
+        if (key == kPool && r.kind == ProbeResult::Kind::kKept &&
+            !pool_seen_.insert(r.sample.environment_id).second) {
+          r.kind = ProbeResult::Kind::kWrongClass;
+          r.message = "pool environment " + r.sample.environment_id + " was used before";
+        }
         record(std::move(r));
-        Settle(id.empty() ? "" : "ephemera.request=" + id, [this] { RunNextInRound(); });
+        Quiet([this] { RunNextInRound(); });
       });
     } else if (key == kRawFloor) {
-      floor_->Run(record, [this] { RunNextInRound(); });
+      floor_->Run(record, [this] { Quiet([this] { RunNextInRound(); }); });
     } else {
       docker_run_->Run([this, record](ProbeResult r) {
         record(std::move(r));
-        Settle("ephemera.bench=" + run_label_, [this] { RunNextInRound(); });
+        Quiet([this] { RunNextInRound(); });
       });
     }
   }
 
   void Record(const std::string& key, ProbeResult r, bool warmup) {
     Series* s = SeriesOf(key);
-    bool kept = !warmup && r.kind == ProbeResult::Kind::kCold;
+    bool kept = !warmup && r.kind == ProbeResult::Kind::kKept;
     progress_.Tick((warmup ? "warm-up " : "") + s->label, r.sample.latency_ms, kept || warmup);
     if (warmup) {
       ++s->rejects.warmups_discarded;
-      if (r.kind != ProbeResult::Kind::kCold) s->rejects.Note("warm-up: " + r.message);
+      if (r.kind != ProbeResult::Kind::kKept) s->rejects.Note("warm-up: " + r.message);
       return;
     }
     if (r.kind == ProbeResult::Kind::kWrongClass) {
@@ -479,6 +651,133 @@ class Runner {
                           });
   }
 
+  // The engine and the daemon are quiet: no container of ours (floor, docker run) is left,
+  // no cold container of the benchmarked function, and the daemon has nothing in flight or
+  // being disposed, with every environment it should keep idle (the warm one once made, the
+  // pool full). Between interleaved samples, so none pays for another's aftermath.
+  void Quiet(std::function<void()> next) {
+    Settle("ephemera.bench=" + run_label_, [this, next = std::move(next)]() mutable {
+      SettleCold([this, next = std::move(next)]() mutable {
+        quiet_deadline_ = MonotonicMs() + static_cast<double>(o_.settle_timeout_ms);
+        PollQuiet(std::move(next));
+      });
+    });
+  }
+
+  // No container of the cold function (of our daemon, when it is ours) is left.
+  void SettleCold(std::function<void()> next) {
+    std::string filter = "ephemera.function=" + fn_->name;
+    std::string also = o_.endpoint.empty() ? "ephemera.daemon=" + std::to_string(daemon_pid_) : "";
+    WaitUntilNoContainers(
+        &loop_, docker_.get(), filter, o_.settle_timeout_ms,
+        [this, filter, next = std::move(next)](bool settled) {
+          if (!settled && unsettled_notes_++ < 3) {
+            r_->notes.push_back("containers labelled " + filter + " were still there after " +
+                                std::to_string(o_.settle_timeout_ms) + " ms");
+          }
+          next();
+        },
+        also);
+  }
+
+  struct Health {
+    int status = 0;
+    double in_flight = 0, waiting = 0, environments = 0, idle = 0, disposing = 0;
+  };
+
+  void GetHealth(std::function<void(Health)> done) {
+    client_->Get("/healthz", [done = std::move(done)](int status, std::string body) {
+      Health h;
+      h.status = status;
+      if (json::Json j = json::Parse(body)) {
+        h.in_flight = json::GetNumber(j.get(), "in_flight").value_or(0);
+        h.waiting = json::GetNumber(j.get(), "waiting").value_or(0);
+        h.environments = json::GetNumber(j.get(), "environments").value_or(0);
+        h.idle = json::GetNumber(j.get(), "idle_environments").value_or(0);
+        h.disposing = json::GetNumber(j.get(), "disposing").value_or(0);
+      }
+      done(h);
+    });
+  }
+
+  double ExpectedIdle() const { return (warm_ready_ ? 1 : 0) + pool_expected_; }
+
+  void PollQuiet(std::function<void()> next) {
+    GetHealth([this, next = std::move(next)](Health h) mutable {
+      bool quiet =
+          h.status == 200 && h.in_flight == 0 && h.disposing == 0 && h.idle >= ExpectedIdle();
+      if (quiet || h.status == 0 || aborted_) return next();
+      if (MonotonicMs() > quiet_deadline_) {
+        if (unquiet_notes_++ < 3) {
+          r_->notes.push_back("the daemon was not quiet " + std::to_string(o_.settle_timeout_ms) +
+                              " ms after a sample (in flight " +
+                              std::to_string(static_cast<int>(h.in_flight)) + ", disposing " +
+                              std::to_string(static_cast<int>(h.disposing)) + ", idle " +
+                              std::to_string(static_cast<int>(h.idle)) + " of " +
+                              std::to_string(static_cast<int>(ExpectedIdle())) + " expected)");
+        }
+        return next();
+      }
+      Later(2, [this, next = std::move(next)]() mutable { PollQuiet(std::move(next)); });
+    });
+  }
+
+  // ---- Stage 3b: the pool's refill rate ----
+  //
+  // Pool invocations, each sent as soon as /healthz shows an idle pool environment (idle
+  // environments above those of the other functions, counted once the pool is full), so
+  // the pool is drained and refilled as fast as the daemon can: its sustained rate of
+  // fresh containers, with at most --max-starts starts in flight.
+
+  void StartPoolRate() {
+    if (pool_fn_.empty() || o_.pool_rate_samples <= 0 || aborted_) return StartSweep();
+    PoolRate& pr = r_->pool_rate;
+    pr.pool_size = o_.pool_size;
+    pr.max_starts = o_.max_starts > 0 ? o_.max_starts : 2;
+    Quiet([this] {
+      GetHealth([this](Health h) {
+        other_idle_ = std::max(0.0, h.idle - pool_expected_);
+        PoolRateNext();
+      });
+    });
+  }
+
+  void PoolRateNext() {
+    PoolRate& pr = r_->pool_rate;
+    if (aborted_ || pr.fresh + pr.not_fresh + pr.failed >= o_.pool_rate_samples) {
+      return StartSweep();
+    }
+    GetHealth([this](Health h) {
+      if (aborted_) return StartSweep();
+      if (h.status == 200 && h.idle - other_idle_ < 1) {
+        return Later(2, [this] { PoolRateNext(); });
+      }
+      client_->Invoke(pool_fn_, o_.payload, "pool", [this](ProbeResult r) {
+        PoolRate& pr = r_->pool_rate;
+        bool fresh =
+            r.kind == ProbeResult::Kind::kKept && pool_seen_.insert(r.sample.environment_id).second;
+        progress_.Tick("pool refill rate", r.sample.latency_ms, fresh);
+        double answered = r.sample.start_ms + r.sample.latency_ms - run_t0_;
+        r.sample.start_ms -= run_t0_;
+        r.sample.index = static_cast<int>(pr.samples.size());
+        if (r.kind == ProbeResult::Kind::kFailed) {
+          ++pr.failed;
+          pr.rejects.Note(r.message);
+        } else if (fresh) {
+          ++pr.fresh;
+          pr.fresh_answers.push_back(answered);
+        } else {
+          ++pr.not_fresh;
+          pr.rejects.Note(r.message.empty()
+                              ? "environment " + r.sample.environment_id + " was used before"
+                              : r.message);
+        }
+        if (r.kind != ProbeResult::Kind::kFailed) pr.samples.push_back(std::move(r.sample));
+        PoolRateNext();
+      });
+    });
+  }
+
   // ---- Stage 4: the concurrency sweep ----
   //
   // Each level runs in blocks that alternate between the two series (E R E R ... or
@@ -493,12 +792,15 @@ class Runner {
   };
 
   void StartSweep() {
-    if (o_.sweep_samples <= 0) return Cleanup();
+    if (o_.sweep_samples <= 0 || aborted_) return StartThroughput();
     const int n = o_.sweep_samples;
-    for (size_t li = 0; li < o_.sweep_levels.size(); ++li) {
-      int c = o_.sweep_levels[li];
+    std::vector<int> levels = SweepLevels();
+    for (size_t li = 0; li < levels.size(); ++li) {
+      int c = levels[li];
+      bool with_ephemera = HasLevel(o_.sweep_levels, c);
       size_t e = r_->sweep.size();
       for (const char* key : {kEphemera, kRawFloor}) {
+        if (key == kEphemera && !with_ephemera) continue;
         SweepLevel l;
         l.series = key;
         l.concurrency = c;
@@ -507,17 +809,21 @@ class Runner {
       int block = std::min(n, std::max(4 * c, (n + 3) / 4));
       for (int b = 0, done = 0; done < n; ++b, done += block) {
         int count = std::min(block, n - done);
+        if (!with_ephemera) {  // a knee level: the floor alone
+          plan_.push_back({e, count});
+          continue;
+        }
         bool ephemera_first = (b + static_cast<int>(li)) % 2 == 0;
         plan_.push_back({ephemera_first ? e : e + 1, count});
         plan_.push_back({ephemera_first ? e + 1 : e, count});
       }
     }
     block_ = 0;
-    RunBlock();
+    Quiet([this] { RunBlock(); });
   }
 
   void RunBlock() {
-    if (aborted_ || block_ >= plan_.size()) return Cleanup();
+    if (aborted_ || block_ >= plan_.size()) return StartThroughput();
     started_ = answered_ = disposed_ = in_flight_ = 0;
     block_first_ = block_last_ = 0;
     Launch();
@@ -531,10 +837,13 @@ class Runner {
     while (!aborted_ && in_flight_ < l.concurrency && started_ < BlockCount()) {
       ++started_;
       ++in_flight_;
-      if (block_first_ == 0) block_first_ = MonotonicMs();
+      if (block_first_ == 0) {
+        block_first_ = MonotonicMs();
+        l.block_starts.push_back(block_first_ - run_t0_);
+      }
       int index = l.next_index++;
       if (l.series == kEphemera) {
-        client_->Invoke(fn_->name, o_.payload, [this, index](ProbeResult r) {
+        client_->Invoke(fn_->name, o_.payload, "cold", [this, index](ProbeResult r) {
           OnLevelSample(index, std::move(r));
           ++disposed_;  // the daemon disposes by itself; settled at the block's end
           MaybeEndBlock();
@@ -555,9 +864,10 @@ class Runner {
     ++answered_;
     block_last_ = MonotonicMs();
     progress_.Tick(SeriesLabel(*r_, l.series) + " @" + std::to_string(l.concurrency),
-                   r.sample.latency_ms, r.kind == ProbeResult::Kind::kCold);
-    if (r.kind == ProbeResult::Kind::kCold) {
+                   r.sample.latency_ms, r.kind == ProbeResult::Kind::kKept);
+    if (r.kind == ProbeResult::Kind::kKept) {
       r.sample.index = index;
+      r.sample.block = static_cast<int>(l.block_starts.size()) - 1;
       r.sample.concurrency = l.concurrency;
       r.sample.start_ms -= run_t0_;
       l.samples.push_back(std::move(r.sample));
@@ -573,23 +883,461 @@ class Runner {
     int target = aborted_ ? started_ : BlockCount();  // interrupted: only what was started
     if (answered_ < target || disposed_ < target) return;
     Level().wall_ms += block_last_ - block_first_;
-    std::string filter =
-        Level().series == kEphemera
-            ? (o_.endpoint.empty() ? "ephemera.daemon=" + std::to_string(daemon_pid_)
-                                   : "ephemera.function=" + fn_->name)
-            : "ephemera.bench=" + run_label_;
-    // The next block only on a quiet engine, from a fresh loop turn.
-    Settle(filter, [this] {
+    // The next block only on a quiet engine and daemon, from a fresh loop turn.
+    Quiet([this] {
       ++block_;
       Later(0, [this] { RunBlock(); });
     });
   }
 
-  // ---- Stage 5: leave nothing behind ----
+  // ---- Stage 5: warm throughput, C keep-alive clients per level (loadgen.h) ----
+
+  struct Cpu {
+    double daemon_ms = -1, self_ms = -1, containers_ms = -1, machine_ms = -1;
+  };
+
+  Cpu SnapshotCpu() const {
+    Cpu c;
+    double tick_ms = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (daemon_pid_ > 0) {
+      std::string stat = ReadFile("/proc/" + std::to_string(daemon_pid_) + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren != std::string::npos) {
+        // Fields after "pid (comm)": state is 3rd, utime the 14th, stime the 15th.
+        std::vector<std::string> f;
+        size_t pos = paren + 2;
+        while (pos < stat.size() && f.size() < 13) {
+          size_t sp = stat.find(' ', pos);
+          f.push_back(stat.substr(pos, sp - pos));
+          if (sp == std::string::npos) break;
+          pos = sp + 1;
+        }
+        if (f.size() >= 13)
+          c.daemon_ms = (std::atof(f[11].c_str()) + std::atof(f[12].c_str())) * tick_ms;
+      }
+    }
+    rusage ru{};
+    if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+      c.self_ms = (static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0) +
+                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+    }
+    std::string usage = ReadFile("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage");
+    if (usage.empty()) usage = ReadFile("/sys/fs/cgroup/system.slice/cpuacct.usage");
+    if (!usage.empty()) c.containers_ms = std::atof(usage.c_str()) / 1e6;
+    std::string procstat = ReadFile("/proc/stat");
+    if (procstat.rfind("cpu ", 0) == 0) {
+      // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+      double v[8] = {0};
+      std::sscanf(procstat.c_str(), "cpu %lf %lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2],
+                  &v[3], &v[4], &v[5], &v[6], &v[7]);
+      c.machine_ms = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * tick_ms;
+    }
+    return c;
+  }
+
+  static std::string ReadFile(const std::string& path) {
+    std::string text;
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+      std::fclose(f);
+    }
+    return text;
+  }
+
+  // "http://127.0.0.1:9000" -> host, port.
+  bool EndpointAddress(std::string* host, int* port) const {
+    std::string e = r_->config.endpoint;
+    if (e.rfind("http://", 0) == 0) e = e.substr(7);
+    size_t slash = e.find('/');
+    if (slash != std::string::npos) e = e.substr(0, slash);
+    size_t colon = e.rfind(':');
+    if (colon == std::string::npos) return false;
+    *host = e.substr(0, colon);
+    if (*host == "localhost") *host = "127.0.0.1";
+    *port = std::atoi(e.substr(colon + 1).c_str());
+    return *port > 0;
+  }
+
+  void StartThroughput() {
+    std::string host;
+    int port = 0;
+    if (warm_fn_.empty() || o_.throughput_levels.empty() || o_.throughput_seconds <= 0 ||
+        aborted_) {
+      return StartQueueMemory();
+    }
+    if (!EndpointAddress(&host, &port)) {
+      r_->notes.push_back("throughput not measured: the endpoint " + r_->config.endpoint +
+                          " is not http://IPv4:port");
+      return StartQueueMemory();
+    }
+    tp_host_ = host;
+    tp_port_ = port;
+    tp_index_ = 0;
+    Quiet([this] { ThroughputLevelStart(); });
+  }
+
+  LoadOptions WarmLoad(int connections) const {
+    LoadOptions lo;
+    lo.host = tp_host_;
+    lo.port = tp_port_;
+    lo.request = HttpPost(tp_host_ + ":" + std::to_string(tp_port_),
+                          "/2015-03-31/functions/" + warm_fn_ + "/invocations", o_.payload);
+    lo.connections = connections;
+    lo.expect_header = "X-Ephemera-Start";
+    lo.expect_value = "warm";
+    return lo;
+  }
+
+  // Before a level: batches of C simultaneous one-shot requests until one batch is all
+  // warm, so the level has its environments (C of them) before it is timed.
+  void ThroughputLevelStart(int batch = 0) {
+    if (aborted_ || tp_index_ >= o_.throughput_levels.size()) return MaybeProfile();
+    int c = o_.throughput_levels[tp_index_];
+    if (batch == 0)
+      progress_.Say("throughput: " + std::to_string(c) + " keep-alive client(s), warming up");
+    LoadOptions lo = WarmLoad(c);
+    lo.requests_per_connection = 1;
+    lo.close_when_done = true;
+    lo.duration_ms = 0;
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this, c, batch](LoadResult res) {
+      bool all_warm = res.completed == static_cast<uint64_t>(c) && res.errors == 0;
+      Later(0, [this, c, batch, all_warm] {
+        loadgen_.reset();
+        if (!all_warm && batch < 20) return ThroughputLevelStart(batch + 1);
+        if (!all_warm) {
+          r_->notes.push_back("throughput at " + std::to_string(c) +
+                              " clients: 20 warm-up batches were not all warm");
+        }
+        ThroughputLevelRun();
+      });
+    });
+  }
+
+  void ThroughputLevelRun() {
+    int c = o_.throughput_levels[tp_index_];
+    LoadOptions lo = WarmLoad(c);
+    lo.warmup_ms = o_.throughput_warmup_seconds * 1000;
+    lo.duration_ms = o_.throughput_seconds * 1000;
+    lo.on_window_start = [this] { cpu0_ = SnapshotCpu(); };
+    lo.on_window_end = [this] { cpu1_ = SnapshotCpu(); };
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this, c](LoadResult res) {
+      ThroughputLevel l;
+      l.concurrency = c;
+      l.duration_ms = res.window_ms;
+      l.completed = res.completed;
+      l.not_warm = res.mismatched;
+      l.errors = res.errors;
+      l.latencies = std::move(res.latencies);
+      auto delta = [](double a, double b) { return a >= 0 && b >= 0 ? b - a : -1; };
+      l.daemon_cpu_ms = delta(cpu0_.daemon_ms, cpu1_.daemon_ms);
+      l.loadgen_cpu_ms = delta(cpu0_.self_ms, cpu1_.self_ms);
+      l.containers_cpu_ms = delta(cpu0_.containers_ms, cpu1_.containers_ms);
+      l.machine_cpu_ms = delta(cpu0_.machine_ms, cpu1_.machine_ms);
+      for (const std::string& m : res.messages) {
+        if (tp_notes_++ < 5)
+          r_->notes.push_back("throughput at " + std::to_string(c) + " clients: " + m);
+      }
+      char line[200];
+      std::snprintf(line, sizeof line, "throughput: %d client(s): %.0f warm invokes/s", c,
+                    l.per_second());
+      progress_.Say(line);
+      r_->throughput.push_back(std::move(l));
+      Later(0, [this] {
+        loadgen_.reset();
+        GetHealth([this](Health h) {
+          if (!r_->throughput.empty())
+            r_->throughput.back().environments = static_cast<int>(h.environments);
+          ++tp_index_;
+          ThroughputLevelStart();
+        });
+      });
+    });
+  }
+
+  // A profile of the daemon under the top throughput level (not counted): perf record for
+  // a few seconds, then the symbols with the largest shares.
+  void MaybeProfile() {
+    if (!o_.perf || daemon_pid_ == 0 || o_.throughput_levels.empty() || aborted_ ||
+        ::access("/usr/bin/perf", X_OK) != 0) {
+      return StartQueueMemory();
+    }
+    int c = *std::max_element(o_.throughput_levels.begin(), o_.throughput_levels.end());
+    perf_data_ = o_.out_dir + "/perf.data";
+    progress_.Say("profile: perf record of the daemon under " + std::to_string(c) +
+                  " warm clients (not counted)");
+    LoadOptions lo = WarmLoad(c);
+    lo.warmup_ms = 500;
+    lo.duration_ms = 4000;  // the load outlasts perf's 3 s
+    lo.on_window_start = [this] {
+      perf_argv_ = {"/usr/bin/perf",
+                    "record",
+                    "-q",
+                    "-F",
+                    "999",
+                    "-g",
+                    "-p",
+                    std::to_string(daemon_pid_),
+                    "-o",
+                    perf_data_,
+                    "--",
+                    "sleep",
+                    "3"};
+      perf_running_ = true;
+      SpawnQuiet(perf_argv_, [this](int64_t status) {
+        perf_status_ = status;
+        perf_running_ = false;
+        FinishProfile();
+      });
+    };
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this](LoadResult) {
+      Later(0, [this] {
+        loadgen_.reset();
+        FinishProfile();
+      });
+    });
+  }
+
+  // Once both the load and perf are done.
+  void FinishProfile() {
+    if (loadgen_ || perf_running_ || profile_done_) return;
+    profile_done_ = true;
+    if (perf_status_ != 0) {
+      r_->notes.push_back("perf record of the daemon failed (status " +
+                          std::to_string(perf_status_) + ")");
+    } else {
+      ReadProfile();
+    }
+    StartQueueMemory();
+  }
+
+  void ReadProfile() {
+    // Blocking, but nothing is being measured now.
+    std::string cmd = "/usr/bin/perf report -i '" + perf_data_ +
+                      "' --stdio --no-children -g none --percent-limit 1.5 --sort dso,symbol "
+                      "2>/dev/null";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (f == nullptr) return;
+    char line[512];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      std::string l = line;
+      while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
+      if (l.empty() || l[0] == '#') continue;
+      if (r_->throughput_profile.size() < 25) r_->throughput_profile.push_back(l);
+    }
+    ::pclose(f);
+    std::remove(perf_data_.c_str());
+    std::remove((perf_data_ + ".old").c_str());
+  }
+
+  void SpawnQuiet(std::vector<std::string>& argv, std::function<void(int64_t)> done) {
+    struct Child {
+      uv_process_t proc{};
+      std::function<void(int64_t)> done;
+    };
+    auto* ch = new Child;
+    ch->done = std::move(done);
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    uv_stdio_container_t stdio[3];
+    for (auto& x : stdio) x.flags = UV_IGNORE;
+    uv_process_options_t opts{};
+    opts.file = args[0];
+    opts.args = args.data();
+    opts.stdio = stdio;
+    opts.stdio_count = 3;
+    opts.exit_cb = [](uv_process_t* p, int64_t status, int) {
+      auto* ch = static_cast<Child*>(p->data);
+      if (ch->done) ch->done(status);
+      uv_close(reinterpret_cast<uv_handle_t*>(p),
+               [](uv_handle_t* h) { delete static_cast<Child*>(h->data); });
+    };
+    ch->proc.data = ch;
+    if (uv_spawn(&loop_, &ch->proc, &opts) < 0) {
+      auto cb = std::move(ch->done);
+      uv_close(reinterpret_cast<uv_handle_t*>(&ch->proc),
+               [](uv_handle_t* h) { delete static_cast<Child*>(h->data); });
+      if (cb) cb(-1);
+    }
+  }
+
+  // ---- Stage 6: the daemon's memory with invocations queued ----
+  //
+  // A function with concurrency 1, a queue of N and a handler that sleeps: N + 1
+  // synchronous invocations (one runs, N wait, each client connection held open), then
+  // N + 1 Event invocations (one runs, N wait without a bound). VmRSS of the daemon
+  // before and with them waiting.
+
+  static double ReadStatusKb(int pid, const char* field) {
+    std::string text = ReadFile("/proc/" + std::to_string(pid) + "/status");
+    size_t at = text.find(std::string(field) + ":");
+    if (at == std::string::npos) return -1;
+    return std::atof(text.c_str() + at + std::strlen(field) + 1);
+  }
+
+  void StartQueueMemory() {
+    if (o_.queue_invocations <= 0 || aborted_) return Cleanup();
+    if (daemon_pid_ == 0) {
+      r_->notes.push_back(
+          "queue memory not measured: the daemon is not ours (--endpoint), so "
+          "its RSS cannot be read");
+      return Cleanup();
+    }
+    queue_fn_ = fn_->name + "-queue";
+    json::Json body = json::NewObject();
+    cJSON* b = body.get();
+    cJSON_AddStringToObject(b, "FunctionName", queue_fn_.c_str());
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "Code"), "ImageUri", kQueueImage);
+    cJSON_AddStringToObject(b, "Role", "arn:aws:iam::000000000000:role/ephemera-bench");
+    cJSON_AddNumberToObject(b, "Timeout", 900);
+    cJSON* ic = cJSON_AddObjectToObject(b, "ImageConfig");
+    json::AddStringArray(ic, "EntryPoint", {"sleep"});
+    json::AddStringArray(ic, "Command", {"900"});
+    cJSON* vars = cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "Environment"), "Variables");
+    cJSON_AddStringToObject(vars, "EPHEMERA_MODE", "exec");
+    cJSON_AddStringToObject(vars, "EPHEMERA_CONCURRENCY", "1");
+    cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_SIZE",
+                            std::to_string(o_.queue_invocations).c_str());
+    cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_TIMEOUT", "900");
+    CreateFunction(queue_fn_, json::Print(b), [this](bool ok) {
+      if (!ok) {
+        r_->notes.push_back("queue memory not measured: could not create " + queue_fn_);
+        return Cleanup();
+      }
+      QueueSync();
+    });
+  }
+
+  LoadOptions QueueLoad(int connections, int per_connection) const {
+    LoadOptions lo;
+    lo.host = tp_host_;
+    lo.port = tp_port_;
+    lo.connections = connections;
+    lo.requests_per_connection = per_connection;
+    lo.duration_ms = 0;
+    return lo;
+  }
+
+  void QueueSync() {
+    std::string host;
+    int port = 0;
+    if (!EndpointAddress(&host, &port)) return Cleanup();
+    tp_host_ = host;
+    tp_port_ = port;
+    progress_.Say("queue memory: " + std::to_string(o_.queue_invocations + 1) +
+                  " synchronous invocations of " + queue_fn_ + " (concurrency 1)");
+    QueueMemory q;
+    q.kind = "sync";
+    q.wanted = o_.queue_invocations;
+    q.submitted = o_.queue_invocations + 1;
+    q.baseline_kb = ReadStatusKb(daemon_pid_, "VmRSS");
+    r_->queue_memory.push_back(q);
+    LoadOptions lo = QueueLoad(o_.queue_invocations + 1, 1);
+    lo.request = HttpPost(host + ":" + std::to_string(port),
+                          "/2015-03-31/functions/" + queue_fn_ + "/invocations", o_.payload);
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this](LoadResult res) {
+      for (const std::string& m : res.messages) {
+        if (tp_notes_++ < 8) r_->notes.push_back("queue memory (sync): " + m);
+      }
+      Later(0, [this] {
+        loadgen_.reset();
+        // The clients went away: the daemon cancels them (and the running one).
+        queue_deadline_ = MonotonicMs() + 30000;
+        WaitDrained([this] { QueueEvent(); });
+      });
+    });
+    queue_deadline_ = MonotonicMs() + 60000;
+    PollQueue([this] { loadgen_->Stop(); });
+  }
+
+  void QueueEvent() {
+    progress_.Say("queue memory: " + std::to_string(o_.queue_invocations + 1) +
+                  " Event invocations of " + queue_fn_);
+    QueueMemory q;
+    q.kind = "event";
+    q.wanted = o_.queue_invocations;
+    q.submitted = o_.queue_invocations + 1;
+    q.baseline_kb = ReadStatusKb(daemon_pid_, "VmRSS");
+    r_->queue_memory.push_back(q);
+    int total = o_.queue_invocations + 1, conns = 10;
+    while (total % conns != 0) --conns;  // exactly N + 1, spread over a few connections
+    LoadOptions lo = QueueLoad(conns, total / conns);
+    lo.close_when_done = true;
+    lo.expect_status = 202;
+    lo.request = HttpPost(tp_host_ + ":" + std::to_string(tp_port_),
+                          "/2015-03-31/functions/" + queue_fn_ + "/invocations", o_.payload,
+                          "X-Amz-Invocation-Type: Event\r\n");
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this](LoadResult res) {
+      for (const std::string& m : res.messages) {
+        if (tp_notes_++ < 8) r_->notes.push_back("queue memory (event): " + m);
+      }
+      Later(0, [this] {
+        loadgen_.reset();
+        queue_deadline_ = MonotonicMs() + 60000;
+        // They stay queued: stopping the daemon cancels them.
+        PollQueue([this] { Cleanup(); });
+      });
+    });
+  }
+
+  // Polls /healthz and the daemon's RSS until `waiting` reaches N (or the deadline).
+  void PollQueue(std::function<void()> next) {
+    GetHealth([this, next = std::move(next)](Health h) mutable {
+      QueueMemory& q = r_->queue_memory.back();
+      double rss = ReadStatusKb(daemon_pid_, "VmRSS");
+      q.peak_kb = std::max(q.peak_kb, rss);
+      q.hwm_kb = ReadStatusKb(daemon_pid_, "VmHWM");
+      q.queued = std::max(q.queued, static_cast<int>(h.waiting));
+      bool full = h.waiting >= o_.queue_invocations;
+      if (full || aborted_ || h.status == 0 || MonotonicMs() > queue_deadline_) {
+        if (!full) q.note = "only " + std::to_string(static_cast<int>(h.waiting)) + " waiting";
+        // One more reading a moment later, with all of them queued.
+        return Later(200, [this, next = std::move(next)] {
+          QueueMemory& q = r_->queue_memory.back();
+          q.peak_kb = std::max(q.peak_kb, ReadStatusKb(daemon_pid_, "VmRSS"));
+          q.hwm_kb = ReadStatusKb(daemon_pid_, "VmHWM");
+          next();
+        });
+      }
+      Later(50, [this, next = std::move(next)]() mutable { PollQueue(std::move(next)); });
+    });
+  }
+
+  void WaitDrained(std::function<void()> next) {
+    GetHealth([this, next = std::move(next)](Health h) mutable {
+      if ((h.waiting == 0 && h.in_flight == 0) || h.status == 0 || aborted_ ||
+          MonotonicMs() > queue_deadline_) {
+        return next();
+      }
+      Later(50, [this, next = std::move(next)]() mutable { WaitDrained(std::move(next)); });
+    });
+  }
+
+  // ---- Stage 7: leave nothing behind ----
 
   void Cleanup() {
     progress_.Finish();
-    RemoveLabelled("ephemera.bench=" + run_label_, [this] { StopDaemon(); });
+    loadgen_.reset();
+    RemoveLabelled("ephemera.bench=" + run_label_, [this] { DeleteCreated(); });
+  }
+
+  // Functions we created on a daemon that is not ours (ours keeps no state: --state none).
+  void DeleteCreated() {
+    if (o_.endpoint.empty() || created_.empty() || !client_) return StopDaemon();
+    std::string name = created_.back();
+    created_.pop_back();
+    client_->Delete("/2015-03-31/functions/" + name, [this, name](int status, std::string) {
+      if (status != 204 && status != 200)
+        r_->notes.push_back("DeleteFunction " + name + ": HTTP " + std::to_string(status));
+      DeleteCreated();
+    });
   }
 
   void RemoveLabelled(const std::string& filter, std::function<void()> next) {
@@ -688,7 +1436,28 @@ class Runner {
   std::unique_ptr<EphemeraClient> client_;
   std::unique_ptr<RawFloor> floor_;
   std::unique_ptr<DockerRun> docker_run_;
+  std::unique_ptr<LoadGenerator> loadgen_;
   std::vector<std::string> docker_run_argv_;
+  // The functions the benchmark creates, and what settling waits for.
+  std::string warm_fn_, pool_fn_, queue_fn_;
+  std::vector<std::string> created_;
+  bool warm_ready_ = false;  // the warm function has an environment
+  double pool_expected_ = 0;
+  double other_idle_ = 0;
+  std::set<std::string> pool_seen_;  // pool environments used so far
+  double quiet_deadline_ = 0;
+  int unquiet_notes_ = 0;
+  // Throughput and queue memory.
+  std::string tp_host_;
+  int tp_port_ = 0;
+  size_t tp_index_ = 0;
+  int tp_notes_ = 0;
+  Cpu cpu0_, cpu1_;
+  std::string perf_data_;
+  std::vector<std::string> perf_argv_;
+  int64_t perf_status_ = -1;
+  bool perf_running_ = false, profile_done_ = false;
+  double queue_deadline_ = 0;
   std::string floor_spec_text_;
   Progress progress_;
   std::vector<std::string> order_;

@@ -2,11 +2,18 @@
 //
 // The stages, in order (runner.cc reads top to bottom):
 //   StartDaemon (unless --endpoint) -> WaitHealthy -> ResolveFunction (registry + image)
-//   -> Rounds: warm-up rounds (discarded), then rounds of ephemera, raw floor, docker run,
-//      each sample followed by settling (its container is gone before the next starts)
-//   -> Sweep: for each concurrency level, ephemera then raw floor, closed loop
-//   -> Cleanup: our leftover containers removed, the daemon stopped (SIGTERM), its
-//      leftovers removed -> the loop closes.
+//   -> CreateFunctions: <fn>-warm (policy warm) and <fn>-pool (policy pool) through the
+//      daemon's CreateFunction, same image and mode
+//   -> Rounds: warm-up rounds (discarded), then rounds of ephemera cold, raw floor, docker
+//      run, warm, pool, each sample followed by settling (its container is gone, the pool
+//      is full again and the daemon is idle before the next starts)
+//   -> PoolRate: pool invocations, each sent as soon as the daemon has an idle one
+//   -> Sweep: for each concurrency level, ephemera and raw floor in alternating blocks,
+//      closed loop; the floor also at the knee's levels
+//   -> Throughput: warm invocations from C keep-alive connections (loadgen.h) per level
+//   -> QueueMemory: the daemon's RSS with N invocations queued (sync, then Event)
+//   -> Cleanup: our leftover containers removed, the functions we created deleted, the
+//      daemon stopped (SIGTERM), its leftovers removed -> the loop closes.
 // Microbenchmarks, if wanted, run after the loop (a child process), so they never overlap
 // the cold starts.
 // Thread: the calling thread runs the loop. Depends on: probes, environment, registry,
@@ -36,6 +43,16 @@ struct BenchOptions {
   int warmups = 3;
   int sweep_samples = 40;
   std::vector<int> sweep_levels = {1, 2, 4, 8};
+  std::vector<int> knee_levels = {1, 2, 3, 4, 6, 8};  // raw floor starts in flight
+  bool warm_pool = true;                              // the warm and pool series
+  int pool_size = 2;
+  int pool_rate_samples = 40;  // 0 = no pool refill-rate stage
+  std::vector<int> throughput_levels = {1, 4, 16, 64};
+  double throughput_seconds = 5;  // measured window per level (after a warm-up)
+  double throughput_warmup_seconds = 2;
+  bool perf = true;              // perf record the daemon at the top throughput level
+  int queue_invocations = 1000;  // 0 = no queue memory stage
+  int max_starts = 0;            // --max-starts for our daemon; 0 = its default
   bool quick = false;
   bool docker_run = true;
   bool docker_run_args_set = false;

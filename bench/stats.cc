@@ -97,6 +97,58 @@ Interval BootstrapMedianRatioCi(const std::vector<double>& a, const std::vector<
   return FromDraws(Median(a) / mb, std::move(draws), options.confidence);
 }
 
+double RatePerSecond(const std::vector<double>& gaps_ms) {
+  double sum = std::accumulate(gaps_ms.begin(), gaps_ms.end(), 0.0);
+  return sum > 0 ? static_cast<double>(gaps_ms.size()) * 1000.0 / sum : 0;
+}
+
+namespace {
+
+double ResampledRate(const std::vector<double>& gaps, std::mt19937_64& rng) {
+  std::uniform_int_distribution<size_t> pick(0, gaps.size() - 1);
+  double sum = 0;
+  for (size_t i = 0; i < gaps.size(); ++i) sum += gaps[pick(rng)];
+  return sum > 0 ? static_cast<double>(gaps.size()) * 1000.0 / sum : 0;
+}
+
+}  // namespace
+
+Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options) {
+  double rate = RatePerSecond(gaps_ms);
+  if (gaps_ms.empty() || rate <= 0 || options.resamples < 1) return {};
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> draws;
+  draws.reserve(static_cast<size_t>(options.resamples));
+  for (int i = 0; i < options.resamples; ++i) draws.push_back(ResampledRate(gaps_ms, rng));
+  return FromDraws(rate, std::move(draws), options.confidence);
+}
+
+Interval BootstrapRateRatioCi(const std::vector<double>& gaps_a, const std::vector<double>& gaps_b,
+                              BootstrapOptions options) {
+  double ra = RatePerSecond(gaps_a), rb = RatePerSecond(gaps_b);
+  if (gaps_a.empty() || gaps_b.empty() || rb <= 0 || options.resamples < 1) return {};
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> draws;
+  draws.reserve(static_cast<size_t>(options.resamples));
+  for (int i = 0; i < options.resamples; ++i) {
+    double a = ResampledRate(gaps_a, rng);
+    double b = ResampledRate(gaps_b, rng);
+    if (b > 0) draws.push_back(a / b);
+  }
+  if (draws.empty()) return {};
+  return FromDraws(ra / rb, std::move(draws), options.confidence);
+}
+
+int KneeLevel(const std::vector<std::pair<int, double>>& levels, double tolerance) {
+  double best = 0;
+  for (const auto& [level, rate] : levels) best = std::max(best, rate);
+  int knee = 0;
+  for (const auto& [level, rate] : levels) {
+    if (rate >= (1.0 - tolerance) * best && (knee == 0 || level < knee)) knee = level;
+  }
+  return knee;
+}
+
 std::vector<std::pair<double, double>> EmpiricalCdf(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   std::vector<std::pair<double, double>> points;

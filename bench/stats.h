@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace ephemera::bench {
@@ -49,6 +50,22 @@ Interval BootstrapMedianCi(const std::vector<double>& values, BootstrapOptions o
 // sample in one series does not remove its neighbour from the other).
 Interval BootstrapMedianRatioCi(const std::vector<double>& a, const std::vector<double>& b,
                                 BootstrapOptions options = {});
+
+// Rates from event gaps. `gaps_ms` are the times between consecutive completions of a
+// closed-loop run (the first measured from the run's start), so sum(gaps) is the wall time
+// and rate = gaps.size() * 1000 / sum(gaps) per second. The interval resamples the gaps
+// with replacement (it treats them as independent, which back-to-back starts on a busy
+// engine only approximate; read it as the spread of the rate, not an exact bound).
+double RatePerSecond(const std::vector<double>& gaps_ms);
+Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options = {});
+// rate(a) / rate(b), the two resampled independently.
+Interval BootstrapRateRatioCi(const std::vector<double>& gaps_a, const std::vector<double>& gaps_b,
+                              BootstrapOptions options = {});
+
+// The knee of a throughput curve: the smallest level whose rate is at least
+// (1 - tolerance) x the highest rate of any level, i.e. where adding parallelism stops
+// buying more than `tolerance`. `levels` are (level, rate) in any order; 0 when empty.
+int KneeLevel(const std::vector<std::pair<int, double>>& levels, double tolerance = 0.05);
 
 // Empirical CDF points (x ascending, y = rank / n) for charts.
 std::vector<std::pair<double, double>> EmpiricalCdf(std::vector<double> values);

@@ -34,6 +34,12 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+// The charts draw the series that start a container per sample; warm and pool samples
+// (under a millisecond) would sit on the y axis of a cold-start scale.
+bool Charted(const std::string& key) {
+  return key != kWarm && key != kPool;
+}
+
 const char* SeriesColor(const std::string& key) {
   if (key == kEphemera) return "#1f77b4";
   if (key == kRawFloor) return "#ff7f0e";
@@ -170,14 +176,18 @@ void DrawAxes(Canvas& c, const Frame& f, const std::vector<double>& xt,
 std::string CdfSvg(const RunResult& run) {
   Canvas c(760, 440, "Cold-start latency CDF, function " + run.config.function);
   double max = 0;
+  size_t charted = 0;
   for (const Series& s : run.series) {
+    if (!Charted(s.key)) continue;
+    ++charted;
     for (const Sample& x : s.samples) max = std::max(max, x.latency_ms);
   }
   std::vector<double> xt = NiceTicks(max * 1.02, 8);
   Frame f{70, 45, 650, 330, xt.back(), 1.0};
   DrawAxes(c, f, xt, {0, 0.25, 0.5, 0.75, 1.0}, "latency (ms)", "fraction of samples <= x");
-  double ly = f.top + f.height - 12 - 18.0 * static_cast<double>(run.series.size());
+  double ly = f.top + f.height - 12 - 18.0 * static_cast<double>(charted);
   for (const Series& s : run.series) {
+    if (!Charted(s.key)) continue;
     auto cdf = EmpiricalCdf(s.latencies());
     std::vector<std::pair<double, double>> pts;
     double prev = 0;
@@ -209,6 +219,7 @@ std::string PhasesSvg(const RunResult& run, const Analysis& a) {
   std::vector<Bar> bars;
   double max = 0;
   for (const SeriesStats& s : a.series) {
+    if (!Charted(s.key)) continue;
     Bar b;
     b.key = s.key;
     b.p50 = s.summary.p50;
