@@ -197,7 +197,7 @@ std::shared_ptr<const registry::FunctionSpec> LambdaApi::Resolve(const Ex& ex,
 
 // ---- Invoke: validate, then hand to the scheduler; reply when the outcome is known ----
 
-void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
+void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref, const std::string& caller) {
   const http::HttpRequest& req = ex->request();
   std::string request_id = NewRequestId();
   auto spec = Resolve(ex, function_ref, request_id);
@@ -268,6 +268,7 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref) {
   ir.request_id = request_id;
   ir.payload = std::move(ex->mutable_request().body);
   ir.async = type == "Event";
+  ir.caller = caller;
   ir.client_context = type == "Event" ? "" : std::move(client_context);
   ir.capture_logs = log_type == "Tail" && type == "RequestResponse";
   if (auto ct = req.headers.Get("Content-Type"); ct && !ct->empty())

@@ -49,9 +49,16 @@ class LambdaApi {
 
   uint64_t async_pending() const { return async_pending_; }
 
+  // An Invoke sent by function `caller` from inside its environment (the only part of the
+  // API reachable there): the same rules as from outside, and the request knows its caller.
+  void InvokeFromFunction(const std::shared_ptr<http::HttpExchange>& ex, const std::string& ref,
+                          const std::string& caller) {
+    Invoke(ex, ref, caller);
+  }
+
  private:
   using Ex = std::shared_ptr<http::HttpExchange>;
-  void Invoke(const Ex& ex, const std::string& function_ref);
+  void Invoke(const Ex& ex, const std::string& function_ref, const std::string& caller = "");
   void InvokePlain(const Ex& ex, const std::string& name);
   void CreateFunction(const Ex& ex);
   void ListFunctions(const Ex& ex);

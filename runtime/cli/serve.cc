@@ -3,9 +3,11 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -37,6 +39,8 @@ struct Daemon {
   std::unique_ptr<docker::DockerClient> docker;
   std::unique_ptr<scheduler::Scheduler> scheduler;
   std::unique_ptr<scheduler::ImageWatcher> watcher;
+  std::unique_ptr<sandbox::HolderPool> holders;
+  std::string runtime_dir;  // isolated environments' socket folders, removed at exit
   std::unique_ptr<api::LambdaApi> api;
   UvHandle<uv_signal_t> sigint, sigterm;
   std::unique_ptr<Timer> teardown;
@@ -56,18 +60,32 @@ struct Daemon {
     // callback (docs/style.md rule 4).
     teardown = std::make_unique<Timer>(loop);
     scheduler->Shutdown([this] {
-      teardown->Start(0, [this] {
-        LOG_INFO("serve", "all containers removed; closing");
-        api.reset();
-        scheduler.reset();
-        docker.reset();
-        sigint.Close();
-        sigterm.Close();
-        teardown->Close();
+      holders->Shutdown([this] {
+        teardown->Start(0, [this] {
+          LOG_INFO("serve", "all containers removed; closing");
+          api.reset();
+          scheduler.reset();
+          holders.reset();
+          docker.reset();
+          sigint.Close();
+          sigterm.Close();
+          teardown->Close();
+        });
       });
     });
   }
 };
+
+// "" follows every (re)connect of the engine's event stream: the engine answers again, so
+// whatever it kept of ours while it was unreachable can go, and after a restart every
+// namespace holder went with it.
+void OnImageEvent(Daemon& d, const std::string& image) {
+  if (image.empty()) {
+    d.holders->Reset();
+    d.scheduler->ReapOrphans();
+  }
+  d.scheduler->OnImageChanged(image);
+}
 
 }  // namespace
 
@@ -114,7 +132,31 @@ int Serve(const ServeOptions& o) {
     uv_loop_close(&loop);
     return 2;
   }
+  // Isolated environments get a folder each under here for their sockets: a host path
+  // the engine can bind-mount, private to this daemon.
+  const char* run_base = std::getenv("EPHEMERA_RUNTIME_DIR");
+  d.runtime_dir = std::string(run_base != nullptr && *run_base != '\0'
+                                  ? run_base
+                                  : (access("/run", W_OK) == 0 ? "/run/ephemera" : "/tmp")) +
+                  "/daemon-" + std::to_string(getpid());
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(d.runtime_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "ephemera serve: cannot create %s: %s\n", d.runtime_dir.c_str(),
+                   ec.message().c_str());
+      uv_loop_close(&loop);
+      return 2;
+    }
+    chmod(d.runtime_dir.c_str(), 0755);
+  }
+  sandbox::HolderOptions ho;
+  ho.shim_path = shim;
+  ho.instance_label = std::to_string(getpid());
+  d.holders = std::make_unique<sandbox::HolderPool>(&loop, d.docker.get(), ho);
   scheduler::SchedulerOptions so;
+  so.sandbox.runtime_dir = d.runtime_dir;
+  so.sandbox.holders = d.holders.get();
   so.sandbox.shim_path = shim;
   so.sandbox.init_timeout_ms = o.init_timeout_ms;
   so.sandbox.instance_label = std::to_string(getpid());
@@ -123,23 +165,20 @@ int Serve(const ServeOptions& o) {
   d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
   // The image's ID decides what runs: the engine's image events keep the image cache honest
   // and drain environments of a rebuilt or removed tag (docs/architecture.md "Image identity").
-  d.watcher = std::make_unique<scheduler::ImageWatcher>(&loop, d.docker.get(),
-                                                        [&d](const std::string& image) {
-                                                          // "" follows every (re)connect of the
-                                                          // event stream: the engine answers again,
-                                                          // and whatever it kept of ours while it
-                                                          // was unreachable can go now.
-                                                          if (image.empty())
-                                                            d.scheduler->ReapOrphans();
-                                                          d.scheduler->OnImageChanged(image);
-                                                        });
+  d.watcher = std::make_unique<scheduler::ImageWatcher>(
+      &loop, d.docker.get(), [&d](const std::string& image) { OnImageEvent(d, image); });
   d.scheduler->set_image_cache_trusted([&d] { return d.watcher && d.watcher->healthy(); });
   d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.scheduler.get());
+  d.scheduler->set_invoke_handler([&d](const std::shared_ptr<http::HttpExchange>& ex,
+                                       const std::string& ref, const std::string& caller) {
+    if (d.api) d.api->InvokeFromFunction(ex, ref, caller);
+  });
   if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {
     std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
     d.api.reset();
     d.watcher.reset();
     d.scheduler.reset();
+    d.holders.reset();
     d.docker.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -190,6 +229,10 @@ int Serve(const ServeOptions& o) {
   });
 
   uv_run(&loop, UV_RUN_DEFAULT);
+  {
+    std::error_code ec;
+    std::filesystem::remove_all(d.runtime_dir, ec);
+  }
   int rc = uv_loop_close(&loop);
   if (rc != 0) {
     LOG_ERROR("serve", "uv_loop_close returned %s: a handle was left open", uv_err_name(rc));

@@ -69,6 +69,14 @@ RuntimeApiServer::RuntimeApiServer(uv_loop_t* loop, Callbacks callbacks)
               [this](const Ex& ex, const Params& a) { HandleError(ex, a[0]); });
   router_.Add("POST", p + "/runtime/init/error",
               [this](const Ex& ex, const Params&) { HandleInitError(ex); });
+  router_.Add("POST", "/2015-03-31/functions/{}/invocations",
+              [this](const Ex& ex, const Params& a) {
+                if (callbacks_.on_invoke) {
+                  callbacks_.on_invoke(ex, a[0]);
+                  return;
+                }
+                ex->Reply(RuntimeApiError(404, "NotFound", "no Invoke endpoint here"));
+              });
   router_.Add("GET", p + "/ping",
               [](const Ex& ex, const Params&) { ex->Reply(http::HttpResponse(200, "pong\n")); });
   router_.SetFallback([](const Ex& ex, int status) {
@@ -85,6 +93,10 @@ RuntimeApiServer::~RuntimeApiServer() {
 
 Status RuntimeApiServer::Listen(const std::string& host) {
   return server_.Listen(host, 0);
+}
+
+Status RuntimeApiServer::ListenUnix(const std::string& path) {
+  return server_.ListenUnix(path, 0666);
 }
 
 std::string RuntimeApiServer::address() const {

@@ -1,9 +1,16 @@
 // runtime/runtime_api/runtime_api_server.h: the Lambda Runtime API (2018-06-01)
 // for one execution environment.
 //
-// Each environment gets its own listener on 127.0.0.1 with an ephemeral port
-// (DESIGN.md decision 2), so a runtime can only ever see its own events; the
-// container receives AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>.
+// Each environment gets its own listener (docs/decisions.md decision 2), so a runtime can
+// only ever see its own events: on 127.0.0.1 with an ephemeral port for environments on
+// the host network (the container receives AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>), or
+// on a unix socket made for that environment alone and bind-mounted into its container
+// (isolated environments; the shim relays 127.0.0.1:9001 inside to it).
+//
+// Besides the Runtime API, the listener can serve the Lambda Invoke route
+// (POST /2015-03-31/functions/{name}/invocations) for functions that call other
+// functions: the owner handles it (Callbacks::on_invoke) knowing which environment, so
+// which function, is calling. Nothing else of the daemon's API is reachable here.
 //
 // Flow: the owner Deliver()s events; GET /next long-polls until one is queued
 // (no timeout: stock clients expect to block). The runtime answers with
@@ -64,6 +71,10 @@ class RuntimeApiServer {
         on_response;
     std::function<void(const std::string& request_id, RuntimeError error)> on_error;
     std::function<void(RuntimeError error)> on_init_error;
+    // POST /2015-03-31/functions/{ref}/invocations from inside the environment; null =
+    // 404 like any other unknown route.
+    std::function<void(const std::shared_ptr<http::HttpExchange>& ex, const std::string& ref)>
+        on_invoke;
   };
 
   RuntimeApiServer(uv_loop_t* loop, Callbacks callbacks);
@@ -73,6 +84,8 @@ class RuntimeApiServer {
 
   // Listens on host with an ephemeral port.
   Status Listen(const std::string& host);
+  // Listens on a unix socket at `path` (mode 0666: the container's user may not be root).
+  Status ListenUnix(const std::string& path);
   int port() const { return server_.port(); }
   // "127.0.0.1:<port>", the value of AWS_LAMBDA_RUNTIME_API.
   std::string address() const;

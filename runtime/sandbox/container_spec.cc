@@ -13,6 +13,14 @@ bool InjectsShim(ShimMode mode) {
   return mode == ShimMode::kAuto || mode == ShimMode::kExec || mode == ShimMode::kHttp;
 }
 
+bool IsIsolated(const registry::FunctionSpec& fn) {
+  return fn.network == "isolated";
+}
+
+bool InjectsShim(const registry::FunctionSpec& fn) {
+  return InjectsShim(fn.mode) || (IsIsolated(fn) && fn.mode == ShimMode::kPassthrough);
+}
+
 int PickFreeLoopbackPort() {
   // Bind to port 0 and read back what the kernel chose; a few microseconds of
   // synchronous syscalls, no I/O wait.
@@ -35,8 +43,11 @@ namespace {
 
 std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
                                            const ContainerParams& p) {
+  bool isolated = !p.runtime_dir.empty();
+  std::string runtime_dir = kRuntimeDirMountPoint;
   std::vector<std::string> env = {
-      "AWS_LAMBDA_RUNTIME_API=" + p.runtime_api_address,
+      std::string("AWS_LAMBDA_RUNTIME_API=") +
+          (isolated ? kIsolatedRuntimeApi : p.runtime_api_address),
       "AWS_LAMBDA_FUNCTION_NAME=" + fn.name,
       "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
       "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(fn.memory_mb),
@@ -50,7 +61,21 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
       "LAMBDA_RUNTIME_DIR=/var/runtime",
       "TZ=UTC",
   };
-  if (InjectsShim(fn.mode)) {
+  if (isolated) {
+    // The shim (or a native function's library) reaches the daemon through the socket;
+    // the program inside sees the Runtime API on 127.0.0.1:9001 as in Lambda.
+    env.push_back("EPHEMERA_RUNTIME_SOCKET=" + runtime_dir + "/runtime.sock");
+    if (InjectsShim(fn)) env.push_back(std::string("EPHEMERA_PROXY_LISTEN=") + kIsolatedRuntimeApi);
+    if (!fn.forward.empty()) {
+      std::string fwd;
+      for (const std::string& target : fn.forward) {
+        std::string port = target.substr(target.rfind(':') + 1);
+        fwd += (fwd.empty() ? "" : ",") + port + "=" + runtime_dir + "/fwd-" + port + ".sock";
+      }
+      env.push_back("EPHEMERA_FORWARD=" + fwd);
+    }
+  }
+  if (InjectsShim(fn)) {
     env.push_back(std::string("EPHEMERA_MODE=") + registry::ShimModeName(fn.mode));
     env.push_back("EPHEMERA_INIT_TIMEOUT_MS=" + std::to_string(p.init_timeout_ms));
     if (fn.mode == ShimMode::kHttp) {
@@ -98,7 +123,16 @@ Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageC
                  {"ephemera.environment", p.environment_id},
                  {"ephemera.daemon", p.instance_label}};
   spec.env = LambdaEnvironment(fn, p);
-  spec.network_mode = fn.network;
+  if (IsIsolated(fn)) {
+    if (p.holder_id.empty() || p.runtime_dir.empty()) {
+      return InvalidArgument("function " + fn.name +
+                             ": an isolated environment needs a namespace holder and a "
+                             "runtime folder");
+    }
+    spec.network_mode = "container:" + p.holder_id;
+  } else {
+    spec.network_mode = fn.network;
+  }
   spec.memory_bytes = static_cast<int64_t>(fn.memory_mb) << 20;
   spec.working_dir = fn.working_dir;
   ApplySecurity(fn.security, image, &spec);
@@ -111,16 +145,19 @@ Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageC
     const auto& cmd = fn.args.empty() ? image.cmd : fn.args;
     argv.insert(argv.end(), cmd.begin(), cmd.end());
   }
+  if (IsIsolated(fn)) {
+    spec.binds.push_back(p.runtime_dir + ":" + kRuntimeDirMountPoint + ":ro");
+  }
   if (fn.mode == ShimMode::kHttp && fn.http_port == 0 && p.http_port == 0) {
     return InvalidArgument("function " + fn.name +
                            ": no free port on 127.0.0.1 for its web service");
   }
-  if (InjectsShim(fn.mode)) {
+  if (InjectsShim(fn)) {
     if (argv.empty()) {
       return InvalidArgument("function " + fn.name + ": image " + fn.image +
                              " has no ENTRYPOINT or CMD and the registry gives no \"command\"");
     }
-    spec.binds = {p.shim_path + ":" + kShimMountPoint + ":ro"};
+    spec.binds.push_back(p.shim_path + ":" + kShimMountPoint + ":ro");
     spec.entrypoint = {kShimMountPoint};
     spec.cmd = std::move(argv);
   } else if (!fn.command.empty()) {

@@ -31,7 +31,19 @@ struct ContainerParams {
   std::string region = "us-east-1";
   std::string instance_label;  // ephemera.daemon label value
   int http_port = 0;  // http mode with spec http_port 0: the port picked for this environment
+  // Isolated environments (network "isolated"): the holder whose network namespace the
+  // container joins, and the host folder holding the environment's unix sockets
+  // (runtime.sock, fwd-<port>.sock), bind-mounted read-only at kRuntimeDirMountPoint.
+  std::string holder_id;
+  std::string runtime_dir;
 };
+
+// Where an isolated environment finds its sockets, and the address its shim relays.
+inline constexpr char kRuntimeDirMountPoint[] = "/run/ephemera";
+inline constexpr char kIsolatedRuntimeApi[] = "127.0.0.1:9001";
+
+// True for functions that run in a network namespace of their own.
+bool IsIsolated(const registry::FunctionSpec& fn);
 
 // The user a function runs as when neither its spec nor its image names one: Lambda runs
 // functions as a non-root user too.
@@ -39,6 +51,9 @@ inline constexpr char kDefaultUser[] = "993:993";
 
 // True for the modes where the daemon injects the shim (auto, exec, http).
 bool InjectsShim(registry::ShimMode mode);
+// Whether this function's containers get the shim: the modes above, and passthrough when
+// isolated (the shim then only relays the Runtime API into the namespace).
+bool InjectsShim(const registry::FunctionSpec& fn);
 
 // A TCP port on 127.0.0.1 that nothing listens on right now (0 if none could be
 // found). Used for http-mode functions that let the daemon choose their port.

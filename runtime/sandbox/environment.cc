@@ -1,7 +1,13 @@
 #include "runtime/sandbox/environment.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 
 #include "runtime/core/clock.h"
@@ -136,6 +142,12 @@ Environment::Environment(uv_loop_t* loop, docker::DockerClient* docker,
 Environment::~Environment() {
   if (wait_request_ != 0) docker_->Cancel(wait_request_);
   if (attach_request_ != 0) docker_->Cancel(attach_request_);
+  forwarders_.clear();
+  runtime_api_.reset();
+  if (!socket_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(socket_dir_, ec);
+  }
 }
 
 void Environment::ReportStarted() {
@@ -164,7 +176,63 @@ void Environment::Provision(std::optional<Invocation> first) {
     // The event waits in the listener's queue; the runtime's first /next takes it.
     Hand(std::move(*first));
   }
-  CreateContainer();
+  if (IsIsolated(*spec_)) {
+    AcquireHolder();
+  } else {
+    CreateContainer();
+  }
+}
+
+// An isolated environment joins a network namespace prepared ahead (holders.h).
+void Environment::AcquireHolder() {
+  create_in_flight_ = true;  // Dispose waits for the holder, then releases it
+  options_->holders->Acquire(Guard([](Environment* self, Status s, std::string holder) {
+    self->create_in_flight_ = false;
+    self->holder_id_ = std::move(holder);
+    if (self->state_ == EnvironmentState::kDisposing) {
+      self->RemoveContainer();
+      return;
+    }
+    if (!s.ok()) {
+      self->Fail(s.code() == StatusCode::kUnavailable ? OutcomeKind::kEngineUnavailable
+                                                      : OutcomeKind::kEngineFailed,
+                 s);
+      return;
+    }
+    self->CreateContainer();
+  }));
+}
+
+// The host services the function's spec lets it reach, one socket each in its folder.
+bool Environment::OpenForwarders() {
+  for (const std::string& target : spec_->forward) {
+    size_t colon = target.rfind(':');
+    std::string host = colon == std::string::npos ? "127.0.0.1" : target.substr(0, colon);
+    std::string port = colon == std::string::npos ? target : target.substr(colon + 1);
+    auto fwd = std::make_unique<Forwarder>(loop_);
+    if (Status s = fwd->Listen(socket_dir_ + "/fwd-" + port + ".sock", host, std::stoi(port));
+        !s.ok()) {
+      reusable_ = false;
+      LOG_WARN("sandbox", "%s: cannot forward %s: %s", spec_->name.c_str(), target.c_str(),
+               s.message().c_str());
+      return false;
+    }
+    forwarders_.push_back(std::move(fwd));
+  }
+  return true;
+}
+
+void Environment::ReleaseIsolation(bool healthy) {
+  forwarders_.clear();
+  if (!holder_id_.empty() && options_->holders != nullptr) {
+    options_->holders->Release(holder_id_, healthy);
+    holder_id_.clear();
+  }
+  if (!socket_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(socket_dir_, ec);
+    socket_dir_.clear();
+  }
 }
 
 void Environment::OpenRuntimeApi() {
@@ -177,14 +245,34 @@ void Environment::OpenRuntimeApi() {
     OnRuntimeError(std::move(e));
   };
   cb.on_init_error = [this](runtime_api::RuntimeError e) { OnRuntimeInitError(std::move(e)); };
+  if (options_->invoke_handler) {
+    cb.on_invoke = [this](const std::shared_ptr<http::HttpExchange>& ex, const std::string& ref) {
+      options_->invoke_handler(ex, ref, spec_->name);
+    };
+  }
   runtime_api_ = std::make_unique<runtime_api::RuntimeApiServer>(loop_, std::move(cb));
-  if (Status s = runtime_api_->Listen(options_->runtime_api_host); !s.ok()) {
+  Status s;
+  if (IsIsolated(*spec_)) {
+    // A folder for this environment alone; the container sees it at /run/ephemera.
+    socket_dir_ = options_->runtime_dir + "/" + id_;
+    if (::mkdir(socket_dir_.c_str(), 0755) != 0) {
+      s = Internal("cannot make the socket folder " + socket_dir_ + ": " + std::strerror(errno));
+    } else {
+      s = runtime_api_->ListenUnix(socket_dir_ + "/runtime.sock");
+      if (s.ok() && !OpenForwarders()) s = Internal("cannot forward the function's host services");
+    }
+  } else {
+    s = runtime_api_->Listen(options_->runtime_api_host);
+  }
+  if (!s.ok()) {
     reusable_ = false;
     SetState(EnvironmentState::kDisposing);
     ReportStarted();
     // Reported from a later loop turn: callbacks never run inside the call.
     timer_.Start(0, Guard([s](Environment* self) {
                    if (self->events_.on_lost) self->events_.on_lost(self, s);
+                   self->runtime_api_.reset();
+                   self->ReleaseIsolation(true);
                    self->SetState(EnvironmentState::kGone);
                    if (self->events_.on_gone) self->events_.on_gone(self);
                  }));
@@ -201,6 +289,8 @@ void Environment::CreateContainer() {
   params.init_timeout_ms = options_->init_timeout_ms;
   params.region = options_->region;
   params.instance_label = options_->instance_label;
+  params.holder_id = holder_id_;
+  params.runtime_dir = socket_dir_;
   if (spec_->mode == registry::ShimMode::kHttp && spec_->http_port == 0) {
     params.http_port = PickFreeLoopbackPort();
   }
@@ -568,6 +658,7 @@ void Environment::RemoveContainer() {
     timer_.Start(0, Guard([](Environment* self) {
                    self->FlushDelivery();
                    self->runtime_api_.reset();
+                   self->ReleaseIsolation(true);
                    self->SetState(EnvironmentState::kGone);
                    if (self->events_.on_gone) self->events_.on_gone(self);
                  }));
@@ -581,6 +672,7 @@ void Environment::RemoveContainer() {
                              }
                              // The runtime's last request (its 202) had its answer by now.
                              self->runtime_api_.reset();
+                             self->ReleaseIsolation(status.ok());
                              if (self->attach_request_ == 0) self->FlushDelivery();
                              self->SetState(EnvironmentState::kGone);
                              if (self->events_.on_gone) self->events_.on_gone(self);

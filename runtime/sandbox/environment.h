@@ -37,6 +37,8 @@
 #include "runtime/core/uv_handle.h"
 #include "runtime/docker/docker_client.h"
 #include "runtime/runtime_api/runtime_api_server.h"
+#include "runtime/sandbox/forwarder.h"
+#include "runtime/sandbox/holders.h"
 #include "runtime/sandbox/invocation.h"
 
 namespace ephemera::sandbox {
@@ -51,6 +53,15 @@ struct SandboxOptions {
   std::string region = "us-east-1";
   uint64_t init_timeout_ms = 10000;  // start -> first /next
   std::string instance_label;        // value of ephemera.daemon on our containers
+  // Isolated environments: where their socket folders are made (a host path the engine
+  // can bind-mount), and the holders of their network namespaces.
+  std::string runtime_dir;
+  HolderPool* holders = nullptr;
+  // Serves an Invoke that a function sent from inside its environment; `caller` is the
+  // calling function's name. Null: such calls get 404.
+  std::function<void(const std::shared_ptr<http::HttpExchange>& ex, const std::string& ref,
+                     const std::string& caller)>
+      invoke_handler;
 };
 
 // One event for one environment, with where its outcome goes.
@@ -115,6 +126,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
  private:
   // Provisioning stages.
   void OpenRuntimeApi();
+  void AcquireHolder();
+  bool OpenForwarders();
+  void ReleaseIsolation(bool healthy);
   void CreateContainer();
   void WatchContainer();
   void StartContainer();
@@ -150,6 +164,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   EnvironmentState state_ = EnvironmentState::kProvisioning;
   bool reusable_ = true;
   std::unique_ptr<runtime_api::RuntimeApiServer> runtime_api_;
+  std::string holder_id_;   // isolated: the namespace this container joined
+  std::string socket_dir_;  // isolated: this environment's folder of sockets
+  std::vector<std::unique_ptr<Forwarder>> forwarders_;
   std::string container_id_;
   docker::DockerClient::RequestId wait_request_ = 0, attach_request_ = 0;
   bool attach_wanted_ = false;

@@ -588,8 +588,14 @@ void Scheduler::Refuse(Handle handle, OutcomeKind kind, std::string reason, Stat
   out.status = std::move(status);
   out.phases.total = MonotonicMs() - it->second->inv.accepted_ms;
   if (kind != OutcomeKind::kThrottled && kind != OutcomeKind::kCancelled) Count(out);
-  // Callbacks never run inside the call that started them.
-  Defer([this, handle, out = std::move(out)]() mutable { Complete(handle, std::move(out)); });
+  // The entry goes now, so no callback still on its way (an image inspection, a start
+  // slot) can find it; its caller hears on a later loop turn (never inside the call).
+  sandbox::InvokeDone done = std::move(it->second->done);
+  entries_.erase(it);
+  Defer([this, done = std::move(done), out = std::move(out)]() mutable {
+    if (done) done(std::move(out));
+    MaybeFinishShutdown();
+  });
 }
 
 void Scheduler::Defer(std::function<void()> fn) {
@@ -625,10 +631,10 @@ void Scheduler::Cancel(Handle handle) {
       Refuse(handle, OutcomeKind::kCancelled, "", Cancelled("the caller went away"));
       return;
     case Entry::Stage::kStarting:
-      // Admitted, waiting for its image or a start slot: give the capacity back.
+      // Admitted, waiting for its image or a start slot: give the capacity back. The
+      // entry goes, so the image callback and RunStarts find nothing.
       --fs.running;
       --running_;
-      e.stage = Entry::Stage::kQueued;  // RunStarts skips it
       Refuse(handle, OutcomeKind::kCancelled, "", Cancelled("the caller went away"));
       PumpQueue(fs);
       return;

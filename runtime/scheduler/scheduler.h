@@ -101,6 +101,10 @@ class Scheduler {
   void SyncFunctions(const std::vector<std::shared_ptr<const registry::FunctionSpec>>& specs);
   // The engine says `image` (a name or an ID; "" = anything) may point elsewhere now.
   void OnImageChanged(const std::string& image);
+  // Where Invoke calls made from inside environments go (see SandboxOptions).
+  void set_invoke_handler(decltype(sandbox::SandboxOptions::invoke_handler) handler) {
+    options_.sandbox.invoke_handler = std::move(handler);
+  }
   // Whether the image cache can be trusted (the engine's event stream is up). When it
   // cannot, every cold start inspects its image afresh.
   void set_image_cache_trusted(std::function<bool()> trusted) {

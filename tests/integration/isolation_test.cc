@@ -1,0 +1,119 @@
+// Isolation and hardening (issue 9, sections 1 and 2), tried the way a hostile function
+// would: from inside real containers of the real daemon. Each probe is a busybox shell
+// script whose output the test reads; a host-network function runs the same probe where
+// it matters, to show the probe can see what isolation hides.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/integration/daemon_fixture.h"
+
+namespace ephemera::testing {
+namespace {
+
+class Isolation : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = new Daemon;
+    ASSERT_EQ(daemon_->Start(), "");
+  }
+  static void TearDownTestSuite() {
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    delete daemon_;
+    daemon_ = nullptr;
+  }
+  // An exec function running `script` with busybox sh, in `network`.
+  static void Probe(const std::string& name, const std::string& network, const std::string& script,
+                    const std::string& extra_vars = "") {
+    std::string escaped;
+    for (char c : script) {
+      if (c == '"' || c == '\\') escaped.push_back('\\');
+      escaped.push_back(c);
+    }
+    std::string body =
+        R"({"FunctionName":")" + name +
+        R"(","Code":{"ImageUri":"ephemera/busybox:latest"},"Timeout":10,)" +
+        R"("ImageConfig":{"EntryPoint":["sh","-c",")" + escaped + R"("]},)" +
+        R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec","EPHEMERA_NETWORK":")" + network +
+        "\"" + extra_vars + "}}}";
+    HttpResult r = Http("POST", daemon_->url() + "/2015-03-31/functions", body);
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  static std::string Port() { return std::to_string(PortOf(daemon_->url())); }
+  static int PortOf(const std::string& url) { return std::stoi(url.substr(url.rfind(':') + 1)); }
+  static Daemon* daemon_;
+};
+Daemon* Isolation::daemon_ = nullptr;
+
+// busybox nc: connect, send a request, print the first line of the answer.
+std::string HttpProbe(const std::string& port, const std::string& request) {
+  return "printf '" + request + "' | timeout 3 nc 127.0.0.1 " + port +
+         " | head -n 1 | grep -q HTTP && echo reachable || echo unreachable";
+}
+
+TEST_F(Isolation, AnIsolatedFunctionCannotReachTheControlPlane) {
+  std::string script =
+      HttpProbe(Port(), "DELETE /2015-03-31/functions/victim HTTP/1.0\\r\\n\\r\\n");
+  Probe("probe-isolated", "isolated", script);
+  Probe("probe-host", "host", script);
+  Probe("victim", "isolated", "cat");
+  HttpResult isolated = daemon_->Invoke("probe-isolated", "{}");
+  ASSERT_EQ(isolated.status, 200) << isolated.body;
+  EXPECT_EQ(isolated.body, "unreachable\n");
+  EXPECT_EQ(Http("GET", daemon_->url() + "/2015-03-31/functions/victim").status, 200)
+      << "the victim still exists";
+  // On the host network the same probe reaches the daemon (so the probe works) and deletes.
+  HttpResult host = daemon_->Invoke("probe-host", "{}");
+  ASSERT_EQ(host.status, 200) << host.body;
+  EXPECT_EQ(host.body, "reachable\n");
+}
+
+TEST_F(Isolation, AnIsolatedFunctionSeesOnlyItsOwnListener) {
+  // A warm isolated environment stays idle while the probe runs beside it.
+  Probe("neighbour", "isolated", "cat", R"(,"EPHEMERA_POLICY":"warm")");
+  ASSERT_EQ(daemon_->Invoke("neighbour", R"("x")").status, 200);
+  // Listening sockets (state 0A) in the probe's namespace: only its shim's 127.0.0.1:9001.
+  Probe("listeners", "isolated",
+        "grep -c ' 0A ' /proc/net/tcp; grep ' 0A ' /proc/net/tcp | "
+        "cut -c7-19");
+  HttpResult r = daemon_->Invoke("listeners", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "1\n0100007F:2329\n") << "one listener, 127.0.0.1:9001";
+  Http("DELETE", daemon_->url() + "/2015-03-31/functions/neighbour");
+}
+
+TEST_F(Isolation, AFunctionInvokesAnotherByNameFromInside) {
+  Probe("callee", "isolated", "tr a-z A-Z");
+  Probe("caller", "isolated",
+        // busybox nc stops at the end of its input: keep it open while the answer comes.
+        "(printf 'POST /2015-03-31/functions/callee/invocations HTTP/1.1\\r\\nHost: x\\r\\n"
+        "Content-Length: 7\\r\\n\\r\\n\"hello\"'; sleep 4) | timeout 5 nc 127.0.0.1 9001 | "
+        "tail -c 7");
+  HttpResult r = daemon_->Invoke("caller", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, R"("HELLO")");
+}
+
+TEST_F(Isolation, HardeningRefusesRawSocketsAndWritesOutsideTmp) {
+  Probe("hardened", "isolated",
+        "id -u; touch /etc/x 2>/dev/null && echo root-writable || echo root-read-only; "
+        "touch /tmp/x && echo tmp-writable; "
+        "ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1 && echo raw-allowed || echo raw-refused");
+  HttpResult r = daemon_->Invoke("hardened", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "993\nroot-read-only\ntmp-writable\nraw-refused\n");
+}
+
+TEST_F(Isolation, AForkBombIsContainedAndOthersKeepWorking) {
+  Probe("bomb", "isolated", "b() { b | b & }; b; sleep 10", R"(,"EPHEMERA_PIDS_LIMIT":"64")");
+  HttpResult r = daemon_->Invoke("bomb", "{}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled") << r.body;
+  HttpResult echo = daemon_->Invoke("echo", R"({"still":"here"})");
+  EXPECT_EQ(echo.status, 200);
+  EXPECT_EQ(echo.body, R"({"still":"here"})");
+  EXPECT_TRUE(daemon_->WaitIdle());
+}
+
+}  // namespace
+}  // namespace ephemera::testing
