@@ -24,9 +24,10 @@
 //     (after a 408) once no byte has arrived for this long. Every read restarts
 //     it, so a slow but steady upload is fine.
 //   - idle_timeout_ms (60 s): a keep-alive connection with no request in
-//     flight, no reply being written and no byte of a next request is closed
-//     (without an answer) after this long. A reply that the client does not read
-//     counts as idle time too: the clock restarts whenever a write completes.
+//     flight and no byte of a next request is closed (without an answer) after
+//     this long. The clock starts when the reply is handed over and restarts
+//     whenever a write completes, so a client that does not read its reply is
+//     idle too.
 //   - max_connections (4096): a connection accepted while this many are open is
 //     refused: it gets a 503 (through error_response, message "connection limit
 //     of N reached") at once, without its request being read, then the server
@@ -36,6 +37,9 @@
 // None of these timers runs while a request is with its handler: a long invoke
 // or a parked Runtime API /next is never timed out here, only reading a request
 // and idling between requests are. stats() counts opens, refusals and timeouts.
+//
+// Memory: an idle connection holds about 1.5 kB (the 64 KB read buffer is one
+// per thread, shared by all connections).
 //
 // Backpressure: a connection stops reading while more than 1 MB of pipelined
 // input waits behind the request in flight, and stops answering pipelined
