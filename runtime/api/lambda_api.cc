@@ -353,6 +353,14 @@ void LambdaApi::InvokePlain(const Ex& ex, const std::string& name) {
 
 void LambdaApi::CreateFunction(const Ex& ex) {
   std::string request_id = NewRequestId();
+  // cJSON ends a string at an escaped NUL: refuse rather than run a shortened value.
+  if (registry::ContainsEscapedNul(ex->request().body)) {
+    ex->Reply(AwsError(C::kInvalidParameterValue,
+                       "the request contains a NUL character (\\u0000): names, values and "
+                       "environment variables cannot contain one",
+                       request_id));
+    return;
+  }
   size_t at = 0;
   auto body = json::Parse(ex->request().body, &at);
   if (!body || !cJSON_IsObject(body.get())) {

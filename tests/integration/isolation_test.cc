@@ -94,6 +94,20 @@ TEST_F(Isolation, AFunctionInvokesAnotherByNameFromInside) {
   EXPECT_EQ(r.body, R"("HELLO")");
 }
 
+TEST_F(Isolation, AHostServiceIsReachableOnlyWhereTheSpecForwardsIt) {
+  // Redis on the host (scripts/setup.sh starts it on 6379).
+  std::string script =
+      "(printf 'PING\\r\\n'; sleep 1) | timeout 2 nc 127.0.0.1 6379 | head -c 5; echo";
+  Probe("redis-allowed", "isolated", script, R"(,"EPHEMERA_FORWARD":"6379")");
+  Probe("redis-denied", "isolated", script);
+  HttpResult allowed = daemon_->Invoke("redis-allowed", "{}");
+  ASSERT_EQ(allowed.status, 200) << allowed.body;
+  EXPECT_EQ(allowed.body, "+PONG\n");
+  HttpResult denied = daemon_->Invoke("redis-denied", "{}");
+  ASSERT_EQ(denied.status, 200) << denied.body;
+  EXPECT_EQ(denied.body, "\n") << "no forward, no Redis";
+}
+
 TEST_F(Isolation, HardeningRefusesRawSocketsAndWritesOutsideTmp) {
   Probe("hardened", "isolated",
         "id -u; touch /etc/x 2>/dev/null && echo root-writable || echo root-read-only; "

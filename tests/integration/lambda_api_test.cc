@@ -271,5 +271,21 @@ TEST_F(LambdaApi, CreateWithBadSpecNamesTheField) {
   EXPECT_EQ(garbage.Header("x-amzn-errortype"), "InvalidRequestContentException");
 }
 
+// Hostile input to CreateFunction (issue 9, section 3): a clear 400, nothing shortened.
+TEST_F(LambdaApi, MalformedImageReferenceAndNulAreInvalidParameters) {
+  HttpResult bad_ref =
+      CreateFunction(R"js({"FunctionName":"bad-ref","Role":"r","Code":{"ImageUri":"$(id)"}})js");
+  EXPECT_EQ(bad_ref.status, 400) << bad_ref.body;
+  EXPECT_EQ(bad_ref.Header("x-amzn-errortype"), "InvalidParameterValueException");
+  EXPECT_NE(bad_ref.body.find("$(id)"), std::string::npos) << "names the value: " << bad_ref.body;
+  HttpResult nul = CreateFunction(
+      R"({"FunctionName":"nul-env","Role":"r","Code":{"ImageUri":"ephemera/shout:latest"},)"
+      R"("Environment":{"Variables":{"A":"before\u0000after"}}})");
+  EXPECT_EQ(nul.status, 400) << nul.body;
+  EXPECT_EQ(nul.Header("x-amzn-errortype"), "InvalidParameterValueException");
+  EXPECT_NE(nul.body.find("NUL"), std::string::npos) << nul.body;
+  EXPECT_EQ(Http("GET", Url("/2015-03-31/functions/nul-env")).status, 404) << "nothing created";
+}
+
 }  // namespace
 }  // namespace ephemera::testing
