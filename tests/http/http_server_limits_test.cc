@@ -371,5 +371,13 @@ TEST_P(HttpLimitsTest, EveryDescriptorIsReleased) {
   EXPECT_EQ(testing::OpenFds(), before);
 }
 
+TEST(HttpServerOptions, DefaultsAreTheOnesTheHeaderStates) {
+  HttpServer::Options o;
+  EXPECT_EQ(o.header_timeout_ms, 10'000u);
+  EXPECT_EQ(o.body_timeout_ms, 10'000u);
+  EXPECT_EQ(o.idle_timeout_ms, 60'000u);
+  EXPECT_EQ(o.max_connections, 4096u);
+}
+
 }  // namespace
 }  // namespace ephemera::http
