@@ -51,7 +51,7 @@ using ephemera::http::HttpServer;
 using ephemera::http::RequestParser;
 using ephemera::http::Router;
 
-// What aws-cli sends for `aws lambda invoke` (PROTOCOLS.md section 2), with a small payload.
+// What aws-cli sends for `aws lambda invoke` (docs/protocols.md section 2), with a small payload.
 const std::string kInvokeRequest =
     "POST /2015-03-31/functions/echo/invocations HTTP/1.1\r\n"
     "Host: 127.0.0.1:9000\r\n"
