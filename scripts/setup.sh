@@ -36,7 +36,7 @@ JOBS=${EPHEMERA_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libcjson-dev libhiredis-dev
   libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev node-llhttp docker.io
-  redis-server awscli busybox-static curl runc python3 clang-format)
+  redis-server awscli busybox-static curl runc python3 clang-format clang libclang-rt-14-dev)
 
 do_packages=1 do_services=1 do_build=1
 for arg in "$@"; do
@@ -244,7 +244,9 @@ start_redis() {
 
 build() {
   say "build: cmake configure in $BUILD_DIR (RelWithDebInfo)"
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo </dev/null
+  # Warnings are errors in the project's own builds (a user's plain cmake build keeps them
+  # as warnings: EPHEMERA_WERROR is off by default).
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPHEMERA_WERROR=ON </dev/null
   say "build: compiling with $JOBS jobs"
   cmake --build "$BUILD_DIR" -j "$JOBS" </dev/null
   say "build: done"

@@ -6,8 +6,12 @@
 #   3. integration tests:  ctest --test-dir build -L integration (real dockerd and Redis)
 #   4. other ctest labels, if any test carries neither label;
 #   5. sanitizers: an ASan/UBSan build in build-asan (-DEPHEMERA_SANITIZE=ON,
-#      -DEPHEMERA_BUILD_BENCH=OFF) running the unit tests;
-#   6. end-to-end: every tests/e2e/*.sh, each run with bash (failure fails the run).
+#      -DEPHEMERA_BUILD_BENCH=OFF) running the unit tests, then the integration tests and
+#      the end-to-end scripts against the sanitized daemon (with the normal static shim
+#      from build/, EPHEMERA_TEST_SHIM: a sanitized shim cannot run in FROM scratch images);
+#   6. end-to-end: every tests/e2e/*.sh, each run with bash (failure fails the run);
+#   7. fuzzing: each fuzz target for a short bounded time (scripts/fuzz.sh --seconds N,
+#      EPHEMERA_FUZZ_SECONDS, default 10), if clang is installed.
 # A step that cannot run (setup or a build fails) counts as one failure and the steps that
 # need it are skipped. The last line is "N passed, N failed" (N counts ctest tests and e2e
 # scripts); the exit status is non-zero if anything failed.
@@ -103,11 +107,19 @@ fi
 if ((run_asan)); then
   say "asan: configure build-asan (EPHEMERA_SANITIZE=ON, EPHEMERA_BUILD_BENCH=OFF)"
   if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEPHEMERA_SANITIZE=ON \
-    -DEPHEMERA_BUILD_BENCH=OFF </dev/null >/dev/null &&
+    -DEPHEMERA_BUILD_BENCH=OFF -DEPHEMERA_WERROR=ON </dev/null >/dev/null &&
     cmake --build build-asan -j "$JOBS" </dev/null; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
       run_ctest "asan unit" --test-dir build-asan -L unit -j "$JOBS"
+    if ((build_ok)); then
+      # The sanitized daemon against the real engine, with build/'s static shim.
+      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        EPHEMERA_TEST_SHIM=$PWD/build/bin/ephemera-shim \
+        run_ctest "asan integration" --test-dir build-asan -L integration
+      asan_e2e=1
+    fi
   else
     fail_step "asan build (build-asan)"
   fi
@@ -130,6 +142,36 @@ for script in "${e2e[@]}"; do
     fail_step "e2e $script (exit $rc)"
   fi
 done
+
+# The end-to-end scripts once more against the sanitized daemon.
+if ((${asan_e2e:-0})); then
+  for script in "${e2e[@]}"; do
+    say "asan e2e: $script"
+    t0=$SECONDS
+    if EPHEMERA_BUILD_DIR=build-asan EPHEMERA_TEST_SHIM=$PWD/build/bin/ephemera-shim \
+      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+      timeout --kill-after=10 "$E2E_TIMEOUT" bash "$script" </dev/null; then
+      passed=$((passed + 1))
+      say "asan e2e: $script passed ($((SECONDS - t0)) s)"
+    else
+      fail_step "asan e2e $script (exit $?)"
+    fi
+  done
+fi
+
+# Every fuzz target for a short bounded time (the long runs are scripts/fuzz.sh's job).
+if command -v clang++ >/dev/null && [[ -x scripts/fuzz.sh ]]; then
+  say "fuzz: scripts/fuzz.sh --seconds ${EPHEMERA_FUZZ_SECONDS:-10}"
+  t0=$SECONDS
+  if scripts/fuzz.sh --seconds "${EPHEMERA_FUZZ_SECONDS:-10}" </dev/null; then
+    passed=$((passed + 1))
+    say "fuzz: passed ($((SECONDS - t0)) s)"
+  else
+    fail_step "fuzz (scripts/fuzz.sh exit $?)"
+  fi
+else
+  say "fuzz: skipped (no clang++ or no scripts/fuzz.sh)"
+fi
 
 for f in "${failures[@]}"; do say "failed: $f"; done
 say "total time $((SECONDS / 60)) min $((SECONDS % 60)) s"

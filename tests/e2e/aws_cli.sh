@@ -11,7 +11,9 @@ AWS=/usr/bin/aws
 [[ -x $BIN ]] || { echo "aws_cli: $BIN missing (build first)"; exit 1; }
 
 tmp=$(mktemp -d)
-setsid "$BIN" serve --listen 127.0.0.1:0 --state "$tmp/state.json" >"$tmp/stdout" 2>"$tmp/daemon.log" </dev/null &
+shim_args=()
+[[ -n ${EPHEMERA_TEST_SHIM:-} ]] && shim_args=(--shim "$EPHEMERA_TEST_SHIM")
+setsid "$BIN" serve --listen 127.0.0.1:0 --state "$tmp/state.json" "${shim_args[@]}" >"$tmp/stdout" 2>"$tmp/daemon.log" </dev/null &
 daemon=$!
 cleanup() {
   kill -TERM "$daemon" 2>/dev/null

@@ -118,6 +118,12 @@ std::string Daemon::Start(const Options& options) {
   std::string port_file = dir_ + "/stdout";
   std::vector<std::string> args = {BinaryPath(), "serve",        "--listen", "127.0.0.1:0",
                                    "--registry", RegistryPath(), "--state",  state_path_};
+  // A sanitizer build of the daemon runs with the normal static shim (a sanitized shim
+  // is not static, so it cannot run in FROM scratch images): scripts/test.sh points here.
+  if (const char* shim = std::getenv("EPHEMERA_TEST_SHIM"); shim != nullptr && *shim != '\0') {
+    args.push_back("--shim");
+    args.push_back(shim);
+  }
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::remove(port_file.c_str());  // a restart must not read the previous port
   pid_ = fork();
