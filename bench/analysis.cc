@@ -166,6 +166,7 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
       t.daemon_us = per(l.daemon_cpu_ms);
       t.loadgen_us = per(l.loadgen_cpu_ms);
       t.containers_us = per(l.containers_cpu_ms);
+      if (l.daemon_switches >= 0) t.daemon_switches = l.daemon_switches / n;
       if (l.machine_cpu_ms >= 0 && l.daemon_cpu_ms >= 0 && l.loadgen_cpu_ms >= 0 &&
           l.containers_cpu_ms >= 0) {
         t.other_us = per(std::max(

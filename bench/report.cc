@@ -270,6 +270,8 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddNumberToObject(per, "load_generator", std::round(t.loadgen_us * 10) / 10);
     cJSON_AddNumberToObject(per, "containers", std::round(t.containers_us * 10) / 10);
     cJSON_AddNumberToObject(per, "other", std::round(t.other_us * 10) / 10);
+    cJSON_AddNumberToObject(o, "daemon_context_switches_per_invoke",
+                            std::round(t.daemon_switches * 100) / 100);
     cJSON_AddItemToArray(tp, o);
   }
   json::AddStringArray(r, "throughput_profile", run.throughput_profile);
@@ -480,10 +482,12 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           "POST /response (then the runtime's next GET /next waits). CPU is per invoke, "
           "in µs of CPU time over the window: the daemon process, the load generator (this "
           "process), every container (the engine's cgroup, the echo runtimes), and the rest "
-          "of the machine (dockerd, other work).\n\n",
+          "of the machine (dockerd, kernel softirq, other users' work); daemon switches = its "
+          "context switches (voluntary + involuntary) per invoke.\n\n",
           c.throughput_seconds);
     md +=
-        "| clients | invokes/s | p50 ms | p90 | p99 | max | not warm | errors | environments | "
+        "| clients | invokes/s | p50 ms | p90 | p99 | max | not warm | errors | daemon's "
+        "environments | "
         "daemon µs | load gen µs | containers µs | other µs |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (size_t i = 0; i < a.throughput.size(); ++i) {
@@ -494,7 +498,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
             F("%.3f", t.latency.p99) + " | " + F("%.2f", t.latency.max) + " | " +
             std::to_string(l.not_warm) + " | " + std::to_string(l.errors) + " | " +
             std::to_string(l.environments) + " | " + Us(t.daemon_us) + " | " + Us(t.loadgen_us) +
-            " | " + Us(t.containers_us) + " | " + Us(t.other_us) + " |\n";
+            " | " + Us(t.containers_us) + " | " + Us(t.other_us) + " | " +
+            (t.daemon_switches < 0 ? "–" : F("%.2f", t.daemon_switches)) + " |\n";
     }
     md += "\n";
     if (!run.throughput_profile.empty()) {

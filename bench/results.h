@@ -112,7 +112,8 @@ struct ThroughputLevel {
   // CPU used during the window, ms (all cores): the daemon process, the load generator
   // (this process), every container (the docker cgroup), and the whole machine.
   double daemon_cpu_ms = -1, loadgen_cpu_ms = -1, containers_cpu_ms = -1, machine_cpu_ms = -1;
-  int environments = -1;  // the daemon's environments after the level
+  double daemon_switches = -1;  // the daemon's context switches in the window
+  int environments = -1;        // the daemon's environments after the level
   double per_second() const {
     return duration_ms > 0 ? static_cast<double>(completed) * 1000.0 / duration_ms : 0;
   }
@@ -221,6 +222,7 @@ struct ThroughputStats {
   Summary latency;
   // CPU per invocation, microseconds (negative: not measured).
   double daemon_us = -1, loadgen_us = -1, containers_us = -1, other_us = -1;
+  double daemon_switches = -1;  // context switches of the daemon per invocation
 };
 
 struct Analysis {

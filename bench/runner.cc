@@ -894,6 +894,7 @@ class Runner {
 
   struct Cpu {
     double daemon_ms = -1, self_ms = -1, containers_ms = -1, machine_ms = -1;
+    double daemon_switches = -1;  // voluntary + involuntary context switches
   };
 
   Cpu SnapshotCpu() const {
@@ -915,6 +916,11 @@ class Runner {
         if (f.size() >= 13)
           c.daemon_ms = (std::atof(f[11].c_str()) + std::atof(f[12].c_str())) * tick_ms;
       }
+    }
+    if (daemon_pid_ > 0) {
+      double v = ReadStatusKb(daemon_pid_, "voluntary_ctxt_switches");
+      double n = ReadStatusKb(daemon_pid_, "nonvoluntary_ctxt_switches");
+      if (v >= 0 && n >= 0) c.daemon_switches = v + n;
     }
     rusage ru{};
     if (::getrusage(RUSAGE_SELF, &ru) == 0) {
@@ -1037,6 +1043,7 @@ class Runner {
       l.loadgen_cpu_ms = delta(cpu0_.self_ms, cpu1_.self_ms);
       l.containers_cpu_ms = delta(cpu0_.containers_ms, cpu1_.containers_ms);
       l.machine_cpu_ms = delta(cpu0_.machine_ms, cpu1_.machine_ms);
+      l.daemon_switches = delta(cpu0_.daemon_switches, cpu1_.daemon_switches);
       for (const std::string& m : res.messages) {
         if (tp_notes_++ < 5)
           r_->notes.push_back("throughput at " + std::to_string(c) + " clients: " + m);
@@ -1118,7 +1125,7 @@ class Runner {
   void ReadProfile() {
     // Blocking, but nothing is being measured now.
     std::string cmd = "/usr/bin/perf report -i '" + perf_data_ +
-                      "' --stdio --no-children -g none --percent-limit 1.5 --sort dso,symbol "
+                      "' --stdio --no-children -g none --percent-limit 1 --sort dso,symbol "
                       "2>/dev/null";
     FILE* f = ::popen(cmd.c_str(), "r");
     if (f == nullptr) return;
@@ -1126,7 +1133,7 @@ class Runner {
     while (std::fgets(line, sizeof line, f) != nullptr) {
       std::string l = line;
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
-      if (l.empty() || l[0] == '#') continue;
+      if (l.empty() || l[0] == '#' || l.find('%') == std::string::npos) continue;
       if (r_->throughput_profile.size() < 25) r_->throughput_profile.push_back(l);
     }
     ::pclose(f);

@@ -17,6 +17,10 @@ namespace {
 
 using testing::CheckXml;
 
+// 4 cold-start targets, 3 warm/pool latency targets, 2 cold-rate targets (levels 1 and 2),
+// the pool rate, throughput, one queue-memory target.
+constexpr size_t kTargets = 12;
+
 Series MakeSeries(const std::string& key, const std::string& label, double base, bool phases) {
   Series s;
   s.key = key;
@@ -68,6 +72,77 @@ RunResult MakeRun() {
       r.sweep.push_back(l);
     }
   }
+  // Sweep samples: block 0 starts at 0 ms, one answer every 500 ms.
+  for (SweepLevel& l : r.sweep) {
+    l.block_starts = {0};
+    for (size_t i = 0; i < l.samples.size(); ++i) {
+      l.samples[i].block = 0;
+      l.samples[i].start_ms = 0;
+      l.samples[i].latency_ms = 500.0 * static_cast<double>(i + 1);
+    }
+  }
+  // The floor alone at 3 in flight, a little faster: the knee.
+  SweepLevel k;
+  k.series = kRawFloor;
+  k.concurrency = 3;
+  k.wall_ms = 1900;
+  k.block_starts = {0};
+  for (int i = 0; i < 4; ++i) {
+    Sample x;
+    x.block = 0;
+    x.concurrency = 3;
+    x.latency_ms = 475.0 * (i + 1);
+    k.samples.push_back(x);
+  }
+  r.sweep.push_back(k);
+  // Warm and pool: 0.4 ms each, 0.1 ms of it the handler.
+  for (const char* key : {kWarm, kPool}) {
+    Series s;
+    s.key = key;
+    s.label = key == std::string(kWarm) ? "ephemera warm" : "ephemera pool";
+    for (int i = 0; i < 21; ++i) {
+      Sample x;
+      x.index = i;
+      x.latency_ms = 0.4;
+      x.start_kind = key == std::string(kWarm) ? "warm" : "pool";
+      x.phases = {{"handler", 0.1}, {"total", 0.2}, {"beyond_handler", 0.3}};
+      s.samples.push_back(x);
+    }
+    r.series.push_back(s);
+  }
+  // Pool refill rate: a pool of 2, then a fresh container every 125 ms (8/s).
+  r.pool_rate.pool_size = 2;
+  r.pool_rate.max_starts = 2;
+  for (int i = 0; i < 12; ++i) {
+    r.pool_rate.fresh_answers.push_back(i < 2 ? 0 : 125.0 * (i - 1));
+    ++r.pool_rate.fresh;
+  }
+  r.pool_rate.not_fresh = 1;
+  // Throughput: 12,000 invokes in 1 s at 16 clients, 6,000 in 1 s at 1.
+  for (int c : {1, 16}) {
+    ThroughputLevel t;
+    t.concurrency = c;
+    t.duration_ms = 1000;
+    t.completed = c == 1 ? 6000 : 12000;
+    t.latencies = {0.1, 0.2, 0.3};
+    t.daemon_cpu_ms = 600;  // 50 us per invoke at 16
+    t.loadgen_cpu_ms = 120;
+    t.containers_cpu_ms = 480;
+    t.machine_cpu_ms = 1800;
+    t.daemon_switches = 24000;
+    t.environments = c;
+    r.throughput.push_back(t);
+  }
+  r.throughput_profile = {"  21.4%  [kernel.kallsyms]  [k] _raw_spin_unlock_irqrestore"};
+  QueueMemory q;
+  q.kind = "sync";
+  q.wanted = 1000;
+  q.submitted = 1001;
+  q.queued = 1000;
+  q.baseline_kb = 16 * 1024;
+  q.peak_kb = 18 * 1024;
+  q.hwm_kb = 18 * 1024;
+  r.queue_memory.push_back(q);
   r.microbench.push_back({"BM_HttpServerOneCore/manual_time", 71000, 14084, "requests"});
   r.notes.push_back("warm and pool are not measured");
   return r;
@@ -80,12 +155,12 @@ const cJSON* Get(const cJSON* o, const char* key) {
 TEST(BenchReport, AnalysisGivesRatiosAndVerdicts) {
   RunResult run = MakeRun();
   Analysis a = Analyze(run);
-  ASSERT_EQ(a.series.size(), 3u);
+  ASSERT_EQ(a.series.size(), 5u);
   EXPECT_DOUBLE_EQ(a.Find(kEphemera)->summary.p50, 100);
   ASSERT_EQ(a.ratios.size(), 2u);
   EXPECT_DOUBLE_EQ(a.ratios[0].ci.estimate, 1.0);
   EXPECT_NEAR(a.ratios[1].ci.estimate, 100.0 / 150.0, 1e-12);
-  ASSERT_EQ(a.targets.size(), 4u);
+  ASSERT_EQ(a.targets.size(), kTargets);
   EXPECT_TRUE(a.targets[0].evaluated);
   EXPECT_TRUE(a.targets[0].met);  // 1.0 <= 1.05
   EXPECT_TRUE(a.targets[1].evaluated);
@@ -94,8 +169,9 @@ TEST(BenchReport, AnalysisGivesRatiosAndVerdicts) {
       << a.targets[1].margin;
   EXPECT_TRUE(a.targets[2].met);  // overhead 0.2 ms
   EXPECT_TRUE(a.targets[3].met);  // 71k > 50k
-  EXPECT_EQ(a.sweep.size(), 4u);
-  EXPECT_DOUBLE_EQ(a.sweep[0].per_second, 2.0);  // 4 samples in 2 s
+  EXPECT_EQ(a.sweep.size(), 5u);
+  EXPECT_DOUBLE_EQ(a.sweep[0].per_second, 2.0);        // 4 samples in 2 s
+  EXPECT_DOUBLE_EQ(a.sweep[0].rate_ci.estimate, 2.0);  // the gaps say the same
   EXPECT_FALSE(a.time_budget.empty());
   // Long sentences are whole (an earlier fixed buffer cut them short).
   bool docker_run_sentence = false;
@@ -108,11 +184,100 @@ TEST(BenchReport, AnalysisGivesRatiosAndVerdicts) {
   EXPECT_TRUE(docker_run_sentence);
 }
 
+const TargetVerdict* Target(const Analysis& a, const std::string& prefix) {
+  for (const TargetVerdict& t : a.targets) {
+    if (t.name.rfind(prefix, 0) == 0) return &t;
+  }
+  return nullptr;
+}
+
+TEST(BenchReport, WarmPoolRatesKneeThroughputAndMemoryVerdicts) {
+  RunResult run = MakeRun();
+  Analysis a = Analyze(run);
+  const TargetVerdict* t = Target(a, "warm: p50 of latency - handler");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->evaluated);
+  EXPECT_TRUE(t->met);  // 0.3 <= 0.5
+  t = Target(a, "pool: p99 of latency - handler <= 2 ms");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->met);
+  // Cold starts/s: ephemera and the floor answer at the same pace at 1 and 2.
+  ASSERT_EQ(a.rate_ratios.size(), 2u);
+  EXPECT_DOUBLE_EQ(a.rate_ratios[0].ci.estimate, 1.0);
+  t = Target(a, "cold starts/s at concurrency 2");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->met);
+  // The floor: 2/s at 1 and 2 in flight, 2.1/s at 3: the knee is 1 (2 >= 0.95 x 2.1).
+  ASSERT_EQ(a.knee_rates.size(), 3u);
+  EXPECT_EQ(a.knee_rates[2].first, 3);
+  EXPECT_NEAR(a.knee_rates[2].second, 4000.0 / 1900.0, 1e-9);
+  EXPECT_EQ(a.knee, 1);
+  // Pool: 8 fresh per second after the first two, the floor 2/s at 2 in flight.
+  EXPECT_NEAR(a.pool_rate.estimate, 8.0, 1e-9);
+  EXPECT_EQ(a.pool_floor_concurrency, 2);
+  EXPECT_NEAR(a.pool_floor_ratio.estimate, 4.0, 1e-9);
+  t = Target(a, "pool: fresh containers/s");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->met);
+  EXPECT_NE(t->margin.find("1 of 13 pool invocations were not fresh"), std::string::npos)
+      << t->margin;
+  // Throughput: the best level is 12,000/s, above 10,000.
+  ASSERT_EQ(a.throughput.size(), 2u);
+  EXPECT_DOUBLE_EQ(a.throughput[1].per_second, 12000);
+  EXPECT_DOUBLE_EQ(a.throughput[1].daemon_us, 50);
+  EXPECT_DOUBLE_EQ(a.throughput[1].loadgen_us, 10);
+  EXPECT_DOUBLE_EQ(a.throughput[1].containers_us, 40);
+  EXPECT_DOUBLE_EQ(a.throughput[1].other_us, 50);  // 1800 - 600 - 120 - 480 ms
+  EXPECT_DOUBLE_EQ(a.throughput[1].daemon_switches, 2);
+  t = Target(a, "warm throughput");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->met);
+  EXPECT_NE(t->measured.find("12000 invokes/s with 16 clients"), std::string::npos);
+  // Memory: 18 MB with 1000 queued, 2 KB each.
+  t = Target(a, "daemon RSS with 1000 sync");
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->met);
+  EXPECT_NE(t->measured.find("18.0 MB (16.0 MB before; +2.0 KB per queued"), std::string::npos)
+      << t->measured;
+  // A missed throughput target says by how much.
+  run.throughput[1].completed = 7000;
+  a = Analyze(run);
+  t = Target(a, "warm throughput");
+  ASSERT_NE(t, nullptr);
+  EXPECT_FALSE(t->met);
+  EXPECT_NE(t->margin.find("missed by 3000/s (30% under)"), std::string::npos) << t->margin;
+}
+
+TEST(BenchReport, GapsRestartAtEachBlock) {
+  SweepLevel l;
+  l.block_starts = {100, 1000};
+  for (auto [block, end] : {std::pair{0, 300.0}, {0, 200.0}, {1, 1500.0}, {1, 1100.0}}) {
+    Sample x;
+    x.block = block;
+    x.start_ms = end - 50;
+    x.latency_ms = 50;
+    l.samples.push_back(x);
+  }
+  std::vector<double> g = l.gaps();
+  ASSERT_EQ(g.size(), 4u);
+  EXPECT_DOUBLE_EQ(g[0], 100);  // 100 -> 200
+  EXPECT_DOUBLE_EQ(g[1], 100);  // 200 -> 300
+  EXPECT_DOUBLE_EQ(g[2], 100);  // 1000 -> 1100
+  EXPECT_DOUBLE_EQ(g[3], 400);  // 1100 -> 1500
+  PoolRate p;
+  p.pool_size = 2;
+  p.fresh_answers = {0, 1, 200, 450};
+  std::vector<double> pg = p.gaps();  // the first two came from the full pool
+  ASSERT_EQ(pg.size(), 2u);
+  EXPECT_DOUBLE_EQ(pg[0], 199);
+  EXPECT_DOUBLE_EQ(pg[1], 250);
+}
+
 TEST(BenchReport, TargetsWithoutDataAreNotEvaluated) {
   RunResult run;
   run.series.push_back(MakeSeries(kEphemera, "ephemera cold", 100, false));
   Analysis a = Analyze(run);
-  ASSERT_EQ(a.targets.size(), 4u);
+  ASSERT_EQ(a.targets.size(), 9u);  // 4 cold, 3 warm/pool, pool rate, throughput
   for (const TargetVerdict& t : a.targets) EXPECT_FALSE(t.evaluated) << t.name;
 }
 
@@ -125,7 +290,7 @@ TEST(BenchReport, JsonHasEverySampleTheEnvironmentAndTheVerdicts) {
   EXPECT_EQ(json::GetString(cfg, "function").value_or(""), "echo");
   EXPECT_EQ(json::GetString(Get(j.get(), "environment"), "cores").value_or(""), "2");
   const cJSON* series = Get(j.get(), "series");
-  ASSERT_EQ(cJSON_GetArraySize(series), 3);
+  ASSERT_EQ(cJSON_GetArraySize(series), 5);
   const cJSON* e = cJSON_GetArrayItem(series, 0);
   EXPECT_EQ(json::GetString(e, "key").value_or(""), kEphemera);
   EXPECT_EQ(cJSON_GetArraySize(Get(e, "samples")), 21);
@@ -138,11 +303,31 @@ TEST(BenchReport, JsonHasEverySampleTheEnvironmentAndTheVerdicts) {
   EXPECT_TRUE(json::GetNumber(Get(Get(e, "phases"), "start"), "p50").has_value());
   ASSERT_EQ(cJSON_GetArraySize(Get(j.get(), "ratios")), 2);
   const cJSON* targets = Get(j.get(), "targets");
-  ASSERT_EQ(cJSON_GetArraySize(targets), 4);
+  ASSERT_EQ(cJSON_GetArraySize(targets), static_cast<int>(kTargets));
   EXPECT_EQ(json::GetBool(cJSON_GetArrayItem(targets, 1), "met"), false);
   const cJSON* sweep = Get(j.get(), "sweep");
-  ASSERT_EQ(cJSON_GetArraySize(sweep), 4);
+  ASSERT_EQ(cJSON_GetArraySize(sweep), 5);
   EXPECT_EQ(json::GetNumber(cJSON_GetArrayItem(sweep, 0), "cold_starts_per_second").value_or(0), 2);
+  EXPECT_EQ(json::GetNumber(Get(cJSON_GetArrayItem(sweep, 0), "cold_starts_per_second_ci"), "low")
+                .value_or(0),
+            2);
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "cold_rate_ratios")), 2);
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "knee"), "knee").value_or(0), 1);
+  EXPECT_EQ(cJSON_GetArraySize(Get(Get(j.get(), "knee"), "floor_levels")), 3);
+  EXPECT_EQ(
+      json::GetNumber(Get(Get(j.get(), "pool_rate"), "fresh_per_second"), "estimate").value_or(0),
+      8);
+  const cJSON* tp = Get(j.get(), "throughput");
+  ASSERT_EQ(cJSON_GetArraySize(tp), 2);
+  EXPECT_EQ(json::GetNumber(cJSON_GetArrayItem(tp, 1), "invokes_per_second").value_or(0), 12000);
+  EXPECT_EQ(
+      json::GetNumber(Get(cJSON_GetArrayItem(tp, 1), "cpu_us_per_invoke"), "daemon").value_or(0),
+      50);
+  EXPECT_FALSE(Get(cJSON_GetArrayItem(tp, 1), "latencies"));  // too many: summary only
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "throughput_profile")), 1);
+  const cJSON* qm = Get(j.get(), "queue_memory");
+  ASSERT_EQ(cJSON_GetArraySize(qm), 1);
+  EXPECT_EQ(json::GetNumber(cJSON_GetArrayItem(qm, 0), "rss_kb").value_or(0), 18 * 1024);
   EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "microbench")), 1);
   EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "notes")), 1);
 }
@@ -150,16 +335,44 @@ TEST(BenchReport, JsonHasEverySampleTheEnvironmentAndTheVerdicts) {
 TEST(BenchReport, MarkdownHasTheSections) {
   RunResult run = MakeRun();
   std::string md = MarkdownReport(run, Analyze(run));
-  for (const char* s :
-       {"# ephemera cold-start benchmark", "## Headline", "## Targets", "## Where the time goes",
-        "## Concurrency sweep", "## Samples not kept", "## Microbenchmarks",
-        "## What each series runs", "## Environment", "![latency CDF per series](cdf.svg)",
-        "(phases.svg)", "(sweep.svg)", "| ephemera cold | 21 | 100 |", "**missed**",
-        "| ephemera / raw floor | 1.000 |"}) {
+  for (const char* s : {"# ephemera benchmark",
+                        "## Headline",
+                        "## Targets",
+                        "## Where the time goes",
+                        "## Concurrency sweep",
+                        "## The engine's knee",
+                        "**Knee: 1 starts in flight.**",
+                        "## Warm and pool invocations",
+                        "| ephemera warm | 21 | 0.40 |",
+                        "## Pool refill rate",
+                        "## Warm throughput",
+                        "| 16 | 12000 |",
+                        "_raw_spin_unlock_irqrestore",
+                        "## Daemon memory with queued invocations",
+                        "| sync | 1001 | 1000 | 16.0 MB | 18.0 MB",
+                        "| ephemera / floor cold starts/s |",
+                        "## Samples not kept",
+                        "## Microbenchmarks",
+                        "## What each series runs",
+                        "## Environment",
+                        "![latency CDF per series](cdf.svg)",
+                        "(phases.svg)",
+                        "(sweep.svg)",
+                        "| ephemera cold | 21 | 100 |",
+                        "**missed**",
+                        "| ephemera / raw floor | 1.000 |"}) {
     EXPECT_NE(md.find(s), std::string::npos) << "missing: " << s;
   }
   std::string t = TerminalTable(run, Analyze(run));
   EXPECT_NE(t.find("[MISSED]"), std::string::npos);
+}
+
+TEST(BenchReport, ChartsLeaveOutWarmAndPool) {
+  RunResult run = MakeRun();
+  Analysis a = Analyze(run);
+  EXPECT_EQ(CdfSvg(run).find("ephemera warm"), std::string::npos);
+  EXPECT_EQ(PhasesSvg(run, a).find("ephemera pool"), std::string::npos);
+  EXPECT_NE(CdfSvg(run).find("ephemera cold"), std::string::npos);
 }
 
 TEST(BenchReport, SvgsAreWellFormedAndEscapeText) {

@@ -1,5 +1,7 @@
 // A short real run of ephemera-bench against dockerd (integration): its own daemon, the
-// three series, a two-level sweep. Checks the reports' structure, never the timings.
+// five series, a two-level sweep with a floor-only knee level, the pool rate, two
+// throughput levels, the queue memory stage. Checks the reports' structure, never the
+// timings.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,10 +44,13 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
   char tmpl[] = "/tmp/bench-smoke-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   std::string out = tmpl;
-  std::string cmd = std::string(EPHEMERA_BENCH_BIN) + " --quick --samples 3 --warmups 1" +
-                    " --sweep-samples 2 --sweep-levels 1,2 --no-microbench" + " --registry " +
-                    EPHEMERA_SOURCE_DIR + "/registry/functions.json --out " + out + " > " + out +
-                    "/stdout.txt 2> " + out + "/stderr.txt";
+  std::string cmd =
+      std::string(EPHEMERA_BENCH_BIN) + " --quick --samples 3 --warmups 1" +
+      " --sweep-samples 2 --sweep-levels 1,2 --knee-levels 1,3 --pool-rate-samples 3" +
+      " --throughput-levels 1,2 --throughput-seconds 1 --queue-invocations 20" +
+      " --no-perf --no-microbench" + " --registry " + EPHEMERA_SOURCE_DIR +
+      "/registry/functions.json --out " + out + " > " + out + "/stdout.txt 2> " + out +
+      "/stderr.txt";
   int rc = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(rc));
   ASSERT_EQ(WEXITSTATUS(rc), 0) << Read(out + "/stderr.txt") << Read(out + "/daemon.log");
@@ -59,9 +64,9 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
     EXPECT_TRUE(json::GetString(env, k).has_value()) << k;
   }
   const cJSON* series = Get(j.get(), "series");
-  ASSERT_EQ(cJSON_GetArraySize(series), 3);
-  const char* keys[] = {"ephemera", "raw_floor", "docker_run"};
-  for (int i = 0; i < 3; ++i) {
+  ASSERT_EQ(cJSON_GetArraySize(series), 5);
+  const char* keys[] = {"ephemera", "raw_floor", "docker_run", "ephemera_warm", "ephemera_pool"};
+  for (int i = 0; i < 5; ++i) {
     const cJSON* s = cJSON_GetArrayItem(series, i);
     EXPECT_EQ(json::GetString(s, "key").value_or(""), keys[i]);
     const cJSON* rejects = Get(s, "rejects");
@@ -69,6 +74,11 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
     int failed = static_cast<int>(json::GetNumber(rejects, "failed").value_or(0));
     EXPECT_EQ(json::GetNumber(rejects, "warmups_discarded").value_or(0), 1) << keys[i];
     EXPECT_EQ(kept, 3) << keys[i] << " (" << failed << " failed)";
+    if (i >= 3 && kept > 0) {  // warm and pool: the right kind, the handler's time apart
+      const cJSON* s0 = cJSON_GetArrayItem(Get(s, "samples"), 0);
+      EXPECT_EQ(json::GetString(s0, "start").value_or(""), i == 3 ? "warm" : "pool");
+      EXPECT_TRUE(json::GetNumber(Get(s0, "phases"), "beyond_handler").has_value());
+    }
     EXPECT_TRUE(json::GetNumber(Get(s, "summary"), "p50").has_value());
     EXPECT_TRUE(json::GetNumber(Get(s, "median_ci"), "low").has_value());
     if (i < 2 && kept > 0) {
@@ -78,13 +88,26 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
     }
   }
   EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "ratios")), 2);
-  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "targets")), 4);
-  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "sweep")), 4);  // 2 levels x 2 series
+  // 4 cold, 3 warm/pool, 2 cold rates, pool rate, throughput, 2 queue memory.
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "targets")), 13);
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "sweep")), 5);  // 2 levels x 2 series + floor at 3
+  EXPECT_EQ(cJSON_GetArraySize(Get(Get(j.get(), "knee"), "floor_levels")), 3);
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "pool_rate"), "fresh").value_or(0) +
+                json::GetNumber(Get(j.get(), "pool_rate"), "not_fresh").value_or(0),
+            3);
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "throughput")), 2);
+  const cJSON* qm = Get(j.get(), "queue_memory");
+  ASSERT_EQ(cJSON_GetArraySize(qm), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(json::GetNumber(cJSON_GetArrayItem(qm, i), "queued").value_or(0), 20) << i;
+    EXPECT_GT(json::GetNumber(cJSON_GetArrayItem(qm, i), "rss_kb").value_or(0), 0) << i;
+  }
 
   std::string md = Read(out + "/report.md");
   for (const char* s :
        {"## Headline", "## Targets", "## Where the time goes", "## Concurrency sweep",
-        "## Environment", "warm and pool invocations are not measured"}) {
+        "## Environment", "## Warm and pool invocations", "## Pool refill rate",
+        "## The engine's knee", "## Warm throughput", "## Daemon memory with queued invocations"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s;
   }
   for (const char* f : {"cdf.svg", "phases.svg", "sweep.svg"}) {

@@ -122,5 +122,55 @@ TEST(BenchProbes, ServerTimingIsParsedAndMalformedEntriesSkipped) {
   EXPECT_TRUE(ParseServerTiming("").empty());
 }
 
+TEST(BenchStats, RateFromGapsIsCountOverTheirSum) {
+  // 4 answers in 2 s: 2 per second, whatever the spacing.
+  EXPECT_DOUBLE_EQ(RatePerSecond({500, 500, 500, 500}), 2.0);
+  EXPECT_DOUBLE_EQ(RatePerSecond({1700, 100, 100, 100}), 2.0);
+  EXPECT_DOUBLE_EQ(RatePerSecond({}), 0.0);
+  EXPECT_DOUBLE_EQ(RatePerSecond({0, 0}), 0.0);
+  // Constant gaps: the interval is the rate itself.
+  Interval ci = BootstrapRateCi(std::vector<double>(40, 250.0));
+  ASSERT_TRUE(ci.valid);
+  EXPECT_DOUBLE_EQ(ci.estimate, 4.0);
+  EXPECT_DOUBLE_EQ(ci.low, 4.0);
+  EXPECT_DOUBLE_EQ(ci.high, 4.0);
+  Interval r = BootstrapRateRatioCi(std::vector<double>(20, 100.0), std::vector<double>(30, 250.0));
+  ASSERT_TRUE(r.valid);
+  EXPECT_DOUBLE_EQ(r.estimate, 2.5);  // 10/s over 4/s
+  EXPECT_DOUBLE_EQ(r.low, 2.5);
+  EXPECT_DOUBLE_EQ(r.high, 2.5);
+  EXPECT_FALSE(BootstrapRateCi({}).valid);
+  EXPECT_FALSE(BootstrapRateRatioCi({100}, {}).valid);
+}
+
+TEST(BenchStats, RateIntervalBracketsTheEstimateAndIsReproducible) {
+  std::mt19937_64 rng(11);
+  std::exponential_distribution<double> gap(1.0 / 250.0);  // 4 per second on average
+  std::vector<double> g;
+  for (int i = 0; i < 400; ++i) g.push_back(gap(rng));
+  Interval a = BootstrapRateCi(g), b = BootstrapRateCi(g);
+  ASSERT_TRUE(a.valid);
+  EXPECT_EQ(a.low, b.low);
+  EXPECT_EQ(a.high, b.high);
+  EXPECT_LT(a.low, a.estimate);
+  EXPECT_GT(a.high, a.estimate);
+  EXPECT_NEAR(a.estimate, 4.0, 0.5);
+  // Poisson-like gaps: the rate's relative spread is about 1/sqrt(n) = 5% per side.
+  EXPECT_NEAR((a.high - a.low) / a.estimate, 2 * 1.96 / std::sqrt(400.0), 0.04);
+}
+
+TEST(BenchStats, KneeIsTheFewestLevelsWithin5PercentOfTheBest) {
+  // Rises to 2, flat after: the knee is 2.
+  EXPECT_EQ(KneeLevel({{1, 3.8}, {2, 4.2}, {3, 4.25}, {4, 4.3}, {6, 4.1}, {8, 4.0}}), 2);
+  // Keeps rising: the knee is the top level.
+  EXPECT_EQ(KneeLevel({{1, 5.0}, {2, 6.4}, {4, 8.5}, {8, 9.9}}), 8);
+  // Order does not matter; a dip after the peak does not move it.
+  EXPECT_EQ(KneeLevel({{8, 9.2}, {6, 9.7}, {1, 5.1}, {4, 8.6}}), 6);
+  // Within the tolerance of the best counts: 9.3 >= 0.95 x 9.7.
+  EXPECT_EQ(KneeLevel({{4, 9.3}, {6, 9.7}}), 4);
+  EXPECT_EQ(KneeLevel({{4, 9.3}, {6, 9.7}}, 0.01), 6);
+  EXPECT_EQ(KneeLevel({}), 0);
+}
+
 }  // namespace
 }  // namespace ephemera::bench
