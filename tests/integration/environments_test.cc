@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/core/base64.h"
 #include "runtime/json/json.h"
 #include "tests/integration/daemon_fixture.h"
 
@@ -99,6 +100,30 @@ TEST_F(Environments, WarmSecondCallHasNoStartAndUsesTheSameContainer) {
   Delete("warm-echo");
   EXPECT_TRUE(WaitFor([] { return ContainersOf("warm-echo").empty(); }, 10000))
       << "deleting the function drains its warm environment";
+}
+
+TEST_F(Environments, LogTailIsPerInvocationInAKeptEnvironment) {
+  ASSERT_EQ(
+      Create("warm-logs", "ephemera/busybox:latest",
+             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm")",
+             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
+          .status,
+      201);
+  std::vector<std::string> tail = {"X-Amz-Log-Type: Tail"};
+  for (const char* n : {"first", "second", "third"}) {
+    HttpResult r = daemon_->Invoke("warm-logs", std::string("\"") + n + "\"", tail);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto log = Base64Decode(r.Header("x-amz-log-result"));
+    ASSERT_TRUE(log.has_value());
+    EXPECT_NE(log->find(std::string("log-\"") + n + "\""), std::string::npos) << *log;
+    for (const char* other : {"first", "second", "third"}) {
+      if (std::string(other) == n) continue;
+      EXPECT_EQ(log->find(std::string("log-\"") + other), std::string::npos)
+          << "the tail of " << n << " holds " << other << "'s output: " << *log;
+    }
+    EXPECT_NE(log->find("REPORT RequestId: "), std::string::npos);
+  }
+  Delete("warm-logs");
 }
 
 TEST_F(Environments, WarmEnvironmentIsRemovedAfterItsIdleTtl) {
