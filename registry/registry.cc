@@ -446,6 +446,23 @@ std::string ForwardProblem(const std::vector<std::string>& forward) {
   return {};
 }
 
+constexpr size_t kStorePatternMax = 128;
+constexpr size_t kStorePrefixesMax = 32;
+
+// Empty when the store's prefixes are usable (ValidateStorePrefix each, at least one, at
+// most 32, no duplicates), else the problem.
+std::string StoreProblem(const StoreSettings& store) {
+  if (store.prefixes.size() > kStorePrefixesMax) {
+    return "at most 32 key patterns (got " + std::to_string(store.prefixes.size()) + ")";
+  }
+  std::set<std::string> seen;
+  for (const std::string& p : store.prefixes) {
+    if (Status st = ValidateStorePrefix(p); !st.ok()) return st.message();
+    if (!seen.insert(p).second) return "key pattern " + Quoted(p) + " appears twice";
+  }
+  return {};
+}
+
 size_t EnvironmentBytes(const std::map<std::string, std::string>& env) {
   size_t total = 0;
   for (const auto& [k, v] : env) total += k.size() + v.size();
@@ -490,6 +507,7 @@ std::string FieldWithNul(const FunctionSpec& s) {
   if (any(s.security.cap_add)) return "security.cap_add";
   if (HasNul(s.security.user)) return "security.user";
   if (any(s.forward)) return "forward";
+  if (any(s.store.prefixes)) return "store.prefixes";
   if (HasNul(s.description)) return "description";
   if (HasNul(s.role)) return "role";
   return {};
@@ -622,6 +640,9 @@ Status ValidateSpec(const FunctionSpec& s, std::string_view source) {
   }
   if (std::string p2 = ForwardProblem(s.forward); !p2.empty()) {
     return FieldError(source, s.name, "forward", p2);
+  }
+  if (std::string p2 = StoreProblem(s.store); !p2.empty()) {
+    return FieldError(source, s.name, "store.prefixes", p2);
   }
 
   if (s.description.size() > kDescriptionMax) {
@@ -1122,7 +1143,64 @@ Status ReadSecurity(const cJSON* item, std::string_view source, std::string_view
   return Status::Ok();
 }
 
+// The "store" object: {"prefixes": ["order:*", ...]}. Errors name the member
+// (field "store.prefixes").
+Status ReadStore(const cJSON* obj, std::string_view source, std::string_view name,
+                 StoreSettings* out) {
+  if (!cJSON_IsObject(obj)) {
+    return FieldError(
+        source, name, "store",
+        "must be an object such as {\"prefixes\": [\"order:*\"]} (got " + Shown(obj) + ")");
+  }
+  StoreSettings store;
+  bool has_prefixes = false;
+  std::set<std::string_view> seen;
+  const cJSON* member = nullptr;
+  cJSON_ArrayForEach(member, obj) {
+    std::string_view key = member->string != nullptr ? member->string : "";
+    std::string problem;
+    if (!seen.insert(key).second) {
+      return FieldError(source, name, "store." + std::string(key), "appears twice");
+    }
+    if (key == "prefixes") {
+      if (!ReadStringList(member, &store.prefixes, &problem)) {
+        return FieldError(source, name, "store.prefixes", problem);
+      }
+      has_prefixes = true;
+    } else {
+      return FieldError(source, name, "store", "unknown key " + Quoted(key) + " (known: prefixes)");
+    }
+  }
+  if (!has_prefixes || store.prefixes.empty()) {
+    return FieldError(source, name, "store.prefixes",
+                      "must list at least one key pattern such as \"order:*\" (leave out "
+                      "\"store\" for a function that does not use it)");
+  }
+  *out = std::move(store);
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status ValidateStorePrefix(std::string_view pattern) {
+  std::string_view body = pattern;
+  if (!body.empty() && body.back() == '*') body.remove_suffix(1);
+  if (body.empty()) {
+    return InvalidArgument("key pattern " + Quoted(pattern) +
+                           " names every key; give a prefix such as \"order:*\"");
+  }
+  if (pattern.size() > kStorePatternMax) {
+    return InvalidArgument("key pattern " + Quoted(pattern) + " is longer than 128 characters");
+  }
+  for (char c : body) {
+    if (!(IsAlnum(c) || c == ':' || c == '_' || c == '.' || c == '-' || c == '/')) {
+      return InvalidArgument("key pattern " + Quoted(pattern) +
+                             " must be letters, digits and : _ . - / with at most one '*', at "
+                             "the end");
+    }
+  }
+  return Status::Ok();
+}
 
 Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_view source,
                          FunctionSpec* out) {
@@ -1221,6 +1299,8 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
       if (Status st = ReadSecurity(item, source, name, &s.security); !st.ok()) return st;
     } else if (field == "forward") {
       if (!ReadStringList(item, &s.forward, &problem)) return bad();
+    } else if (field == "store") {
+      if (Status st = ReadStore(item, source, name, &s.store); !st.ok()) return st;
     } else if (field == "description") {
       if (!ReadString(item, &s.description, &problem)) return bad();
     } else if (field == "role") {
@@ -1234,7 +1314,7 @@ Status ParseFunctionSpec(std::string_view name, const cJSON* obj, std::string_vi
       problem =
           "unknown field (known: image, mode, policy, timeout, memory, environment, command, "
           "args, working_dir, http_port, http_path, network, concurrency, queue_size, "
-          "queue_timeout, security, forward, description, role, comment)";
+          "queue_timeout, security, forward, store, description, role, comment)";
       return bad();
     }
   }
@@ -1302,6 +1382,9 @@ json::Json SpecToJson(const FunctionSpec& s) {
     if (!sec.user.empty()) cJSON_AddStringToObject(j, "user", sec.user.c_str());
   }
   if (!s.forward.empty()) json::AddStringArray(o, "forward", s.forward);
+  if (!s.store.prefixes.empty()) {
+    json::AddStringArray(cJSON_AddObjectToObject(o, "store"), "prefixes", s.store.prefixes);
+  }
   if (!s.description.empty()) cJSON_AddStringToObject(o, "description", s.description.c_str());
   if (s.role != kDefaultRole) cJSON_AddStringToObject(o, "role", s.role.c_str());
   cJSON_AddNumberToObject(o, "last_modified_ms", static_cast<double>(s.last_modified_ms));
@@ -1749,6 +1832,11 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
       if (std::string p = ForwardProblem(s.forward); st.ok() && !p.empty()) {
         st = InvalidArgument(where(key) + ": " + p);
       }
+    } else if (key == "EPHEMERA_STORE_PREFIXES") {
+      st = list_setting(key, value, &s.store.prefixes);
+      if (std::string p = StoreProblem(s.store); st.ok() && !p.empty()) {
+        st = InvalidArgument(where(key) + ": " + p);
+      }
     } else {
       st = InvalidArgument(where(key) +
                            " is not an ephemera setting (known: EPHEMERA_MODE, EPHEMERA_POLICY, "
@@ -1757,7 +1845,7 @@ Status SpecFromCreateFunction(const cJSON* req, FunctionSpec* out) {
                            "EPHEMERA_HTTP_PATH, EPHEMERA_CONCURRENCY, EPHEMERA_READ_ONLY_ROOT, "
                            "EPHEMERA_TMP_SIZE_MB, EPHEMERA_DROP_CAPABILITIES, EPHEMERA_CAP_ADD, "
                            "EPHEMERA_NO_NEW_PRIVILEGES, EPHEMERA_PIDS_LIMIT, EPHEMERA_NOFILE, "
-                           "EPHEMERA_USER, EPHEMERA_FORWARD)");
+                           "EPHEMERA_USER, EPHEMERA_FORWARD, EPHEMERA_STORE_PREFIXES)");
     }
     if (!st.ok()) return st;
   }
@@ -1854,6 +1942,7 @@ json::Json FunctionConfiguration(const FunctionSpec& s) {
   add_int("EPHEMERA_NOFILE", sec.nofile, d.security.nofile);
   if (!sec.user.empty()) add("EPHEMERA_USER", sec.user);
   add_list("EPHEMERA_FORWARD", s.forward);
+  add_list("EPHEMERA_STORE_PREFIXES", s.store.prefixes);
   cJSON_AddStringToObject(o, "PackageType", "Image");
   cJSON_AddStringToObject(o, "State", "Active");
   cJSON_AddStringToObject(o, "LastUpdateStatus", "Successful");

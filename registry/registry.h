@@ -81,6 +81,19 @@ struct SecuritySettings {
   bool operator==(const SecuritySettings&) const = default;
 };
 
+// The data store: the Redis keys a function may use (registry/README.md "store"). A
+// function with prefixes gets its own Redis ACL user, limited to them, and its address and
+// credentials in EPHEMERA_STORE_URL (runtime/store/store_users.h). No prefixes = no store.
+struct StoreSettings {
+  // Key patterns: 1..128 characters of [A-Za-z0-9:_.-/], optionally ending in one '*'
+  // (a prefix); no other glob characters, "*" alone refused (that is every key), at most
+  // 32 entries, no duplicates. Kept as written.
+  std::vector<std::string> prefixes;
+  bool operator==(const StoreSettings&) const = default;
+};
+// Checks one store key pattern; InvalidArgument says what is wrong.
+Status ValidateStorePrefix(std::string_view pattern);
+
 inline constexpr char kDefaultRole[] = "arn:aws:iam::000000000000:role/ephemera";
 inline constexpr char kArnPrefix[] = "arn:aws:lambda:us-east-1:000000000000:function:";
 // The network of a function that names none. "isolated" becomes the default once the
@@ -122,6 +135,7 @@ struct FunctionSpec {
   // (host an IPv4 address, a DNS name or a bracketed IPv6 address), e.g. "6379",
   // "127.0.0.1:5432". Kept as written; no two entries name the same host and port.
   std::vector<std::string> forward;
+  StoreSettings store;              // the Redis keys it may use; none by default
   std::string description;          // up to 256 chars
   std::string role = kDefaultRole;  // echoed in FunctionConfiguration; never used
   int64_t last_modified_ms = 0;     // epoch ms; the manifest's mtime for manifest functions
@@ -234,7 +248,8 @@ class Registry final {
 //   EPHEMERA_HTTP_PATH, EPHEMERA_CONCURRENCY, EPHEMERA_READ_ONLY_ROOT (true|false),
 //   EPHEMERA_TMP_SIZE_MB, EPHEMERA_DROP_CAPABILITIES (true|false), EPHEMERA_CAP_ADD
 //   (comma list), EPHEMERA_NO_NEW_PRIVILEGES (true|false), EPHEMERA_PIDS_LIMIT,
-//   EPHEMERA_NOFILE, EPHEMERA_USER, EPHEMERA_FORWARD (comma list).
+//   EPHEMERA_NOFILE, EPHEMERA_USER, EPHEMERA_FORWARD (comma list), EPHEMERA_STORE_PREFIXES
+//   (comma list: store.prefixes).
 // The function's own variables take at most kEnvironmentMaxBytes (keys plus values).
 // The body must have been checked with ContainsEscapedNul first (a cJSON tree cannot show
 // a truncated string).

@@ -586,6 +586,69 @@ TEST(Registry, ForwardEntriesParse) {
                    "names 127.0.0.1:6379 again");
 }
 
+// ---- store ----
+
+TEST(Registry, StorePrefixesParse) {
+  FunctionSpec s;
+  ASSERT_TRUE(ParseOne(R"({"image": "i"})", &s).ok());
+  EXPECT_TRUE(s.store.prefixes.empty()) << "no store unless declared";
+  ASSERT_TRUE(
+      ParseOne(R"({"image": "i", "store": {"prefixes": ["order:*", "order-number", "a/b.c_d-*"]}})",
+               &s)
+          .ok());
+  EXPECT_EQ(s.store.prefixes,
+            (std::vector<std::string>{"order:*", "order-number", "a/b.c_d-*"}));  // as written
+  for (const char* good : {"x", "x*", "order:*", "A9:_.-/*"}) {
+    EXPECT_TRUE(ValidateStorePrefix(good).ok()) << good;
+  }
+  for (const char* bad : {"", "*", "**", "a*b", "a**", "o?der", "[ab]", "a b", "a\\*", "é"}) {
+    EXPECT_FALSE(ValidateStorePrefix(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ValidateStorePrefix(std::string(129, 'a')).ok());
+  EXPECT_TRUE(ValidateStorePrefix(std::string(127, 'a') + "*").ok());
+}
+
+TEST(Registry, StoreErrorsNameTheMember) {
+  ExpectFieldError(R"({"image": "i", "store": ["order:*"]})", "store", "must be an object");
+  ExpectFieldError(R"({"image": "i", "store": {}})", "store.prefixes", "at least one");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": []}})", "store.prefixes",
+                   "at least one");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": "order:*"}})", "store.prefixes",
+                   "array of strings");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": ["*"]}})", "store.prefixes",
+                   "names every key");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": ["a*b"]}})", "store.prefixes",
+                   "at the end");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": ["a:*", "a:*"]}})", "store.prefixes",
+                   "appears twice");
+  ExpectFieldError(R"({"image": "i", "store": {"prefixes": ["a:*"], "channels": []}})", "store",
+                   "unknown key \"channels\"");
+  std::string many = R"({"image": "i", "store": {"prefixes": [)";
+  for (int i = 0; i < 33; ++i)
+    many += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\"";
+  ExpectFieldError(many + "]}}", "store.prefixes", "at most 32");
+}
+
+TEST(Registry, CreateFunctionReadsStorePrefixes) {
+  Json req = MustParse(R"({"FunctionName": "f", "Code": {"ImageUri": "i"},
+      "Environment": {"Variables": {"EPHEMERA_STORE_PREFIXES": "order:*,stock:*", "K": "v"}}})");
+  FunctionSpec s;
+  Status st = SpecFromCreateFunction(req.get(), &s);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(s.store.prefixes, (std::vector<std::string>{"order:*", "stock:*"}));
+  EXPECT_EQ(s.environment, (std::map<std::string, std::string>{{"K", "v"}}));
+  Json bad = MustParse(R"({"FunctionName": "f", "Code": {"ImageUri": "i"},
+      "Environment": {"Variables": {"EPHEMERA_STORE_PREFIXES": "order:*,*"}}})");
+  st = SpecFromCreateFunction(bad.get(), &s);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("Environment.Variables.EPHEMERA_STORE_PREFIXES"), std::string::npos)
+      << st.message();
+  Json c = FunctionConfiguration(s);
+  const cJSON* vars = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(c.get(), "Environment"), "Variables");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_STORE_PREFIXES"), "order:*,stock:*");
+}
+
 // ---- hostile strings ----
 
 TEST(Registry, EnvironmentIsLimitedTo4KBInTotal) {
@@ -690,6 +753,8 @@ TEST(Registry, CreateRefusesNulInsideAnyString) {
            Case{"description", [](FunctionSpec*s, const std::string&v) { s->description = v; }},
            Case{"security.user", [](FunctionSpec*s, const std::string&v) { s->security.user = v; }},
            Case{"forward", [](FunctionSpec*s, const std::string&v) { s->forward = {v}; }},
+           Case{"store.prefixes",
+                [](FunctionSpec*s, const std::string&v) { s->store.prefixes = {v}; }},
        }) {
     FunctionSpec s = MakeSpec("n");
     c.set(&s, nul);
@@ -743,6 +808,7 @@ TEST(Registry, SpecToJsonRoundTrips) {
   s.security.nofile = 4096;
   s.security.user = "1000:1000";
   s.forward = {"6379", "127.0.0.1:5432", "[::1]:53"};
+  s.store.prefixes = {"order:*", "order-number"};
   s.description = "desc";
   s.role = "arn:aws:iam::1:role/r";
   s.last_modified_ms = 1234;
@@ -801,6 +867,7 @@ TEST(Registry, SpecToJsonRoundTripsEachPolicyAndSecurityAlone) {
   add([](FunctionSpec* s) { s->queue_size = 10000; });
   add([](FunctionSpec* s) { s->queue_timeout_s = 1; });
   add([](FunctionSpec* s) { s->forward = {"80"}; });
+  add([](FunctionSpec* s) { s->store.prefixes = {"kv:*"}; });
   for (const FunctionSpec& s : specs) {
     Json j = SpecToJson(s);
     FunctionSpec back;
@@ -829,6 +896,7 @@ TEST(Registry, SpecToJsonWritesOnlyNonDefaults) {
   EXPECT_EQ(json::GetNumber(o, "queue_timeout"), 20);
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "queue_size"), nullptr);
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "forward"), nullptr);
+  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "store"), nullptr);
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "network"), nullptr);
   s.policy = Policy{PolicyKind::kPool, 60, 3};
   EXPECT_EQ(json::Print(cJSON_GetObjectItemCaseSensitive(SpecToJson(s).get(), "policy")),
@@ -1292,6 +1360,7 @@ TEST(Registry, ConfigurationRoundTripsEveryFieldThroughCreateFunction) {
   all.security.nofile = 64;
   all.security.user = "root";
   all.forward = {"6379", "127.0.0.1:5432"};
+  all.store.prefixes = {"order:*", "stock:*"};
   all.description = "everything";
   all.role = "arn:aws:iam::1:role/r";
   specs.push_back(all);
