@@ -122,14 +122,17 @@ Status Spawn(const std::vector<std::string>& argv, const std::vector<std::string
     std::string_view name = entry.substr(0, entry.find('='));
     bool overridden = false;
     for (const auto& x : extra_env) {
-      if (x.size() > name.size() && x.compare(0, name.size(), name) == 0 && x[name.size()] == '=') {
+      if (x.size() >= name.size() && x.compare(0, name.size(), name) == 0 &&
+          (x.size() == name.size() || x[name.size()] == '=')) {
         overridden = true;
         break;
       }
     }
     if (!overridden) env.push_back(*e);
   }
-  for (const auto& x : extra_env) env.push_back(const_cast<char*>(x.c_str()));
+  for (const auto& x : extra_env) {
+    if (x.find('=') != std::string::npos) env.push_back(const_cast<char*>(x.c_str()));
+  }
   env.push_back(nullptr);
 
   int report[2];
@@ -202,6 +205,7 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
   }
   for (int fd : {in[1], out[0], err[0]}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   if (input.empty()) CloseFd(&in[1]);
+  if (options.on_spawned) options.on_spawned(pid);
 
   size_t written = 0;
   bool exited = false;
@@ -233,9 +237,19 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
     }
     if (exited && ((out[0] < 0 && err[0] < 0) || now >= drain_until)) break;
 
-    struct pollfd fds[4];
+    struct pollfd fds[6];
     int nfds = 0;
     int sig_index = -1, in_index = -1, out_index = -1, err_index = -1;
+    int watch_index = -1, promote_index = -1;
+    int watch_fd = options.upstream_watch.fd && !exited ? options.upstream_watch.fd() : -1;
+    if (watch_fd >= 0) {
+      watch_index = nfds;
+      fds[nfds++] = {watch_fd, POLLIN, 0};
+    }
+    if (options.promote_fd >= 0 && !result->promoted) {
+      promote_index = nfds;
+      fds[nfds++] = {options.promote_fd, POLLIN, 0};
+    }
     if (SignalPipeFd() >= 0) {
       sig_index = nfds;
       fds[nfds++] = {SignalPipeFd(), POLLIN, 0};
@@ -264,7 +278,19 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
       break;
     }
     if (sig_index >= 0 && fds[sig_index].revents != 0) DrainSignalPipe();
-    if (in_index >= 0 && fds[in_index].revents != 0) {
+    if (watch_index >= 0 && fds[watch_index].revents != 0 && !exited &&
+        !options.upstream_watch.check()) {
+      result->upstream_lost = true;
+      SignalGroup(pid, SIGKILL);
+    }
+    if (promote_index >= 0 && fds[promote_index].revents != 0) {
+      result->promoted = true;
+      CloseFd(&in[1]);  // a Runtime API client does not read its event from stdin
+      WriteAllBlocking(options.stdout_forward_fd, result->output.data(), result->output.size());
+      result->output.clear();
+      if (options.on_promoted) options.on_promoted();
+    }
+    if (in_index >= 0 && in[1] >= 0 && fds[in_index].revents != 0) {
       if (fds[in_index].revents & (POLLERR | POLLHUP)) {
         CloseFd(&in[1]);  // the child closed its stdin
       } else {
@@ -281,6 +307,10 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
     if (out_index >= 0 && fds[out_index].revents != 0) {
       while (true) {
         ssize_t n = read(out[0], buf, sizeof buf);
+        if (n > 0 && result->promoted) {
+          WriteAllBlocking(options.stdout_forward_fd, buf, static_cast<size_t>(n));
+          continue;
+        }
         if (n > 0) {
           size_t room = options.max_output_bytes - result->output.size();
           if (static_cast<size_t>(n) > room) {

@@ -8,20 +8,28 @@
 // both directions cannot deadlock. It also forwards SIGTERM (from the self-pipe in
 // signals.h) to the child's process group and kills the group after a grace period.
 //
+// Two optional extras serve the other modes: an upstream watch (the idle Runtime API
+// connection; if its check fails the child's group is killed and the run ends with
+// upstream_lost), and a promote fd (auto mode: once it is readable the child turned out to
+// be a Runtime API client, so its stdin is closed and its stdout, so far collected as a
+// would-be response, is written to the log and forwarded from then on).
+//
 // Children get their own process group, default signal dispositions and only fds 0-2.
 // The shim is usually PID 1, so orphans are reparented to it: ReapChildren() collects
 // every exited child after each event.
 // Thread: the main thread (it waits for SIGCHLD through the self-pipe).
-// Depends on: POSIX, shim/signals.h.
+// Depends on: POSIX, shim/signals.h, shim/http_client.h (ReadWatch).
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "shim/http_client.h"
 #include "shim/status.h"
 
 namespace ephemera::shim {
@@ -32,7 +40,8 @@ namespace ephemera::shim {
 Status CheckExecutable(const std::string& command);
 
 // Forks and execs argv (execvp semantics) with the current environment, `extra_env`
-// ("NAME=value", overriding same-named variables), and in/out/err as fds 0, 1, 2.
+// ("NAME=value" overrides a same-named variable; a bare "NAME" removes it), and in/out/err
+// as fds 0, 1, 2.
 // With `new_group`, the child leads its own process group. On exec failure the child is
 // reaped, *exec_errno is set and the error reads "cannot run <argv0>: <reason>".
 Status Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
@@ -47,6 +56,11 @@ struct ExecOptions {
   int grace_ms = 2000;                  // SIGTERM → SIGKILL delay on shutdown
   int drain_ms = 100;  // how long to wait for EOF after the child exited (orphans may hold
                        // the pipes open)
+  std::function<void(pid_t)> on_spawned;  // called with the child's pid (= its group)
+  ReadWatch upstream_watch;               // see the file comment; unset: no watch
+  int promote_fd = -1;                    // see the file comment; -1: never promoted
+  std::function<void()> on_promoted;      // called once, when promote_fd turned readable
+  int stdout_forward_fd = 1;              // where a promoted child's stdout goes
 };
 
 struct ExecResult {
@@ -57,9 +71,11 @@ struct ExecResult {
   int exec_errno = 0;  // kExecFailed
   std::string output;  // the child's stdout
   bool output_truncated = false;
-  std::string stderr_tail;  // the last stderr_tail_bytes of the child's stderr
-  bool terminated = false;  // a SIGTERM arrived and was forwarded during the run
-  std::string spawn_error;  // kExecFailed: "cannot run <argv0>: <reason>"
+  std::string stderr_tail;     // the last stderr_tail_bytes of the child's stderr
+  bool terminated = false;     // a SIGTERM arrived and was forwarded during the run
+  std::string spawn_error;     // kExecFailed: "cannot run <argv0>: <reason>"
+  bool upstream_lost = false;  // the upstream watch failed; the child was killed
+  bool promoted = false;       // promote_fd fired; `output` holds nothing then
 };
 
 // Runs one exec-mode invocation to completion (see the file comment).

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +97,79 @@ const std::string* HttpResponse::Header(std::string_view name) const noexcept {
   return nullptr;
 }
 
+std::string Endpoint::Describe() const {
+  return is_unix() ? "unix:" + unix_path : host + ":" + std::to_string(port);
+}
+
+std::string Endpoint::HostHeader() const {
+  return is_unix() ? std::string("localhost") : host + ":" + std::to_string(port);
+}
+
+bool Endpoint::ParseHostPort(std::string_view spec, Endpoint* out) {
+  Endpoint parsed;
+  if (!HttpClient::ParseHostPort(spec, &parsed.host, &parsed.port)) return false;
+  *out = std::move(parsed);
+  return true;
+}
+
+int ConnectEndpoint(const Endpoint& endpoint, int* error_number) {
+  *error_number = 0;
+  struct sockaddr_storage storage = {};
+  socklen_t length = 0;
+  if (endpoint.is_unix()) {
+    auto* addr = reinterpret_cast<struct sockaddr_un*>(&storage);
+    addr->sun_family = AF_UNIX;
+    if (endpoint.unix_path.size() >= sizeof addr->sun_path) {
+      *error_number = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(addr->sun_path, endpoint.unix_path.c_str(), endpoint.unix_path.size() + 1);
+    length = sizeof *addr;
+  } else {
+    auto* addr = reinterpret_cast<struct sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons(endpoint.port);
+    const char* ip = endpoint.host == "localhost" ? "127.0.0.1" : endpoint.host.c_str();
+    if (inet_pton(AF_INET, ip, &addr->sin_addr) != 1) {
+      *error_number = EINVAL;
+      return -1;
+    }
+    length = sizeof *addr;
+  }
+  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error_number = errno;
+    return -1;
+  }
+  if (!endpoint.is_unix()) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  int rc;
+  do {
+    rc = connect(fd, reinterpret_cast<struct sockaddr*>(&storage), length);
+  } while (rc != 0 && errno == EINTR && !TerminationRequested());
+  if (rc != 0) {
+    *error_number = errno;
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool IsGoneError(int error_number) noexcept {
+  return error_number != 0 && error_number != EAGAIN && error_number != EINTR &&
+         error_number != EMFILE && error_number != ENFILE && error_number != ENOBUFS &&
+         error_number != ENOMEM;
+}
+
+int ProbeEndpoint(const Endpoint& endpoint) {
+  int err = 0;
+  int fd = ConnectEndpoint(endpoint, &err);
+  if (fd >= 0) close(fd);
+  return fd >= 0 ? 0 : err;
+}
+
 bool HttpClient::ParseHostPort(std::string_view spec, std::string* host, uint16_t* port) {
   size_t colon = spec.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 >= spec.size()) return false;
@@ -112,27 +186,12 @@ bool HttpClient::ParseHostPort(std::string_view spec, std::string* host, uint16_
 }
 
 Status HttpClient::OpenOnce(int* error_number) {
-  *error_number = 0;
-  struct sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port_);
-  const char* ip = host_ == "localhost" ? "127.0.0.1" : host_.c_str();
-  if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1) {
-    return Status::Error("cannot connect to " + host_ + ": not an IPv4 address");
-  }
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::Error(std::string("socket: ") + strerror(errno));
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int rc;
-  do {
-    rc = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
-  } while (rc != 0 && errno == EINTR && !TerminationRequested());
-  if (rc != 0) {
-    *error_number = errno;
-    close(fd);
-    return Status::Error("cannot connect to " + host_ + ":" + std::to_string(port_) + ": " +
-                         strerror(*error_number));
+  int fd = ConnectEndpoint(endpoint_, error_number);
+  if (fd < 0) {
+    return Status::Error("cannot connect to " + endpoint_.Describe() + ": " +
+                         (*error_number == EINVAL && !endpoint_.is_unix()
+                              ? std::string("not an IPv4 address")
+                              : std::string(strerror(*error_number))));
   }
   fd_ = fd;
   ++connections_opened_;
@@ -147,7 +206,9 @@ Status HttpClient::Connect(int retry_for_ms, int retry_interval_ms) {
     int err = 0;
     Status st = OpenOnce(&err);
     if (st.ok()) return st;
-    bool retriable = err == ECONNREFUSED || err == ECONNRESET || err == EAGAIN;
+    // A unix socket's file appears when the daemon binds it, possibly a moment late.
+    bool retriable = err == ECONNREFUSED || err == ECONNRESET || err == EAGAIN ||
+                     (endpoint_.is_unix() && err == ENOENT);
     if (!retriable || NowMs() >= give_up || TerminationRequested()) return st;
     SleepMs(retry_interval_ms);
   }
@@ -159,14 +220,32 @@ void HttpClient::Close() noexcept {
   buffer_.clear();
 }
 
+bool HttpClient::CheckIdle() {
+  if (fd_ < 0) return true;
+  char byte;
+  ssize_t n = recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;  // a spurious wake-up
+  // EOF, an error, or bytes nobody asked for: this connection is done either way.
+  Close();
+  if (n > 0) return true;
+  // The peer closed it: an idle timeout, or the peer died. A new connection tells which.
+  // It is kept (and so watched in turn): a dying peer may still have accepted it in the
+  // instant before its listener closed, and then it resets it a moment later.
+  int err = 0;
+  Status st = OpenOnce(&err);
+  return st.ok() || !IsGoneError(err);
+}
+
 long HttpClient::ReadMore(std::string* error) {
   size_t old = buffer_.size();
   buffer_.resize(old + kReadChunk);
   // Servers that write the head and the body separately without TCP_NODELAY (Python's
   // http.server, for one) would otherwise stall 40 ms on Nagle vs. our delayed ACK.
   // Linux clears quick-ACK mode by itself, so it is re-armed before every read.
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  if (!endpoint_.is_unix()) {
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
   auto fail = [&](int err) {
     buffer_.resize(old);
     interrupted_ = err == EINTR;
@@ -177,17 +256,32 @@ long HttpClient::ReadMore(std::string* error) {
   while (true) {
     // Wait on the socket and the signal self-pipe together: a SIGTERM that lands just
     // before a long-polling read must still end it (EINTR alone would miss it).
-    struct pollfd fds[2] = {{fd_, POLLIN, 0}, {SignalPipeFd(), POLLIN, 0}};
-    int count = SignalPipeFd() >= 0 ? 2 : 1;
+    struct pollfd fds[3] = {{fd_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    int count = 1, signal_index = -1, watch_index = -1;
+    if (SignalPipeFd() >= 0) {
+      signal_index = count;
+      fds[count++].fd = SignalPipeFd();
+    }
+    int watch_fd = watch_.fd ? watch_.fd() : -1;
+    if (watch_fd >= 0) {
+      watch_index = count;
+      fds[count++].fd = watch_fd;
+    }
     int ready = poll(fds, static_cast<nfds_t>(count), -1);
     if (ready < 0 && errno != EINTR) return fail(errno);
-    if (ready < 0 || (count == 2 && fds[1].revents != 0)) {
+    if (watch_index >= 0 && ready > 0 && fds[watch_index].revents != 0 && !watch_.check()) {
+      buffer_.resize(old);
+      watch_failed_ = true;
+      *error = "aborted: the watched connection's peer is gone";
+      return -1L;
+    }
+    if (ready < 0 || (signal_index >= 0 && fds[signal_index].revents != 0)) {
       DrainSignalPipe();
       if (abortable_ && (TerminationRequested() || (interrupt_check_ && interrupt_check_()))) {
         return fail(EINTR);
       }
-      if (ready < 0 || fds[0].revents == 0) continue;
     }
+    if (ready < 0 || fds[0].revents == 0) continue;
     ssize_t n = recv(fd_, buffer_.data() + old, kReadChunk, MSG_DONTWAIT);
     if (n >= 0) {
       buffer_.resize(old + static_cast<size_t>(n));
@@ -394,8 +488,7 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
     if (EqualsIgnoreCase(name, "Host")) has_host = true;
     head.append(name).append(": ").append(value).append("\r\n");
   }
-  if (!has_host)
-    head.append("Host: ").append(host_).append(":").append(std::to_string(port_)).append("\r\n");
+  if (!has_host) head.append("Host: ").append(endpoint_.HostHeader()).append("\r\n");
   if (!request.body.empty() || (request.method != "GET" && request.method != "HEAD")) {
     head.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
   }
@@ -423,6 +516,7 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
 
 Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, bool abortable) {
   abortable_ = abortable;
+  watch_failed_ = false;
   bool reused = fd_ >= 0;
   if (!reused) {
     int err = 0;
@@ -431,7 +525,7 @@ Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, bool
   }
   std::string error;
   Attempt attempt = SendOnce(request, response, &error);
-  if (attempt == Attempt::kRetryOnFreshConnection && reused) {
+  if (attempt == Attempt::kRetryOnFreshConnection && reused && !watch_failed_) {
     // The peer closed the idle keep-alive connection; one fresh try.
     Close();
     int err = 0;
@@ -442,8 +536,8 @@ Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, bool
   }
   if (attempt == Attempt::kOk) return Status::Ok();
   Close();
-  return Status::Error(request.method + " " + request.target + " to " + host_ + ":" +
-                       std::to_string(port_) + ": " + error);
+  return Status::Error(request.method + " " + request.target + " to " + endpoint_.Describe() +
+                       ": " + error);
 }
 
 }  // namespace ephemera::shim

@@ -2,7 +2,9 @@
 //
 // StartService → WaitUntilListening → loop { next event → ForwardEvent → post } →
 // StopService. The service's stdout and stderr go through a LogTee thread that copies
-// them to the container log and keeps the last bytes for init-error messages.
+// them to the container log and keeps the last bytes for init-error messages. While the
+// service handles an event the idle Runtime API connection is watched (a daemon that died
+// ends the shim, exit 3), and the supervisor kills the service 1 s past the deadline.
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include "shim/json.h"
 #include "shim/modes.h"
 #include "shim/signals.h"
+#include "shim/supervisor.h"
 
 namespace ephemera::shim {
 namespace {
@@ -28,7 +31,6 @@ namespace {
 constexpr size_t kLogTailBytes = 2048;
 constexpr int kProbeIntervalMs = 5;
 constexpr int kStopGraceMs = 2000;
-constexpr int kMaxNextFailures = 3;
 
 long long NowMs() {
   struct timespec ts;
@@ -103,12 +105,12 @@ class LogTee {
 
 class HttpMode {
  public:
-  HttpMode(RuntimeApiClient* api, const std::vector<std::string>& argv,
-           const HttpModeConfig& config)
-      : api_(api),
-        argv_(argv),
+  HttpMode(const ShimSetup& setup, const HttpModeConfig& config)
+      : api_(setup.api),
+        argv_(setup.argv),
+        child_env_(setup.child_env),
         config_(config),
-        command_(DescribeCommand(argv)),
+        command_(DescribeCommand(setup.argv)),
         service_("127.0.0.1", config.port) {}
 
   int Run() {
@@ -141,8 +143,8 @@ class HttpMode {
     if (pipe2(err, O_CLOEXEC) != 0) return false;
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int exec_errno = 0;
-    Status st =
-        Spawn(argv_, {}, null_fd >= 0 ? null_fd : 0, out[1], err[1], true, &pid_, &exec_errno);
+    Status st = Spawn(argv_, child_env_, null_fd >= 0 ? null_fd : 0, out[1], err[1], true, &pid_,
+                      &exec_errno);
     if (null_fd >= 0) close(null_fd);
     close(out[1]);
     close(err[1]);
@@ -153,6 +155,7 @@ class HttpMode {
       return false;
     }
     group_ = pid_;
+    SuperviseGroup(group_);
     tee_.Start(out[0], err[0]);
     return true;
   }
@@ -210,12 +213,13 @@ class HttpMode {
       }
       if (!st.ok()) {
         if (TerminationRequested()) break;
-        ShimLog("http mode: " + st.message());
-        if (++failures >= kMaxNextFailures) return 1;
+        if (NextFailed(api_, "http", st, &failures)) return 1;
         continue;
       }
       failures = 0;
+      WatchDeadline(invocation.request_id, invocation.deadline_ms);
       bool service_alive = ForwardEvent(invocation);
+      ForgetDeadline(invocation.request_id);
       int status = 0;
       if (!service_alive || ReapChildren(pid_, &status)) {
         if (service_alive) {
@@ -259,7 +263,13 @@ class HttpMode {
       request.headers.emplace_back("X-Amzn-Trace-Id", invocation.trace_id);
 
     HttpResponse response;
+    service_.set_watch(api_->IdleWatch());
     Status st = service_.Send(request, &response);
+    if (service_.watch_failed()) {
+      ExitRuntimeApiGone(api_->endpoint().Describe(),
+                         "its connection closed while the service handled an event and a new "
+                         "one was refused");
+    }
     if (!st.ok()) {
       int status = 0;
       if (pid_ > 0 && ReapChildren(pid_, &status)) {
@@ -293,7 +303,10 @@ class HttpMode {
   }
 
   void Post(const Status& st) {
-    if (!st.ok()) ShimLog("http mode: cannot post a result: " + st.message());
+    if (st.ok()) return;
+    ShimLog("http mode: cannot post a result: " + st.message());
+    if (!api_->IsReachable())
+      ExitRuntimeApiGone(api_->endpoint().Describe(), "posting a result failed");
   }
 
   // SIGTERM to the service's process group, SIGKILL after the grace period.
@@ -317,6 +330,7 @@ class HttpMode {
 
   RuntimeApiClient* api_;
   const std::vector<std::string>& argv_;
+  const std::vector<std::string>& child_env_;
   HttpModeConfig config_;
   std::string command_;
   HttpClient service_;
@@ -329,13 +343,12 @@ class HttpMode {
 
 }  // namespace
 
-int RunHttpMode(RuntimeApiClient* api, const std::vector<std::string>& argv,
-                const HttpModeConfig& config) {
+int RunHttpMode(const ShimSetup& setup, const HttpModeConfig& config) {
   // The LogTee thread outlives Run() when the shim exits with the service still running,
   // so the mode object is never destroyed; a global keeps it reachable (and LeakSanitizer
   // quiet).
   static HttpMode* volatile mode = nullptr;  // volatile: the store must not be elided
-  mode = new HttpMode(api, argv, config);
+  mode = new HttpMode(setup, config);
   return mode->Run();
 }
 

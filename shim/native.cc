@@ -22,15 +22,12 @@ long long Context::RemainingMs() const {
 int Serve(Handler handler) {
   using shim::ShimLog;
   shim::InstallSignalHandlers(true);
-  const char* endpoint = getenv("AWS_LAMBDA_RUNTIME_API");
-  std::string host;
-  uint16_t port = 0;
-  if (endpoint == nullptr || !shim::RuntimeApiClient::ParseEndpoint(endpoint, &host, &port)) {
-    ShimLog(std::string("native mode: AWS_LAMBDA_RUNTIME_API must be host:port, got '") +
-            (endpoint != nullptr ? endpoint : "") + "'");
+  shim::Endpoint endpoint;
+  if (shim::Status st = shim::UpstreamFromEnvironment(&endpoint); !st.ok()) {
+    ShimLog("native mode: " + st.message());
     return 2;
   }
-  shim::RuntimeApiClient api(host, port);
+  shim::RuntimeApiClient api(endpoint);
   if (shim::Status st = api.Connect(1000); !st.ok()) {
     ShimLog("native mode: " + st.message());
     return 3;
@@ -42,6 +39,10 @@ int Serve(Handler handler) {
     if (!st.ok()) {
       if (shim::TerminationRequested()) break;
       ShimLog("native mode: " + st.message());
+      if (!api.IsReachable()) {
+        ShimLog("native mode: the Runtime API at " + endpoint.Describe() + " is gone; exiting");
+        return 3;
+      }
       if (++failures >= 3) return 1;
       continue;
     }
@@ -69,7 +70,7 @@ int Serve(Handler handler) {
     if (!st.ok()) {
       ShimLog("native mode: cannot post the result of " + invocation.request_id + ": " +
               st.message());
-      return 1;
+      return api.IsReachable() ? 1 : 3;
     }
   }
   return 0;

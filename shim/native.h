@@ -1,15 +1,18 @@
 // shim/native.h: native mode, for C++ functions that are their own entrypoint.
 //
 // A native function links the static library ephemera_native and calls Serve() from
-// main(). Serve() connects to $AWS_LAMBDA_RUNTIME_API (retrying a refused connection for
-// up to 1 s), then loops forever: GET /next → handler(event, context) → POST /response
-// or /error. The daemon runs such images with no shim injected. There is no extra
-// process per event, which is what makes native mode the fastest mode.
+// main(). Serve() connects to the Runtime API (retrying a refused connection for up to
+// 1 s): the unix socket $EPHEMERA_RUNTIME_SOCKET if set, else TCP $EPHEMERA_RUNTIME_API or
+// $AWS_LAMBDA_RUNTIME_API (host:port; see UpstreamFromEnvironment in runtime_api.h), then
+// loops forever: GET /next → handler(event, context) → POST /response or /error. The daemon runs
+// such images with no shim injected. There is no extra process per event, which is what makes
+// native mode the fastest mode.
 //
 // The handler runs on the calling thread, one event at a time. An exception escaping it
 // is reported as errorType "Function.UncaughtException" with its what() text. Serve()
-// sets _X_AMZN_TRACE_ID for each event. It returns (non-zero) only when the Runtime API
-// cannot be reached or refuses a post, or 0 after SIGTERM/SIGINT.
+// sets _X_AMZN_TRACE_ID for each event. It returns 0 after SIGTERM/SIGINT, 2 if no usable
+// endpoint is configured, 3 when the Runtime API cannot be reached or is gone (a new
+// connection is refused after a failed request), 1 when it keeps failing requests.
 // Thread: the calling thread. Depends on: shim/runtime_api.h (no daemon code).
 #pragma once
 

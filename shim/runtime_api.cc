@@ -32,12 +32,42 @@ std::string ErrorBody(std::string_view error_type, std::string_view message) {
   return body;
 }
 
-Status RuntimeApiClient::Next(Invocation* invocation) {
+Status UpstreamFromEnvironment(Endpoint* endpoint, std::string* source) {
+  auto value = [](const char* name) -> const char* {
+    const char* v = getenv(name);
+    return v != nullptr && *v != '\0' ? v : nullptr;
+  };
+  if (const char* path = value("EPHEMERA_RUNTIME_SOCKET")) {
+    if (source != nullptr) *source = "EPHEMERA_RUNTIME_SOCKET";
+    if (path[0] != '/') {
+      return Status::Error(std::string("EPHEMERA_RUNTIME_SOCKET must be an absolute path, got '") +
+                           path + "'");
+    }
+    *endpoint = Endpoint();
+    endpoint->unix_path = path;
+    return Status::Ok();
+  }
+  for (const char* name : {"EPHEMERA_RUNTIME_API", "AWS_LAMBDA_RUNTIME_API"}) {
+    const char* spec = value(name);
+    if (spec == nullptr) continue;
+    if (source != nullptr) *source = name;
+    if (!Endpoint::ParseHostPort(spec, endpoint)) {
+      return Status::Error(std::string(name) + " must be host:port, got '" + spec + "'");
+    }
+    return Status::Ok();
+  }
+  if (source != nullptr) *source = "AWS_LAMBDA_RUNTIME_API";
+  return Status::Error(
+      "no Runtime API: set AWS_LAMBDA_RUNTIME_API=host:port or EPHEMERA_RUNTIME_SOCKET=/path");
+}
+
+Status RuntimeApiClient::Next(Invocation* invocation, HttpResponse* full_response) {
   HttpRequest request;
   request.method = "GET";
   request.target = std::string(kPrefix) + "/invocation/next";
   request.headers.emplace_back("User-Agent", kUserAgent);
-  HttpResponse response;
+  HttpResponse local_response;
+  HttpResponse& response = full_response != nullptr ? *full_response : local_response;
   Status st = http_.Send(request, &response, /*abortable=*/true);  // SIGTERM ends the wait
   if (!st.ok()) return st;
   if (response.status != 200) {
@@ -56,7 +86,11 @@ Status RuntimeApiClient::Next(Invocation* invocation) {
   invocation->client_context = HeaderOrEmpty(response, "Lambda-Runtime-Client-Context");
   invocation->cognito_identity = HeaderOrEmpty(response, "Lambda-Runtime-Cognito-Identity");
   invocation->content_type = HeaderOrEmpty(response, "Content-Type");
-  invocation->event.swap(response.body);
+  if (full_response != nullptr) {
+    invocation->event = response.body;
+  } else {
+    invocation->event.swap(response.body);
+  }
   return Status::Ok();
 }
 

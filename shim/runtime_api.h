@@ -1,11 +1,14 @@
 // shim/runtime_api.h: a client of the Lambda Runtime API (2018-06-01).
 //
-// Speaks to http://$AWS_LAMBDA_RUNTIME_API/2018-06-01 over one keep-alive connection:
+// Speaks to the daemon's Runtime API over one keep-alive connection:
 // GET /runtime/invocation/next (blocks until the daemon has an event), then
 // POST /runtime/invocation/{id}/response or /error, and POST /runtime/init/error when
-// the function cannot start. Used by the shim's exec and http modes and by native
-// functions (shim/native.h).
-// Thread: one thread. Depends on: shim/http_client.h.
+// the function cannot start. Used by the shim's modes and by native functions
+// (shim/native.h). Where the daemon is comes from the environment (UpstreamFromEnvironment):
+// a unix socket (EPHEMERA_RUNTIME_SOCKET) or TCP host:port.
+// Errors are Status sentences; IsReachable() tells a daemon that is gone from one that
+// merely failed a request.
+// Thread: one thread per client. Depends on: shim/http_client.h.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +36,22 @@ struct Invocation {
 // The body of /error and /init/error: {"errorMessage":..,"errorType":..,"stackTrace":[]}.
 std::string ErrorBody(std::string_view error_type, std::string_view message);
 
+// Where the Runtime API is, from the environment, first match wins:
+//   EPHEMERA_RUNTIME_SOCKET=/path   a unix socket (the daemon serves the Runtime API and the
+//                                   Invoke route on it)
+//   EPHEMERA_RUNTIME_API=host:port  TCP; for when AWS_LAMBDA_RUNTIME_API names the shim's
+//                                   own proxy (EPHEMERA_PROXY_LISTEN)
+//   AWS_LAMBDA_RUNTIME_API=host:port TCP, the stock variable
+// Empty values count as unset. Fails with a sentence naming the variable that is
+// malformed, or saying none is set. *source (if given) receives the variable's name.
+Status UpstreamFromEnvironment(Endpoint* endpoint, std::string* source = nullptr);
+
 class RuntimeApiClient {
  public:
+  explicit RuntimeApiClient(Endpoint endpoint) : http_(std::move(endpoint)) {}
   RuntimeApiClient(std::string host, uint16_t port) : http_(std::move(host), port) {}
 
-  // Builds a client from a "host:port" value (AWS_LAMBDA_RUNTIME_API); false if malformed.
+  // Parses a "host:port" value (AWS_LAMBDA_RUNTIME_API); false if malformed.
   static bool ParseEndpoint(std::string_view endpoint, std::string* host, uint16_t* port) {
     return HttpClient::ParseHostPort(endpoint, host, port);
   }
@@ -47,19 +61,35 @@ class RuntimeApiClient {
   Status Connect(int retry_for_ms = 1000) { return http_.Connect(retry_for_ms, 1); }
 
   // Blocks until the next event. Fails on transport errors, on a non-200 answer, or if
-  // the request id header is missing.
-  Status Next(Invocation* invocation);
+  // the request id header is missing. `response` (if given) receives the whole answer,
+  // every header as sent (auto mode replays it to the function's own client).
+  Status Next(Invocation* invocation, HttpResponse* response = nullptr);
 
   Status PostResponse(std::string_view request_id, std::string body, std::string_view content_type);
   Status PostError(std::string_view request_id, std::string_view error_type,
                    std::string_view message);
   Status PostInitError(std::string_view error_type, std::string_view message);
 
+  // False if the Runtime API is gone: a fresh connection to it fails with IsGoneError().
+  // Call it after a request failed, to choose between retrying and giving up (exit 3).
+  bool IsReachable() { return !IsGoneError(ProbeEndpoint(http_.endpoint())); }
+
+  // A watch on the connection while it is idle (between /next and the result): it fires
+  // when the daemon closes it, and check() is false if the daemon is gone (see
+  // HttpClient::CheckIdle). The client must outlive the watch.
+  ReadWatch IdleWatch() {
+    return {[this] { return http_.fd(); }, [this] { return http_.CheckIdle(); }};
+  }
+
+  // Drops the connection (for a shim that no longer needs it; the next request reopens).
+  void Close() { http_.Close(); }
+
   // See HttpClient::set_interrupt_check.
   void set_interrupt_check(std::function<bool()> check) {
     http_.set_interrupt_check(std::move(check));
   }
   const HttpClient& http() const noexcept { return http_; }
+  const Endpoint& endpoint() const noexcept { return http_.endpoint(); }
 
  private:
   Status Post(std::string target, std::string body, std::string_view content_type,

@@ -2,6 +2,7 @@
 #include "shim/signals.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -34,6 +35,15 @@ void Catch(int signo) {
 }
 
 }  // namespace
+
+std::thread StartThreadWithoutSignals(std::function<void()> body) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits the mask
+  std::thread thread(std::move(body));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return thread;
+}
 
 void InstallSignalHandlers(bool termination) {
   if (g_pipe[0] < 0) {

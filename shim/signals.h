@@ -6,10 +6,18 @@
 // pipe; loops that wait (the exec runner's poll, the HTTP client's reads) include that
 // pipe or check the flag after EINTR. Handlers are installed without SA_RESTART, so a
 // blocking read returns EINTR when a signal arrives.
+// Every other thread the shim starts runs with all signals blocked
+// (StartThreadWithoutSignals), so signals always reach the main thread's waits.
 // Thread: install from the main thread before starting others. Depends on: POSIX.
 #pragma once
 
+#include <functional>
+#include <thread>
+
 namespace ephemera::shim {
+
+// Starts `body` on a new thread whose signal mask blocks every signal.
+std::thread StartThreadWithoutSignals(std::function<void()> body);
 
 // Installs the SIGCHLD handler and ignores SIGPIPE (writes to closed sockets and pipes
 // then fail with EPIPE instead of killing the shim). With `termination`, SIGTERM and

@@ -1,12 +1,17 @@
-// tests/shim/fake_http_server.h: a tiny blocking HTTP/1.1 server on a loopback port, run
-// in a thread, for the shim's tests (the HTTP client's and the real shim binary's peer).
+// tests/shim/fake_http_server.h: a tiny blocking HTTP/1.1 server on a loopback port or a
+// unix socket, for the shim's tests (the HTTP client's, the proxy's and the real shim
+// binary's peer).
 //
-// One connection at a time (the shim uses one). For each request the handler returns a
-// Reply: raw bytes written in the given pieces (a short pause between pieces, so the
-// client sees split reads), optionally closing the connection afterwards, or `hold` to
-// answer nothing and keep the connection open (a long poll that never ends). Every
-// request is recorded; WaitForRequests() blocks (with a timeout) until enough arrived.
-// Thread: the server thread runs the handler; the rest is thread-safe.
+// Each connection is served on its own thread, so a held long poll does not block other
+// connections (the proxy opens one upstream connection per client). For each request the
+// handler returns a Reply: raw bytes written in the given pieces (a short pause between
+// pieces, so the client sees split reads), optionally closing the connection afterwards,
+// or `hold` to answer nothing and keep the connection open (a long poll that never ends).
+// Every request is recorded; WaitForRequests() blocks (with a timeout) until enough
+// arrived. Destroying the server closes the listener and every connection (a daemon that
+// was kill -9ed, as the shim sees it).
+// Thread: connection threads run the handler concurrently (handlers must be thread-safe);
+// the rest is thread-safe.
 #pragma once
 
 #include <arpa/inet.h>
@@ -16,14 +21,17 @@
 #include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <list>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -66,35 +74,65 @@ class FakeHttpServer {
  public:
   using Handler = std::function<FakeReply(const FakeRequest&)>;
 
-  explicit FakeHttpServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listen_fd_, 16);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+  // Listens on 127.0.0.1 with a free port, or on the unix socket `unix_path` if given.
+  explicit FakeHttpServer(Handler handler, const std::string& unix_path = "")
+      : handler_(std::move(handler)), unix_path_(unix_path) {
+    if (unix_path.empty()) {
+      listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      listen(listen_fd_, 16);
+      socklen_t len = sizeof addr;
+      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+      port_ = ntohs(addr.sin_port);
+    } else {
+      listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", unix_path.c_str());
+      unlink(unix_path.c_str());
+      bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      listen(listen_fd_, 16);
+    }
     if (pipe2(stop_pipe_, O_CLOEXEC) != 0) stop_pipe_[0] = stop_pipe_[1] = -1;
+    if (pipe2(connection_stop_pipe_, O_CLOEXEC) != 0) {
+      connection_stop_pipe_[0] = connection_stop_pipe_[1] = -1;
+    }
     thread_ = std::thread([this] { Serve(); });
   }
 
+  // The listener goes first, then the connections: a client that sees its connection
+  // close and tries a new one must find nobody listening (as after kill -9).
   ~FakeHttpServer() {
     char b = 1;
     ssize_t ignored = write(stop_pipe_[1], &b, 1);
-    (void)ignored;
     thread_.join();
     close(listen_fd_);
-    close(stop_pipe_[0]);
-    close(stop_pipe_[1]);
+    if (!unix_path_.empty()) unlink(unix_path_.c_str());
+    ignored = write(connection_stop_pipe_[1], &b, 1);
+    (void)ignored;
+    for (auto& t : connection_threads_) t.join();
+    for (int fd :
+         {stop_pipe_[0], stop_pipe_[1], connection_stop_pipe_[0], connection_stop_pipe_[1]})
+      close(fd);
   }
 
   uint16_t port() const { return port_; }
+  // "127.0.0.1:<port>" (TCP servers).
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& unix_path() const { return unix_path_; }
   int connections() const { return connections_; }
+
+  // Waits until at least `n` connections have ended (the client closed or a reply closed).
+  bool WaitForClosedConnections(int n, int timeout_ms = 10000) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                        [&] { return closed_connections_ >= n; });
+  }
 
   std::vector<FakeRequest> requests() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -126,7 +164,8 @@ class FakeHttpServer {
  private:
   // Waits for `fd` readable or stop; false on stop.
   bool WaitReadable(int fd) {
-    pollfd p[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+    int stop = fd == listen_fd_ ? stop_pipe_[0] : connection_stop_pipe_[0];
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
     while (true) {
       int r = poll(p, 2, -1);
       if (r < 0 && errno == EINTR) continue;
@@ -139,12 +178,20 @@ class FakeHttpServer {
     while (WaitReadable(listen_fd_)) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (unix_path_.empty()) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
       int index = ++connections_;
-      bool keep = ServeConnection(fd, index);
-      close(fd);
-      if (!keep) return;
+      connection_threads_.emplace_back([this, fd, index] {
+        ServeConnection(fd, index);
+        close(fd);
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          ++closed_connections_;
+        }
+        cv_.notify_all();
+      });
     }
   }
 
@@ -194,12 +241,12 @@ class FakeHttpServer {
       }
       req.body = buf.substr(0, content_length);
       buf.erase(0, content_length);
-      FakeReply reply = handler_(req);
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        requests_.push_back(req);
+        requests_.push_back(req);  // on arrival, so a handler that blocks is seen waiting
       }
       cv_.notify_all();
+      FakeReply reply = handler_(req);
       if (reply.hold) {
         // Wait for the client to go away or the server to stop.
         while (WaitReadable(fd)) {
@@ -221,11 +268,15 @@ class FakeHttpServer {
   }
 
   Handler handler_;
+  std::string unix_path_;
   int listen_fd_ = -1;
-  int stop_pipe_[2] = {-1, -1};
+  int stop_pipe_[2] = {-1, -1};             // stops the accept loop
+  int connection_stop_pipe_[2] = {-1, -1};  // then every connection
   uint16_t port_ = 0;
   std::atomic<int> connections_{0};
+  int closed_connections_ = 0;  // guarded by mutex_
   std::thread thread_;
+  std::list<std::thread> connection_threads_;  // joined at destruction
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<FakeRequest> requests_;

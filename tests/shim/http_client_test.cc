@@ -2,7 +2,14 @@
 #include "shim/http_client.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include <memory>
+#include <thread>
+
+#include "shim/runtime_api.h"
 #include "tests/shim/fake_http_server.h"
 
 namespace ephemera::shim {
@@ -199,6 +206,134 @@ TEST(HttpClient, ConnectRetriesUntilTheListenerAppearsThenGivesUp) {
   Status st = client.Connect(50, 1);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("Connection refused"), std::string::npos) << st.message();
+}
+
+std::string TempSocketPath(const std::string& name) {
+  return "/tmp/ephemera-" + name + "-" + std::to_string(getpid()) + ".sock";
+}
+
+TEST(HttpClient, SpeaksHttpOverAUnixSocketWithKeepAlive) {
+  FakeHttpServer server([](const FakeRequest& r) { return FakeReply::Simple(200, r.target); },
+                        TempSocketPath("client"));
+  Endpoint endpoint;
+  endpoint.unix_path = server.unix_path();
+  HttpClient client(endpoint);
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse response;
+    Status st = client.Send(Get("/u" + std::to_string(i)), &response);
+    ASSERT_TRUE(st.ok()) << st.message();
+    EXPECT_EQ(response.body, "/u" + std::to_string(i));
+  }
+  EXPECT_EQ(client.connections_opened(), 1);
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].Header("Host"), "localhost");
+  EXPECT_EQ(endpoint.Describe(), "unix:" + server.unix_path());
+}
+
+TEST(HttpClient, ConnectRetriesUntilTheUnixSocketFileAppears) {
+  std::string path = TempSocketPath("late");
+  unlink(path.c_str());
+  Endpoint endpoint;
+  endpoint.unix_path = path;
+  HttpClient client(endpoint);
+  Status st = client.Connect(30, 1);
+  ASSERT_FALSE(st.ok());  // no such file: retried, then given up
+  EXPECT_NE(st.message().find("No such file or directory"), std::string::npos) << st.message();
+  EXPECT_TRUE(IsGoneError(ProbeEndpoint(endpoint)));
+}
+
+TEST(HttpClient, CheckIdleTellsAClosedConnectionFromAPeerThatIsGone) {
+  auto server = std::make_unique<FakeHttpServer>([](const FakeRequest& r) {
+    FakeReply reply = FakeReply::Simple(200, "x");
+    reply.close_after = r.target == "/close";
+    return reply;
+  });
+  HttpClient client("127.0.0.1", server->port());
+  HttpResponse response;
+  ASSERT_TRUE(client.Send(Get("/close"), &response).ok());
+  // The server closed this connection but still listens: not gone, and the client holds
+  // a new connection (watched in turn).
+  ASSERT_TRUE(client.connected());
+  struct pollfd p = {client.fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_TRUE(client.CheckIdle());
+  EXPECT_TRUE(client.connected());
+  EXPECT_EQ(client.connections_opened(), 2);
+
+  ASSERT_TRUE(client.Send(Get("/keep"), &response).ok());
+  EXPECT_EQ(client.connections_opened(), 2);  // the replacement carried it
+  server.reset();                             // the listener, then the connection, go away
+  p = {client.fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_FALSE(client.CheckIdle());
+}
+
+TEST(HttpClient, AFailingWatchAbortsAWaitingRequest) {
+  FakeHttpServer server([](const FakeRequest&) {
+    FakeReply hold;
+    hold.hold = true;  // never answers
+    return hold;
+  });
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  HttpClient client("127.0.0.1", server.port());
+  int checks = 0;
+  client.set_watch({[&] { return pipe_fds[0]; },
+                    [&] {
+                      ++checks;
+                      return false;
+                    }});
+  std::thread trigger([&] {
+    server.WaitForRequests(1);
+    ASSERT_EQ(write(pipe_fds[1], "x", 1), 1);
+  });
+  HttpResponse response;
+  Status st = client.Send(Get("/long-poll"), &response);
+  trigger.join();
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(client.watch_failed());
+  EXPECT_EQ(checks, 1);
+  EXPECT_EQ(server.requests().size(), 1u);  // not resent
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+}
+
+TEST(RuntimeApiEndpoint, SocketWinsOverTcpVariablesAndMalformedValuesAreNamed) {
+  setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001", 1);
+  unsetenv("EPHEMERA_RUNTIME_API");
+  unsetenv("EPHEMERA_RUNTIME_SOCKET");
+  Endpoint e;
+  std::string source;
+  ASSERT_TRUE(UpstreamFromEnvironment(&e, &source).ok());
+  EXPECT_EQ(source, "AWS_LAMBDA_RUNTIME_API");
+  EXPECT_EQ(e.Describe(), "127.0.0.1:9001");
+
+  setenv("EPHEMERA_RUNTIME_API", "127.0.0.1:7000", 1);
+  ASSERT_TRUE(UpstreamFromEnvironment(&e, &source).ok());
+  EXPECT_EQ(source, "EPHEMERA_RUNTIME_API");
+  EXPECT_EQ(e.port, 7000);
+
+  setenv("EPHEMERA_RUNTIME_SOCKET", "/run/ephemera/runtime.sock", 1);
+  ASSERT_TRUE(UpstreamFromEnvironment(&e, &source).ok());
+  EXPECT_EQ(source, "EPHEMERA_RUNTIME_SOCKET");
+  EXPECT_TRUE(e.is_unix());
+  EXPECT_EQ(e.Describe(), "unix:/run/ephemera/runtime.sock");
+
+  setenv("EPHEMERA_RUNTIME_SOCKET", "relative.sock", 1);
+  Status st = UpstreamFromEnvironment(&e);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("EPHEMERA_RUNTIME_SOCKET"), std::string::npos);
+
+  unsetenv("EPHEMERA_RUNTIME_SOCKET");
+  setenv("EPHEMERA_RUNTIME_API", "nonsense", 1);
+  st = UpstreamFromEnvironment(&e);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("EPHEMERA_RUNTIME_API must be host:port"), std::string::npos);
+
+  unsetenv("EPHEMERA_RUNTIME_API");
+  unsetenv("AWS_LAMBDA_RUNTIME_API");
+  EXPECT_FALSE(UpstreamFromEnvironment(&e).ok());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <memory>
 #include <stdexcept>
@@ -50,9 +51,32 @@ TEST(Native, ServesSuccessFailureAndExceptionsThenReturnsWhenTheApiGoesAway) {
   EXPECT_GT(seen.RemainingMs(), 0);
   EXPECT_STREQ(getenv("_X_AMZN_TRACE_ID"), "Root=1-test");
 
-  api.reset();  // the daemon goes away: Serve gives up after three failed /next calls
+  api.reset();  // the daemon goes away: the next connection is refused, so Serve gives up
   serving.join();
-  EXPECT_EQ(result, 1);
+  EXPECT_EQ(result, 3);
+}
+
+TEST(Native, ReachesTheRuntimeApiOverAUnixSocketWhenTheSocketVariableIsSet) {
+  std::string socket_path = "/tmp/ephemera-native-test-" + std::to_string(getpid()) + ".sock";
+  FakeRuntimeApi::Options options;
+  options.unix_path = socket_path;
+  auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{"over unix"}, options);
+  setenv("EPHEMERA_RUNTIME_SOCKET", socket_path.c_str(), 1);
+  setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1", 1);  // must not be used
+  int result = -1;
+  std::thread serving([&] {
+    result = Serve([](std::string_view event, const Context&) {
+      return Result::Success(std::string(event) + "!", "text/plain");
+    });
+  });
+  FakeRequest post;
+  ASSERT_TRUE(api->WaitForPost("/invocation/req-1/response", &post));
+  EXPECT_EQ(post.body, "over unix!");
+  EXPECT_EQ(post.Header("Host"), "localhost");
+  api.reset();
+  serving.join();
+  EXPECT_EQ(result, 3);
+  unsetenv("EPHEMERA_RUNTIME_SOCKET");
 }
 
 }  // namespace

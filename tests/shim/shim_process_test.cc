@@ -1,9 +1,13 @@
 // tests/shim/shim_process_test.cc: the real ephemera-shim binary, run as a child process
 // against a fake Runtime API in this test (no docker needed).
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,11 +15,15 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <iterator>
+#include <memory>
 #include <sstream>
 #include <thread>
 
+#include "shim/http_client.h"
 #include "shim/json.h"
 #include "tests/shim/fake_runtime_api.h"
+#include "tests/shim/unix_echo_server.h"
 
 extern char** environ;
 
@@ -26,14 +34,18 @@ using testing::FakeHttpServer;
 using testing::FakeReply;
 using testing::FakeRequest;
 using testing::FakeRuntimeApi;
+using testing::kFunctionArn;
 using testing::kInitError;
 using testing::kNext;
+using testing::UnixEchoServer;
 using Clock = std::chrono::steady_clock;
 
 // The shim as a child process with its stderr in a temporary file.
 class ShimProcess {
  public:
-  // Runs `binary` (the shim unless given) with `command` as its arguments.
+  // Runs `binary` (the shim unless given) with `command` as its arguments, the test's
+  // environment minus EPHEMERA_* and AWS_LAMBDA_RUNTIME_API, then AWS_LAMBDA_RUNTIME_API=
+  // `endpoint` (unless empty) and `extra_env`.
   ShimProcess(const std::string& endpoint, const std::vector<std::string>& command,
               const std::vector<std::string>& extra_env = {},
               const std::string& binary = EPHEMERA_SHIM_BINARY) {
@@ -48,7 +60,7 @@ class ShimProcess {
       }
       env.push_back(entry);
     }
-    env.push_back("AWS_LAMBDA_RUNTIME_API=" + endpoint);
+    if (!endpoint.empty()) env.push_back("AWS_LAMBDA_RUNTIME_API=" + endpoint);
     for (const auto& x : extra_env) env.push_back(x);
     std::vector<std::string> args = {binary};
     args.insert(args.end(), command.begin(), command.end());
@@ -93,6 +105,7 @@ class ShimProcess {
   }
 
   void Signal(int signo) { kill(pid_, signo); }
+  pid_t pid() const { return pid_; }
 
   // Waits until the shim's stderr (where it forwards the function's) contains `text`.
   bool WaitForStderr(const std::string& text, int timeout_ms = 10000) {
@@ -142,8 +155,9 @@ TEST(ShimProcess, ExecModeReturnsEventByteExactAndStopsOnSigterm) {
   EXPECT_EQ(post.body.size(), event.size());
   EXPECT_TRUE(post.body == event);
   ASSERT_TRUE(api.server().WaitForRequests(3));  // the shim came back for more
-  EXPECT_EQ(api.server().requests()[2].target, kNext);
-  EXPECT_EQ(api.server().connections(), 1);  // one keep-alive connection throughout
+  auto requests = api.server().requests();
+  EXPECT_EQ(requests[2].target, kNext);
+  for (const auto& r : requests) EXPECT_EQ(r.connection, 1);  // one keep-alive connection
   shim.Signal(SIGTERM);
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status));
@@ -317,6 +331,385 @@ TEST(ShimProcess, HttpModeExitsWhenTheServiceDiesBetweenEvents) {
   EXPECT_NE(shim.Stderr().find("exited with status 4 while waiting for an event"),
             std::string::npos)
       << shim.Stderr();
+}
+
+std::string TempPath(const std::string& name) {
+  return "/tmp/ephemera-shim-test-" + std::to_string(getpid()) + "-" + name;
+}
+
+// True once `pid` has exited (gone, or a zombie nobody reaped yet); bounded wait.
+bool WaitProcessDead(pid_t pid, int timeout_ms = 5000) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    size_t paren = text.rfind(')');
+    if (text.empty() || (paren != std::string::npos && paren + 2 < text.size() &&
+                         (text[paren + 2] == 'Z' || text[paren + 2] == 'X'))) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// Waits for `path` to hold a pid written by a test command; -1 on timeout.
+pid_t WaitForPidFile(const std::string& path, int timeout_ms = 10000) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    std::ifstream in(path);
+    long pid = 0;
+    if (in >> pid && pid > 0) return static_cast<pid_t>(pid);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+
+TEST(ShimProcess, ExecModeReachesTheRuntimeApiOverAUnixSocket) {
+  FakeRuntimeApi::Options options;
+  options.unix_path = TempPath("exec.sock");
+  FakeRuntimeApi api({"over a unix socket", "twice"}, options);
+  ShimProcess shim("", {"/bin/cat"}, {"EPHEMERA_RUNTIME_SOCKET=" + options.unix_path});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "over a unix socket");
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "twice");
+  for (const auto& r : api.server().requests()) {
+    EXPECT_EQ(r.connection, 1);  // keep-alive over the socket too
+    EXPECT_EQ(r.Header("Host"), "localhost");
+  }
+}
+
+TEST(ShimProcess, PassthroughRelaysANativeClientAndAConcurrentInvokeThroughTheProxy) {
+  FakeRuntimeApi::Options options;
+  options.unix_path = TempPath("passthrough.sock");
+  FakeRuntimeApi api({"one", "two"}, options);
+  uint16_t proxy_port = FreePort();
+  std::string proxy = "127.0.0.1:" + std::to_string(proxy_port);
+  ShimProcess shim(proxy, {EPHEMERA_ECHO_BINARY},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_PROXY_LISTEN=" + proxy,
+                    "EPHEMERA_RUNTIME_SOCKET=" + options.unix_path});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "one");
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "two");
+  ASSERT_TRUE(api.server().WaitForRequests(5));  // echo's third /next is now parked
+
+  // A function's own Invoke call, while the runtime's long poll is open.
+  HttpClient function("127.0.0.1", proxy_port);
+  HttpRequest invoke;
+  invoke.method = "POST";
+  invoke.target = "/2015-03-31/functions/other/invocations";
+  invoke.body = "{\"call\":1}";
+  HttpResponse answer;
+  Status st = function.Send(invoke, &answer);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(answer.status, 202);
+  EXPECT_EQ(answer.body, "{\"status\":\"OK\"}");
+  ASSERT_TRUE(api.WaitForPost("/2015-03-31/functions/other/invocations", &post));
+  EXPECT_EQ(post.body, "{\"call\":1}");
+
+  shim.Signal(SIGTERM);  // forwarded to echo, whose Serve() returns 0
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(4000, &status)) << shim.Stderr();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(ShimProcess, PassthroughExitsWithTheCommandsStatusAndHidesTheShimsWiring) {
+  FakeRuntimeApi api({});
+  std::string proxy = "127.0.0.1:" + std::to_string(FreePort());
+  ShimProcess shim(proxy,
+                   {"/bin/sh", "-c",
+                    "echo \"api=$AWS_LAMBDA_RUNTIME_API socket=${EPHEMERA_RUNTIME_API-unset} "
+                    "listen=${EPHEMERA_PROXY_LISTEN-unset}\" >&2; exit 7"},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_PROXY_LISTEN=" + proxy,
+                    "EPHEMERA_RUNTIME_API=" + api.endpoint()});
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(4000, &status)) << shim.Stderr();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status;
+  EXPECT_NE(shim.Stderr().find("api=" + proxy + " socket=unset listen=unset"), std::string::npos)
+      << shim.Stderr();
+  EXPECT_EQ(api.server().requests().size(), 0u);  // the shim posts nothing on its behalf
+}
+
+TEST(ShimProcess, ProxyPointingAtItselfIsAConfigurationError) {
+  std::string proxy = "127.0.0.1:" + std::to_string(FreePort());
+  ShimProcess shim(proxy, {"/bin/cat"},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_PROXY_LISTEN=" + proxy});
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(3000, &status));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(shim.Stderr().find("is the proxy's own address"), std::string::npos) << shim.Stderr();
+}
+
+TEST(ShimProcess, AutoModeRunsAPlainCommandAsExecForEveryEvent) {
+  FakeRuntimeApi api({"abc", "def"});
+  ShimProcess shim(api.endpoint(), {"/bin/sh", "-c", "tr a-z A-Z"}, {"EPHEMERA_MODE=auto"});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "ABC");
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "DEF");
+  std::string log = shim.Stderr();
+  std::string line = "ephemera-shim: auto mode: /bin/sh -c 'tr a-z A-Z' runs as exec";
+  size_t at = log.find(line);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_EQ(log.find(line, at + 1), std::string::npos) << log;  // logged once
+  EXPECT_EQ(log.find("Runtime API client"), std::string::npos) << log;
+}
+
+TEST(ShimProcess, AutoModeHandsTheFetchedEventToACurlRuntimeClientThenPassesThrough) {
+  FakeRuntimeApi api({"{\"a\":1}", "{\"b\":2}", "{\"exit\":5}"});
+  ShimProcess shim(api.endpoint(), {EPHEMERA_LAMBDA_CPP_BINARY}, {"EPHEMERA_MODE=auto"});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post)) << shim.Stderr();
+  JsonValue first = ParseJson(post.body);
+  EXPECT_EQ(*first.FindString("payload"), "{\"a\":1}");
+  EXPECT_EQ(*first.FindString("requestId"), "req-1");
+  EXPECT_EQ(*first.FindString("traceId"), "Root=1-test");
+  EXPECT_EQ(*first.FindString("functionArn"), kFunctionArn);
+  EXPECT_EQ(first.Find("deadlineMs")->text(), std::to_string(testing::kFarDeadlineMs));
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  EXPECT_EQ(*ParseJson(post.body).FindString("payload"), "{\"b\":2}");
+  // The third event makes the runtime exit 5: the environment ends with its status.
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << status;
+  EXPECT_EQ(api.served(), 3);  // the shim's own /next plus two of the runtime's
+  int nexts = 0;
+  for (const auto& r : api.server().requests()) nexts += r.target == kNext;
+  EXPECT_EQ(nexts, 3);
+  std::string log = shim.Stderr();
+  std::string line = "ephemera-shim: auto mode: " + std::string(EPHEMERA_LAMBDA_CPP_BINARY) +
+                     " is a Runtime API client";
+  size_t at = log.find(line);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_EQ(log.find(line, at + 1), std::string::npos) << log;
+  EXPECT_EQ(log.find("runs as exec"), std::string::npos) << log;
+}
+
+TEST(ShimProcess, AutoModeClientCallsAnotherFunctionThroughTheProxy) {
+  FakeRuntimeApi api({"{\"ask\":\"other\"}"});
+  ShimProcess shim(api.endpoint(), {EPHEMERA_PROBE_BINARY, "invoke"}, {"EPHEMERA_MODE=auto"});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/2015-03-31/functions/other/invocations", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "{\"ask\":\"other\"}");
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "{\"status\":\"OK\"}");  // the Invoke answer, relayed
+}
+
+TEST(ShimProcess, ExecHandlerStillRunningOneSecondPastItsDeadlineIsKilled) {
+  FakeRuntimeApi::Options options;
+  options.deadline_after_ms = 1000;
+  FakeRuntimeApi api({"{}"}, options);
+  std::string pid_file = TempPath("deadline.pid");
+  unlink(pid_file.c_str());
+  ShimProcess shim(api.endpoint(), {"/bin/sh", "-c", "echo $$ > " + pid_file + "; exec sleep 30"});
+  ASSERT_TRUE(api.server().WaitForRequests(1));
+  auto handed_out = Clock::now();
+  pid_t child = WaitForPidFile(pid_file);
+  ASSERT_GT(child, 0) << shim.Stderr();
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
+  auto took = Clock::now() - handed_out;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_GE(took, std::chrono::milliseconds(1900));
+  EXPECT_LT(took, std::chrono::milliseconds(3000));
+  EXPECT_TRUE(WaitProcessDead(child));
+  EXPECT_NE(shim.Stderr().find("exec mode: request req-1 still running"), std::string::npos)
+      << shim.Stderr();
+  unlink(pid_file.c_str());
+}
+
+TEST(ShimProcess, PassthroughInvocationStillOpenOneSecondPastItsDeadlineIsKilled) {
+  FakeRuntimeApi::Options options;
+  options.deadline_after_ms = 1000;
+  FakeRuntimeApi api({"{}"}, options);
+  ShimProcess shim("", {EPHEMERA_PROBE_BINARY, "hang"},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_RUNTIME_API=" + api.endpoint()});
+  ASSERT_TRUE(api.server().WaitForRequests(1)) << shim.Stderr();
+  auto handed_out = Clock::now();
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
+  auto took = Clock::now() - handed_out;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_GE(took, std::chrono::milliseconds(1900));
+  EXPECT_LT(took, std::chrono::milliseconds(3000));
+  EXPECT_NE(shim.Stderr().find("probe: got req-1"), std::string::npos) << shim.Stderr();
+}
+
+TEST(ShimProcess, RuntimeApiGoneWhileTheHandlerRunsKillsItAndExits3) {
+  auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{"{}"});
+  std::string pid_file = TempPath("gone.pid");
+  unlink(pid_file.c_str());
+  ShimProcess shim(api->endpoint(), {"/bin/sh", "-c", "echo $$ > " + pid_file + "; exec sleep 30"});
+  pid_t child = WaitForPidFile(pid_file);
+  ASSERT_GT(child, 0) << shim.Stderr();
+  auto killed = Clock::now();
+  api.reset();  // the daemon is kill -9ed mid-handler
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
+  EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_TRUE(WaitProcessDead(child));
+  EXPECT_NE(shim.Stderr().find("is gone"), std::string::npos) << shim.Stderr();
+  unlink(pid_file.c_str());
+}
+
+TEST(ShimProcess, RuntimeApiGoneWhileWaitingOnNextExits3) {
+  auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{});
+  ShimProcess shim(api->endpoint(), {"/bin/cat"});
+  ASSERT_TRUE(api->server().WaitForRequests(1));  // parked in GET /next
+  auto killed = Clock::now();
+  api.reset();
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
+  EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+}
+
+TEST(ShimProcess, RuntimeApiGoneUnderAProxiedLongPollKillsThePassthroughCommand) {
+  FakeRuntimeApi::Options options;
+  options.unix_path = TempPath("gone.sock");
+  auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{}, options);
+  ShimProcess shim("", {EPHEMERA_ECHO_BINARY},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_RUNTIME_SOCKET=" + options.unix_path});
+  ASSERT_TRUE(api->server().WaitForRequests(1)) << shim.Stderr();  // echo's /next, proxied
+  auto killed = Clock::now();
+  api.reset();
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
+  EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_NE(shim.Stderr().find("passthrough mode: the Runtime API at unix:"), std::string::npos)
+      << shim.Stderr();
+}
+
+TEST(ShimProcess, ExecChildSigkilledWithAnOomKillCountedPostsRuntimeOutOfMemory) {
+  std::string dir = TempPath("cgroup");
+  mkdir(dir.c_str(), 0700);
+  for (const char* name : {"memory.events", "memory.oom_control"}) {
+    std::ofstream(dir + "/" + std::string(name)) << "";
+  }
+  unlink((dir + "/memory.events").c_str());  // cgroup v1 layout: only memory.oom_control
+  std::ofstream(dir + "/memory.oom_control") << "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n";
+  FakeRuntimeApi api({"oom", "plain"});
+  // Event "oom" bumps the counter, as the kernel would, before dying of SIGKILL; event
+  // "plain" dies of SIGKILL without one.
+  ShimProcess shim(api.endpoint(),
+                   {"/bin/sh", "-c",
+                    "read e; if [ \"$e\" = oom ]; then printf 'oom_kill_disable 0\\nunder_oom "
+                    "0\\noom_kill 5\\n' > \"$EPHEMERA_CGROUP_MEMORY_DIR/memory.oom_control\"; fi; "
+                    "kill -9 $$"},
+                   {"EPHEMERA_CGROUP_MEMORY_DIR=" + dir});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/error", &post)) << shim.Stderr();
+  EXPECT_EQ(post.Header("Lambda-Runtime-Function-Error-Type"), "Runtime.OutOfMemory");
+  JsonValue body = ParseJson(post.body);
+  EXPECT_EQ(*body.FindString("errorType"), "Runtime.OutOfMemory");
+  EXPECT_EQ(*body.FindString("errorMessage"),
+            "RequestId: req-1 Error: Runtime exited with error: signal: killed");
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/error", &post)) << shim.Stderr();
+  EXPECT_EQ(post.Header("Lambda-Runtime-Function-Error-Type"), "Function.Signal");
+  unlink((dir + "/memory.oom_control").c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(ShimProcess, OomIsReadFromCgroupV2MemoryEvents) {
+  std::string dir = TempPath("cgroup2");
+  mkdir(dir.c_str(), 0700);
+  std::ofstream(dir + "/memory.events") << "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n";
+  FakeRuntimeApi api({"x"});
+  ShimProcess shim(api.endpoint(),
+                   {"/bin/sh", "-c",
+                    "printf 'low 0\\nhigh 0\\nmax 9\\noom 2\\noom_kill 2\\n' > "
+                    "\"$EPHEMERA_CGROUP_MEMORY_DIR/memory.events\"; kill -9 $$"},
+                   {"EPHEMERA_CGROUP_MEMORY_DIR=" + dir});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-1/error", &post)) << shim.Stderr();
+  EXPECT_EQ(post.Header("Lambda-Runtime-Function-Error-Type"), "Runtime.OutOfMemory");
+  unlink((dir + "/memory.events").c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(ShimProcess, ForwardsAContainerPortToAHostUnixSocket) {
+  UnixEchoServer echo(TempPath("fwd.sock"));
+  FakeRuntimeApi api({});
+  uint16_t port = FreePort();
+  ShimProcess shim(api.endpoint(), {"/bin/cat"},
+                   {"EPHEMERA_FORWARD=" + std::to_string(port) + "=" + echo.path()});
+  ASSERT_TRUE(api.server().WaitForRequests(1)) << shim.Stderr();  // forwards listen before /next
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(send(fd, "PING\r\n", 6, 0), 6);
+  shutdown(fd, SHUT_WR);
+  std::string back;
+  char buf[64];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) back.append(buf, static_cast<size_t>(n));
+  close(fd);
+  EXPECT_EQ(back, "PING\r\n");
+}
+
+// Spawns the shim with `args` and no environment at all.
+pid_t SpawnBare(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {EPHEMERA_SHIM_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp), 0);
+  return pid;
+}
+
+// True once /proc/<pid>/status shows handlers for SIGTERM and SIGINT, which --hold
+// installs after blocking them for sigwait() (SigBlk itself reads 0 during the wait: the
+// kernel unblocks the waited-for signals meanwhile).
+bool WaitUntilHolding(pid_t pid, int timeout_ms = 5000) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigCgt:", 0) != 0) continue;
+      unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+      unsigned long long want = (1ULL << (SIGTERM - 1)) | (1ULL << (SIGINT - 1));
+      if ((mask & want) == want) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+TEST(ShimProcess, HoldWaitsWithoutAnyEnvironmentUntilSigtermOrSigint) {
+  for (int signo : {SIGTERM, SIGINT}) {
+    pid_t pid = SpawnBare({"--hold"});
+    ASSERT_GT(pid, 0);
+    if (!WaitUntilHolding(pid)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      FAIL() << "--hold never got ready";
+    }
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, WNOHANG), 0);  // still there, asking for nothing
+    kill(pid, signo);
+    auto deadline = Clock::now() + std::chrono::seconds(3);
+    pid_t r = 0;
+    while (r == 0 && Clock::now() < deadline) {
+      r = waitpid(pid, &status, WNOHANG);
+      if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(r, pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
 }
 
 // Not a pass/fail check: prints what one event costs in exec mode (a process per event)
