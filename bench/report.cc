@@ -504,8 +504,10 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md += "\n";
     if (!run.throughput_profile.empty()) {
       md +=
-          "Profile of the daemon under the top level (`perf record -g -F 999` for 3 s, not "
-          "counted above; self time by shared object and symbol, entries >= 1.5%):\n\n```\n";
+          "Profile of the daemon under the top level, not counted above: `perf stat` "
+          "(system calls, context switches) and `perf record -g -F 999` over a 3 s window "
+          "(self time by shared object and symbol, entries >= 1%); perf slows the daemon, so "
+          "its rate here is lower than in the table:\n\n```\n";
       for (const std::string& line : run.throughput_profile) md += line + "\n";
       md += "```\n\n";
     }

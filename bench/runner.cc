@@ -1078,7 +1078,7 @@ class Runner {
                   " warm clients (not counted)");
     LoadOptions lo = WarmLoad(c);
     lo.warmup_ms = 500;
-    lo.duration_ms = 4000;  // the load outlasts perf's 3 s
+    lo.duration_ms = 3000;  // the window is perf's 3 s
     lo.on_window_start = [this] {
       perf_argv_ = {"/usr/bin/perf",
                     "record",
@@ -1093,15 +1093,37 @@ class Runner {
                     "--",
                     "sleep",
                     "3"};
-      perf_running_ = true;
-      SpawnQuiet(perf_argv_, [this](int64_t status) {
-        perf_status_ = status;
-        perf_running_ = false;
-        FinishProfile();
-      });
+      // System calls and context switches of the daemon over the same 3 s.
+      perf_stat_file_ = o_.out_dir + "/perf-stat.csv";
+      perf_stat_argv_ = {"/usr/bin/perf",
+                         "stat",
+                         "-x,",
+                         "-e",
+                         "raw_syscalls:sys_enter,context-switches",
+                         "-p",
+                         std::to_string(daemon_pid_),
+                         "-o",
+                         perf_stat_file_,
+                         "--",
+                         "sleep",
+                         "3"};
+      perf_running_ = 2;
+      for (auto* argv : {&perf_argv_, &perf_stat_argv_}) {
+        bool record = argv == &perf_argv_;
+        SpawnQuiet(*argv, [this, record](int64_t status) {
+          if (record) perf_status_ = status;
+          if (!record && status != 0)
+            r_->notes.push_back("perf stat of the daemon failed (status " + std::to_string(status) +
+                                ")");
+          --perf_running_;
+          FinishProfile();
+        });
+      }
     };
     loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
-    loadgen_->Run([this](LoadResult) {
+    loadgen_->Run([this](LoadResult res) {
+      profile_rate_ =
+          res.window_ms > 0 ? static_cast<double>(res.completed) * 1000.0 / res.window_ms : 0;
       Later(0, [this] {
         loadgen_.reset();
         FinishProfile();
@@ -1111,8 +1133,9 @@ class Runner {
 
   // Once both the load and perf are done.
   void FinishProfile() {
-    if (loadgen_ || perf_running_ || profile_done_) return;
+    if (loadgen_ || perf_running_ > 0 || profile_done_) return;
     profile_done_ = true;
+    ReadPerfStat();
     if (perf_status_ != 0) {
       r_->notes.push_back("perf record of the daemon failed (status " +
                           std::to_string(perf_status_) + ")");
@@ -1120,6 +1143,30 @@ class Runner {
       ReadProfile();
     }
     StartQueueMemory();
+  }
+
+  // perf stat's CSV: "count,,event,..." lines. Per invoke at the profile's rate.
+  void ReadPerfStat() {
+    std::string text = ReadFile(perf_stat_file_);
+    std::remove(perf_stat_file_.c_str());
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = text.find('\n', pos);
+      std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? text.size() : nl + 1;
+      size_t c1 = line.find(',');
+      if (c1 == std::string::npos || line.empty() || line[0] == '#') continue;
+      size_t c2 = line.find(',', c1 + 1), c3 = line.find(',', c2 + 1);
+      if (c2 == std::string::npos) continue;
+      std::string event = line.substr(c2 + 1, c3 == std::string::npos ? c3 : c3 - c2 - 1);
+      double count = std::atof(line.c_str());
+      if (profile_rate_ <= 0 || count <= 0) continue;
+      double per = count / (profile_rate_ * 3.0);  // the window is perf's 3 s
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "daemon %s: %.0f in 3 s, %.2f per invoke (at %.0f invokes/s)",
+                    event.c_str(), count, per, profile_rate_);
+      r_->throughput_profile.insert(r_->throughput_profile.begin(), buf);
+    }
   }
 
   void ReadProfile() {
@@ -1134,7 +1181,7 @@ class Runner {
       std::string l = line;
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
       if (l.empty() || l[0] == '#' || l.find('%') == std::string::npos) continue;
-      if (r_->throughput_profile.size() < 25) r_->throughput_profile.push_back(l);
+      if (r_->throughput_profile.size() < 30) r_->throughput_profile.push_back(l);
     }
     ::pclose(f);
     std::remove(perf_data_.c_str());
@@ -1463,7 +1510,11 @@ class Runner {
   std::string perf_data_;
   std::vector<std::string> perf_argv_;
   int64_t perf_status_ = -1;
-  bool perf_running_ = false, profile_done_ = false;
+  int perf_running_ = 0;
+  bool profile_done_ = false;
+  std::string perf_stat_file_;
+  std::vector<std::string> perf_stat_argv_;
+  double profile_rate_ = 0;
   double queue_deadline_ = 0;
   std::string floor_spec_text_;
   Progress progress_;
