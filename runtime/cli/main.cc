@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/cli/client.h"
+#include "runtime/cli/events_client.h"
 #include "runtime/cli/serve.h"
 #include "runtime/core/log.h"
 
@@ -31,6 +32,13 @@ Usage:
   ephemera functions [--endpoint URL]
                                     list the functions a running daemon knows
   ephemera bench [options]          cold-start benchmark (see `ephemera bench --help`)
+  ephemera invocations [NAME] [--limit N] [--follow] [--endpoint URL]
+                                    invocation records kept in Redis (all functions, or NAME),
+                                    oldest first; --follow keeps printing new ones
+  ephemera dlq list [--limit N] [--json] [--endpoint URL]
+                                    Event invocations that ran out of retries (dead letters)
+  ephemera dlq replay ID [--endpoint URL]
+                                    run dead letter ID again as a new Event invocation
   ephemera --help | --version
 
 serve options:
@@ -45,9 +53,38 @@ serve options:
   --init-timeout MS      time a runtime has from start to its first /next (default 10000)
   --max-concurrency N    invocations running at once, daemon-wide (default 64); more wait
                          in each function's admission queue, then get 429
+  --engine-timeout MS    how long one engine call (create, start, remove, inspect...) may
+                         take before it fails with ServiceException (default 60000)
   --max-starts N         container starts in flight at once (default 2, the engine's knee
                          measured on a 2-core machine; see bench/README.md)
   --log-level LEVEL      debug, info, warn or error (default info; env EPHEMERA_LOG)
+
+serve options for Redis (durable Event invocations, retries, destinations, dead letters,
+invocation records; the daemon starts and serves synchronous invocations without it):
+  --redis URL            redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]
+                         (default redis://127.0.0.1:6379; env REDIS_URL). An Event invocation
+                         gets its 202 only once it is in Redis, 503 while Redis is down
+  --redis-prefix P       prefix of every key (default ephemera:); daemons sharing a Redis and
+                         a prefix share one queue
+  --redis-timeout MS     how long a Redis command may take (default 2000); an Event invocation
+                         Redis does not confirm in time gets 503 and never runs
+  --daemon-id ID         this daemon's consumer name in the shared queue (default
+                         HOSTNAME:PORT, or HOSTNAME-PID with port 0); a restart under the same
+                         id resumes its unfinished events at once
+  --event-concurrency N  Event invocations this daemon runs at once (default 32; 0 = accept
+                         them, run none here)
+  --event-retry-delays MS,MS
+                         delay before retry 1 and 2 of a function error or timeout (default
+                         60000,120000, Lambda's); MaximumRetryAttempts and
+                         MaximumEventAgeInSeconds come from each function's event invoke config
+  --event-service-retry MS
+                         first delay when an event could not run at all (engine down, image
+                         missing), doubling up to 5 minutes, within the event's age (default 1000)
+  --event-claim-idle MS  events held that long by a daemon that stopped answering are taken
+                         over by another (default 30000)
+  --event-max-queued N   Event invocations waiting in Redis before more get 429 (default 100000)
+  --records-max N        invocation records kept (default 10000)
+  --records-max-age S    and for at most S seconds (default 86400)
 
 invoke options:
   --endpoint URL         daemon address (default http://127.0.0.1:9000; env EPHEMERA_ENDPOINT)
@@ -92,6 +129,7 @@ int RunServe(int argc, char** argv) {
   ephemera::cli::ServeOptions o;
   std::string listen = Env("EPHEMERA_LISTEN", "127.0.0.1:9000");
   o.registry_path = Env("EPHEMERA_REGISTRY", "registry/functions.json");
+  o.redis_url = Env("REDIS_URL", "");
   o.state_path = Env("EPHEMERA_STATE", "");
   if (o.state_path.empty()) {
     const char* xdg = std::getenv("XDG_STATE_HOME");
@@ -105,9 +143,27 @@ int RunServe(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    static const char* const kValueOptions[] = {
-        "--listen",       "--registry",        "--state",      "--shim",     "--docker",
-        "--init-timeout", "--max-concurrency", "--max-starts", "--log-level"};
+    static const char* const kValueOptions[] = {"--listen",
+                                                "--registry",
+                                                "--state",
+                                                "--shim",
+                                                "--docker",
+                                                "--init-timeout",
+                                                "--max-concurrency",
+                                                "--max-starts",
+                                                "--engine-timeout",
+                                                "--log-level",
+                                                "--redis",
+                                                "--redis-prefix",
+                                                "--redis-timeout",
+                                                "--daemon-id",
+                                                "--event-concurrency",
+                                                "--event-retry-delays",
+                                                "--event-service-retry",
+                                                "--event-claim-idle",
+                                                "--event-max-queued",
+                                                "--records-max",
+                                                "--records-max-age"};
     if (std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) ==
         std::end(kValueOptions)) {
       return Usage(("unknown serve option " + arg).c_str());
@@ -131,9 +187,61 @@ int RunServe(int argc, char** argv) {
     } else if (arg == "--max-concurrency") {
       if (!ParsePositive(v, 100000, &n)) return Usage("--max-concurrency must be 1..100000");
       o.max_concurrency = static_cast<int>(n);
+    } else if (arg == "--engine-timeout") {
+      if (!ParsePositive(v, 3600000, &n))
+        return Usage("--engine-timeout must be milliseconds, 1..3600000");
+      o.engine_timeout_ms = n;
     } else if (arg == "--max-starts") {
       if (!ParsePositive(v, 1000, &n)) return Usage("--max-starts must be 1..1000");
       o.max_starts = static_cast<int>(n);
+    } else if (arg == "--redis") {
+      o.redis_url = v;
+    } else if (arg == "--redis-prefix") {
+      if (v.empty() || v.size() > 100) return Usage("--redis-prefix must be 1..100 characters");
+      o.redis_prefix = v;
+    } else if (arg == "--redis-timeout") {
+      if (!ParsePositive(v, 600000, &n))
+        return Usage("--redis-timeout must be milliseconds, 1..600000");
+      o.redis_timeout_ms = static_cast<uint64_t>(n);
+    } else if (arg == "--daemon-id") {
+      if (v.empty() || v.size() > 200 || v.find_first_of(" \t\r\n") != std::string::npos)
+        return Usage("--daemon-id must be 1..200 characters without spaces");
+      o.daemon_id = v;
+    } else if (arg == "--event-concurrency") {
+      if (v != "0" && !ParsePositive(v, 10000, &n))
+        return Usage("--event-concurrency must be 0..10000");
+      o.event_concurrency = static_cast<int>(n);
+    } else if (arg == "--event-retry-delays") {
+      o.event_retry_delays_ms.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t comma = v.find(',', start);
+        std::string part =
+            v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!ParsePositive(part, 86400000, &n) || o.event_retry_delays_ms.size() == 2)
+          return Usage("--event-retry-delays must be one or two delays in ms, e.g. 60000,120000");
+        o.event_retry_delays_ms.push_back(static_cast<uint64_t>(n));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (arg == "--event-service-retry") {
+      if (!ParsePositive(v, 3600000, &n))
+        return Usage("--event-service-retry must be milliseconds, 1..3600000");
+      o.event_service_retry_ms = static_cast<uint64_t>(n);
+    } else if (arg == "--event-claim-idle") {
+      if (!ParsePositive(v, 86400000, &n))
+        return Usage("--event-claim-idle must be milliseconds, 1..86400000");
+      o.event_claim_idle_ms = static_cast<uint64_t>(n);
+    } else if (arg == "--event-max-queued") {
+      if (!ParsePositive(v, 100000000, &n)) return Usage("--event-max-queued must be 1..100000000");
+      o.event_max_queued = static_cast<size_t>(n);
+    } else if (arg == "--records-max") {
+      if (!ParsePositive(v, 10000000, &n)) return Usage("--records-max must be 1..10000000");
+      o.records_max = static_cast<size_t>(n);
+    } else if (arg == "--records-max-age") {
+      if (!ParsePositive(v, 31536000, &n))
+        return Usage("--records-max-age must be seconds, 1..31536000");
+      o.records_max_age_s = static_cast<uint64_t>(n);
     } else if (arg == "--log-level") {
       using ephemera::LogLevel;
       if (v == "debug")
@@ -204,6 +312,73 @@ int RunInvoke(int argc, char** argv) {
   return ephemera::cli::Invoke(o);
 }
 
+// `ephemera invocations [NAME] [--limit N] [--follow] [--endpoint URL]`.
+int RunInvocations(int argc, char** argv) {
+  ephemera::cli::InvocationsOptions o;
+  o.endpoint = Env("EPHEMERA_ENDPOINT", "http://127.0.0.1:9000");
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i], v;
+    long n = 0;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--follow" || arg == "-f") {
+      o.follow = true;
+    } else if (arg == "--endpoint") {
+      if (!TakeValue(argc, argv, &i, &o.endpoint)) return Usage("--endpoint needs a URL");
+    } else if (arg == "--limit") {
+      if (!TakeValue(argc, argv, &i, &v) || !ParsePositive(v, 1000, &n))
+        return Usage("--limit must be 1..1000");
+      o.limit = static_cast<int>(n);
+    } else if (!arg.empty() && arg[0] == '-') {
+      return Usage(("unknown invocations option " + arg).c_str());
+    } else if (o.function.empty()) {
+      o.function = arg;
+    } else {
+      return Usage(("unexpected argument " + arg + " (one function name only)").c_str());
+    }
+  }
+  return ephemera::cli::Invocations(o);
+}
+
+// `ephemera dlq list [--limit N] [--json]` and `ephemera dlq replay ID`.
+int RunDlq(int argc, char** argv) {
+  std::string endpoint = Env("EPHEMERA_ENDPOINT", "http://127.0.0.1:9000");
+  std::string action, id;
+  int limit = 50;
+  bool as_json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i], v;
+    long n = 0;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--endpoint") {
+      if (!TakeValue(argc, argv, &i, &endpoint)) return Usage("--endpoint needs a URL");
+    } else if (arg == "--limit") {
+      if (!TakeValue(argc, argv, &i, &v) || !ParsePositive(v, 1000, &n))
+        return Usage("--limit must be 1..1000");
+      limit = static_cast<int>(n);
+    } else if (arg == "--json") {
+      as_json = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return Usage(("unknown dlq option " + arg).c_str());
+    } else if (action.empty()) {
+      action = arg;
+    } else if (action == "replay" && id.empty()) {
+      id = arg;
+    } else {
+      return Usage(("unexpected argument " + arg).c_str());
+    }
+  }
+  if (action == "list") return ephemera::cli::DlqList(endpoint, limit, as_json);
+  if (action == "replay") {
+    if (id.empty()) return Usage("dlq replay needs the dead letter's ID (see `ephemera dlq list`)");
+    return ephemera::cli::DlqReplay(endpoint, id);
+  }
+  return Usage("dlq needs an action: ephemera dlq list | ephemera dlq replay ID");
+}
+
 int RunBench(int argc, char** argv) {
   // The benchmark is its own executable (bench/), installed beside this one.
   std::string self = argv[0];
@@ -227,7 +402,8 @@ int RunBench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return Usage("a command is needed: serve, invoke, functions or bench");
+  if (argc < 2)
+    return Usage("a command is needed: serve, invoke, functions, invocations, dlq or bench");
   std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
@@ -240,6 +416,8 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return RunServe(argc, argv);
   if (cmd == "invoke") return RunInvoke(argc, argv);
   if (cmd == "bench") return RunBench(argc, argv);
+  if (cmd == "invocations") return RunInvocations(argc, argv);
+  if (cmd == "dlq") return RunDlq(argc, argv);
   if (cmd == "functions") {
     std::string endpoint = Env("EPHEMERA_ENDPOINT", "http://127.0.0.1:9000");
     for (int i = 2; i < argc; ++i) {

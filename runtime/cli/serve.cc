@@ -16,6 +16,8 @@
 #include "runtime/core/log.h"
 #include "runtime/core/uv_handle.h"
 #include "runtime/docker/docker_client.h"
+#include "runtime/events/events.h"
+#include "runtime/redis/redis_url.h"
 #include "runtime/scheduler/image_watcher.h"
 #include "runtime/scheduler/scheduler.h"
 
@@ -40,7 +42,8 @@ struct Daemon {
   std::unique_ptr<scheduler::Scheduler> scheduler;
   std::unique_ptr<scheduler::ImageWatcher> watcher;
   std::unique_ptr<sandbox::HolderPool> holders;
-  std::string runtime_dir;  // isolated environments' socket folders, removed at exit
+  std::string runtime_dir;                 // isolated environments' socket folders, removed at exit
+  std::unique_ptr<events::Events> events;  // Redis: durable events, records
   std::unique_ptr<api::LambdaApi> api;
   UvHandle<uv_signal_t> sigint, sigterm;
   std::unique_ptr<Timer> teardown;
@@ -55,21 +58,34 @@ struct Daemon {
     LOG_INFO("serve", "%s: stopping; %zu invocation(s) in flight, %zu environment(s)", why,
              scheduler->in_flight(), scheduler->environments());
     api->Close();
-    watcher.reset();  // no more image events: nothing will be reused
+    if (events) events->Stop();  // no more reads; outcomes still recorded
+    watcher.reset();             // no more image events: nothing will be reused
     // The teardown runs on a later loop turn: never free an object inside its own
     // callback (docs/style.md rule 4).
     teardown = std::make_unique<Timer>(loop);
-    scheduler->Shutdown([this] {
-      holders->Shutdown([this] {
-        teardown->Start(0, [this] {
-          LOG_INFO("serve", "all containers removed; closing");
-          api.reset();
-          scheduler.reset();
-          holders.reset();
-          docker.reset();
-          sigint.Close();
-          sigterm.Close();
-          teardown->Close();
+    // Event outcomes that came in during the shutdown are written before the teardown:
+    // Drain() answers once no Redis write is outstanding (bounded by the Redis timeout).
+    auto drain_events = [this](std::function<void()> next) {
+      if (events) {
+        events->Drain(std::move(next));
+      } else {
+        next();
+      }
+    };
+    scheduler->Shutdown([this, drain_events] {
+      holders->Shutdown([this, drain_events] {
+        drain_events([this] {
+          teardown->Start(0, [this] {
+            LOG_INFO("serve", "all containers removed; closing");
+            api.reset();
+            events.reset();  // drained already: nothing of it is outstanding
+            scheduler.reset();
+            holders.reset();
+            docker.reset();
+            sigint.Close();
+            sigterm.Close();
+            teardown->Close();
+          });
         });
       });
     });
@@ -87,6 +103,46 @@ void OnImageEvent(Daemon& d, const std::string& image) {
   d.scheduler->OnImageChanged(image);
 }
 
+// The daemon's name among the consumers of the shared Event queue: stable across restarts
+// when the port is, so a restarted daemon resumes its own pending events at once.
+std::string DaemonId(const ServeOptions& o) {
+  if (!o.daemon_id.empty()) return o.daemon_id;
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  if (o.port != 0) return std::string(host) + ":" + std::to_string(o.port);
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
+// Durable Event invocations and invocation records in Redis (docs/architecture.md
+// "Durable Event invocations"); Event invocations run through the scheduler.
+std::unique_ptr<events::Events> MakeEvents(Daemon& d, const ServeOptions& o,
+                                           const redis::RedisUrl& url) {
+  events::EventsOptions eo;
+  eo.url = url;
+  eo.redis_timeout_ms = o.redis_timeout_ms;
+  eo.queue.keys.prefix = o.redis_prefix;
+  eo.queue.daemon_id = DaemonId(o);
+  eo.queue.concurrency = o.event_concurrency;
+  eo.queue.retry_delays_ms = o.event_retry_delays_ms;
+  eo.queue.service_retry_ms = o.event_service_retry_ms;
+  eo.queue.claim_idle_ms = o.event_claim_idle_ms;
+  eo.queue.max_queued = o.event_max_queued;
+  eo.queue.retention.max_count = o.records_max;
+  eo.queue.retention.max_age_ms = o.records_max_age_s * 1000;
+  events::Runner runner;
+  runner.find = [&d](const std::string& name) { return d.registry->Find(name); };
+  runner.invoke = [&d](sandbox::InvokeRequest r, sandbox::InvokeDone done) {
+    return d.scheduler->Invoke(std::move(r), std::move(done));
+  };
+  runner.cancel = [&d](uint64_t h) {
+    if (d.scheduler) d.scheduler->Cancel(h);
+  };
+  LOG_INFO("serve",
+           "Event invocations and invocation records in Redis at %s (prefix %s, daemon id %s)",
+           url.Redacted().c_str(), o.redis_prefix.c_str(), eo.queue.daemon_id.c_str());
+  return std::make_unique<events::Events>(d.loop, std::move(eo), std::move(runner));
+}
+
 }  // namespace
 
 int Serve(const ServeOptions& o) {
@@ -94,6 +150,14 @@ int Serve(const ServeOptions& o) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   Daemon d(&loop);
+  redis::RedisUrl redis_url;
+  if (Status s = redis::ParseRedisUrl(o.redis_url.empty() ? redis::kDefaultRedisUrl : o.redis_url,
+                                      &redis_url);
+      !s.ok()) {
+    std::fprintf(stderr, "ephemera serve: --redis: %s\n", s.message().c_str());
+    uv_loop_close(&loop);
+    return 2;
+  }
 
   if (!o.state_path.empty()) {
     std::error_code ec;
@@ -154,6 +218,7 @@ int Serve(const ServeOptions& o) {
   ho.shim_path = shim;
   ho.instance_label = std::to_string(getpid());
   d.holders = std::make_unique<sandbox::HolderPool>(&loop, d.docker.get(), ho);
+  d.docker->set_request_timeout_ms(o.engine_timeout_ms);
   scheduler::SchedulerOptions so;
   so.sandbox.runtime_dir = d.runtime_dir;
   so.sandbox.holders = d.holders.get();
@@ -169,6 +234,9 @@ int Serve(const ServeOptions& o) {
       &loop, d.docker.get(), [&d](const std::string& image) { OnImageEvent(d, image); });
   d.scheduler->set_image_cache_trusted([&d] { return d.watcher && d.watcher->healthy(); });
   d.api = std::make_unique<api::LambdaApi>(&loop, d.registry.get(), d.scheduler.get());
+  d.events = MakeEvents(d, o, redis_url);
+  d.api->set_events(d.events.get());
+  d.events->Start();
   d.scheduler->set_invoke_handler([&d](const std::shared_ptr<http::HttpExchange>& ex,
                                        const std::string& ref, const std::string& caller) {
     if (d.api) d.api->InvokeFromFunction(ex, ref, caller);
@@ -176,6 +244,7 @@ int Serve(const ServeOptions& o) {
   if (Status s = d.api->Listen(o.host, o.port); !s.ok()) {
     std::fprintf(stderr, "ephemera serve: %s\n", s.message().c_str());
     d.api.reset();
+    d.events.reset();
     d.watcher.reset();
     d.scheduler.reset();
     d.holders.reset();

@@ -117,7 +117,8 @@ Status TransportError(std::string_view endpoint, std::string_view operation, int
                                           : curl_message);
   switch (static_cast<CURLcode>(curl_code)) {
     case CURLE_OPERATION_TIMEDOUT:
-      return Timeout("docker " + std::string(operation) + " timed out: " + detail);
+      return Timeout("docker " + std::string(operation) + " timed out: the Docker engine at " +
+                     std::string(endpoint) + " did not answer: " + detail);
     case CURLE_WRITE_ERROR:
       return TooLarge("docker " + std::string(operation) + ": response larger than " +
                       std::to_string(kMaxResponseBytes >> 20) + " MiB");

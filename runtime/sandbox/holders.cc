@@ -142,11 +142,13 @@ void HolderPool::Remove(const std::string& id) {
 }
 
 void HolderPool::Reset() {
+  // Only a pool in use fills again: a daemon with no isolated function keeps none.
+  bool in_use = !all_.empty() || !waiting_.empty();
   ready_.clear();
   all_.clear();
   retry_timer_.Stop();
   failures_ = 0;
-  Fill();
+  if (in_use) Fill();
 }
 
 void HolderPool::Shutdown(std::function<void()> done) {

@@ -58,7 +58,8 @@ class HolderPool {
   void Release(const std::string& holder_id, bool healthy = true);
   // Starts filling the pool to `spare` (at daemon start, once the engine answers).
   void Fill();
-  // The engine restarted: every holder is gone with it. Forgets them and fills again.
+  // The engine restarted: every holder is gone with it. Forgets them and, if the pool was
+  // in use, fills it again.
   void Reset();
   void Shutdown(std::function<void()> done);
 

@@ -9,6 +9,7 @@
 
 #include "runtime/core/clock.h"
 #include "runtime/core/log.h"
+#include "runtime/sandbox/container_spec.h"
 
 namespace ephemera::scheduler {
 
@@ -665,10 +666,14 @@ void Scheduler::Validate(const registry::FunctionSpec& spec, std::function<void(
 void Scheduler::SyncFunctions(
     const std::vector<std::shared_ptr<const registry::FunctionSpec>>& specs) {
   for (auto& [name, fs] : functions_) fs->listed = false;
+  bool isolated = false;
   for (const auto& spec : specs) {
     FunctionState& fs = StateOf(spec);
     fs.listed = true;
+    isolated = isolated || sandbox::IsIsolated(*spec);
   }
+  // Namespace holders are made ahead only when some function will need one.
+  if (isolated && options_.sandbox.holders != nullptr) options_.sandbox.holders->Fill();
   for (auto& [name, fs] : functions_) {
     if (!fs->listed) {
       Drain(*fs, "its function was deleted");
