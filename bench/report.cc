@@ -516,11 +516,13 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md += "## Daemon memory with queued invocations\n\n";
     md +=
         "A function with concurrency 1 and a queue of N whose handler sleeps (ephemera/busybox "
-        "`sleep 900`, exec mode): N + 1 invocations, one running, N waiting. `sync`: each "
-        "from its own client connection, held open; `event`: X-Amz-Invocation-Type: Event "
-        "(202 at once, they wait without a bound). VmRSS of the daemon from /proc.\n\n"
+        "`sleep 900`, exec mode): N + 1 invocations, one running, N waiting. First `event`: "
+        "X-Amz-Invocation-Type: Event (202 at once, they wait without a bound, and stay "
+        "queued until the daemon stops); then `sync` on a second such function, each from its "
+        "own client connection, held open, so the sync row's RSS holds both queues. VmRSS of "
+        "the daemon from /proc.\n\n"
         "| kind | submitted | waiting (seen) | RSS before | RSS queued | peak RSS (VmHWM) | per "
-        "queued invocation |\n|---|---:|---:|---:|---:|---:|---:|\n";
+        "queued invocation | note |\n|---|---:|---:|---:|---:|---:|---:|---|\n";
     for (const QueueMemory& q : run.queue_memory) {
       md += "| " + q.kind + " | " + std::to_string(q.submitted) + " | " + std::to_string(q.queued) +
             " | " + F("%.1f MB", q.baseline_kb / 1024) + " | " + F("%.1f MB", q.peak_kb / 1024) +

@@ -1234,18 +1234,10 @@ class Runner {
     return std::atof(text.c_str() + at + std::strlen(field) + 1);
   }
 
-  void StartQueueMemory() {
-    if (o_.queue_invocations <= 0 || aborted_) return Cleanup();
-    if (daemon_pid_ == 0) {
-      r_->notes.push_back(
-          "queue memory not measured: the daemon is not ours (--endpoint), so "
-          "its RSS cannot be read");
-      return Cleanup();
-    }
-    queue_fn_ = fn_->name + "-queue";
+  std::string QueueBody(const std::string& name) const {
     json::Json body = json::NewObject();
     cJSON* b = body.get();
-    cJSON_AddStringToObject(b, "FunctionName", queue_fn_.c_str());
+    cJSON_AddStringToObject(b, "FunctionName", name.c_str());
     cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "Code"), "ImageUri", kQueueImage);
     cJSON_AddStringToObject(b, "Role", "arn:aws:iam::000000000000:role/ephemera-bench");
     cJSON_AddNumberToObject(b, "Timeout", 900);
@@ -1258,12 +1250,28 @@ class Runner {
     cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_SIZE",
                             std::to_string(o_.queue_invocations).c_str());
     cJSON_AddStringToObject(vars, "EPHEMERA_QUEUE_TIMEOUT", "900");
-    CreateFunction(queue_fn_, json::Print(b), [this](bool ok) {
+    return json::Print(b);
+  }
+
+  // Event invocations first, on a function of their own: they cannot be cancelled, so they
+  // stay queued (until the daemon stops) while the synchronous ones are measured on a
+  // second function; the sync figure therefore holds both queues.
+  void StartQueueMemory() {
+    if (o_.queue_invocations <= 0 || aborted_) return Cleanup();
+    if (daemon_pid_ == 0) {
+      r_->notes.push_back(
+          "queue memory not measured: the daemon is not ours (--endpoint), so "
+          "its RSS cannot be read");
+      return Cleanup();
+    }
+    if (!EndpointAddress(&tp_host_, &tp_port_)) return Cleanup();
+    std::string name = fn_->name + "-queue-event";
+    CreateFunction(name, QueueBody(name), [this, name](bool ok) {
       if (!ok) {
-        r_->notes.push_back("queue memory not measured: could not create " + queue_fn_);
+        r_->notes.push_back("queue memory not measured: could not create " + name);
         return Cleanup();
       }
-      QueueSync();
+      QueueEvent(name);
     });
   }
 
@@ -1277,42 +1285,9 @@ class Runner {
     return lo;
   }
 
-  void QueueSync() {
-    std::string host;
-    int port = 0;
-    if (!EndpointAddress(&host, &port)) return Cleanup();
-    tp_host_ = host;
-    tp_port_ = port;
+  void QueueEvent(const std::string& name) {
     progress_.Say("queue memory: " + std::to_string(o_.queue_invocations + 1) +
-                  " synchronous invocations of " + queue_fn_ + " (concurrency 1)");
-    QueueMemory q;
-    q.kind = "sync";
-    q.wanted = o_.queue_invocations;
-    q.submitted = o_.queue_invocations + 1;
-    q.baseline_kb = ReadStatusKb(daemon_pid_, "VmRSS");
-    r_->queue_memory.push_back(q);
-    LoadOptions lo = QueueLoad(o_.queue_invocations + 1, 1);
-    lo.request = HttpPost(host + ":" + std::to_string(port),
-                          "/2015-03-31/functions/" + queue_fn_ + "/invocations", o_.payload);
-    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
-    loadgen_->Run([this](LoadResult res) {
-      for (const std::string& m : res.messages) {
-        if (tp_notes_++ < 8) r_->notes.push_back("queue memory (sync): " + m);
-      }
-      Later(0, [this] {
-        loadgen_.reset();
-        // The clients went away: the daemon cancels them (and the running one).
-        queue_deadline_ = MonotonicMs() + 30000;
-        WaitDrained([this] { QueueEvent(); });
-      });
-    });
-    queue_deadline_ = MonotonicMs() + 60000;
-    PollQueue([this] { loadgen_->Stop(); });
-  }
-
-  void QueueEvent() {
-    progress_.Say("queue memory: " + std::to_string(o_.queue_invocations + 1) +
-                  " Event invocations of " + queue_fn_);
+                  " Event invocations of " + name + " (concurrency 1)");
     QueueMemory q;
     q.kind = "event";
     q.wanted = o_.queue_invocations;
@@ -1325,7 +1300,7 @@ class Runner {
     lo.close_when_done = true;
     lo.expect_status = 202;
     lo.request = HttpPost(tp_host_ + ":" + std::to_string(tp_port_),
-                          "/2015-03-31/functions/" + queue_fn_ + "/invocations", o_.payload,
+                          "/2015-03-31/functions/" + name + "/invocations", o_.payload,
                           "X-Amz-Invocation-Type: Event\r\n");
     loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
     loadgen_->Run([this](LoadResult res) {
@@ -1335,23 +1310,70 @@ class Runner {
       Later(0, [this] {
         loadgen_.reset();
         queue_deadline_ = MonotonicMs() + 60000;
-        // They stay queued: stopping the daemon cancels them.
-        PollQueue([this] { Cleanup(); });
+        PollQueue(o_.queue_invocations, [this] {
+          events_waiting_ = r_->queue_memory.back().queued;
+          StartQueueSync();
+        });
       });
     });
   }
 
-  // Polls /healthz and the daemon's RSS until `waiting` reaches N (or the deadline).
-  void PollQueue(std::function<void()> next) {
-    GetHealth([this, next = std::move(next)](Health h) mutable {
+  void StartQueueSync() {
+    if (aborted_) return Cleanup();
+    queue_fn_ = fn_->name + "-queue";
+    CreateFunction(queue_fn_, QueueBody(queue_fn_), [this](bool ok) {
+      if (!ok) {
+        r_->notes.push_back("queue memory (sync) not measured: could not create " + queue_fn_);
+        return Cleanup();
+      }
+      QueueSync();
+    });
+  }
+
+  void QueueSync() {
+    progress_.Say("queue memory: " + std::to_string(o_.queue_invocations + 1) +
+                  " synchronous invocations of " + queue_fn_ + " (concurrency 1)");
+    QueueMemory q;
+    q.kind = "sync";
+    q.wanted = o_.queue_invocations;
+    q.submitted = o_.queue_invocations + 1;
+    q.baseline_kb = ReadStatusKb(daemon_pid_, "VmRSS");
+    q.note = std::to_string(events_waiting_) + " Event invocations still queued";
+    r_->queue_memory.push_back(q);
+    LoadOptions lo = QueueLoad(o_.queue_invocations + 1, 1);
+    lo.request = HttpPost(tp_host_ + ":" + std::to_string(tp_port_),
+                          "/2015-03-31/functions/" + queue_fn_ + "/invocations", o_.payload);
+    loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
+    loadgen_->Run([this](LoadResult res) {
+      for (const std::string& m : res.messages) {
+        if (tp_notes_++ < 8) r_->notes.push_back("queue memory (sync): " + m);
+      }
+      // The clients went away (the daemon cancels theirs); the Event invocations are
+      // cancelled when the daemon stops.
+      Later(0, [this] {
+        loadgen_.reset();
+        Cleanup();
+      });
+    });
+    queue_deadline_ = MonotonicMs() + 60000;
+    PollQueue(events_waiting_ + o_.queue_invocations, [this] { loadgen_->Stop(); });
+  }
+
+  // Polls /healthz and the daemon's RSS until `waiting` reaches `target` (or the deadline).
+  void PollQueue(int target, std::function<void()> next) {
+    GetHealth([this, target, next = std::move(next)](Health h) mutable {
       QueueMemory& q = r_->queue_memory.back();
       double rss = ReadStatusKb(daemon_pid_, "VmRSS");
       q.peak_kb = std::max(q.peak_kb, rss);
       q.hwm_kb = ReadStatusKb(daemon_pid_, "VmHWM");
-      q.queued = std::max(q.queued, static_cast<int>(h.waiting));
-      bool full = h.waiting >= o_.queue_invocations;
+      int waiting = static_cast<int>(h.waiting) - (q.kind == "sync" ? events_waiting_ : 0);
+      q.queued = std::max(q.queued, waiting);
+      bool full = h.waiting >= target;
       if (full || aborted_ || h.status == 0 || MonotonicMs() > queue_deadline_) {
-        if (!full) q.note = "only " + std::to_string(static_cast<int>(h.waiting)) + " waiting";
+        if (!full) {
+          q.note += std::string(q.note.empty() ? "" : "; ") + "only " + std::to_string(waiting) +
+                    " waiting after 60 s";
+        }
         // One more reading a moment later, with all of them queued.
         return Later(200, [this, next = std::move(next)] {
           QueueMemory& q = r_->queue_memory.back();
@@ -1360,17 +1382,9 @@ class Runner {
           next();
         });
       }
-      Later(50, [this, next = std::move(next)]() mutable { PollQueue(std::move(next)); });
-    });
-  }
-
-  void WaitDrained(std::function<void()> next) {
-    GetHealth([this, next = std::move(next)](Health h) mutable {
-      if ((h.waiting == 0 && h.in_flight == 0) || h.status == 0 || aborted_ ||
-          MonotonicMs() > queue_deadline_) {
-        return next();
-      }
-      Later(50, [this, next = std::move(next)]() mutable { WaitDrained(std::move(next)); });
+      Later(50, [this, target, next = std::move(next)]() mutable {
+        PollQueue(target, std::move(next));
+      });
     });
   }
 
@@ -1516,6 +1530,7 @@ class Runner {
   std::vector<std::string> perf_stat_argv_;
   double profile_rate_ = 0;
   double queue_deadline_ = 0;
+  int events_waiting_ = 0;
   std::string floor_spec_text_;
   Progress progress_;
   std::vector<std::string> order_;
