@@ -5,9 +5,12 @@
 #include <cstdio>
 
 #include "runtime/api/aws_errors.h"
+#include "runtime/api/events_api.h"
 #include "runtime/core/base64.h"
+#include "runtime/core/clock.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/log.h"
+#include "runtime/events/events.h"
 #include "runtime/json/json.h"
 
 namespace ephemera::api {
@@ -97,6 +100,23 @@ void SetInvocationHeaders(http::HttpResponse& r, const InvokeOutcome& out,
   if (out.kind == OutcomeKind::kFunctionError) r.headers.Set("X-Amz-Function-Error", "Unhandled");
 }
 
+// Keeps a record of every invocation (docs/architecture.md "Durable Event invocations");
+// Event invocations are recorded by the event queue, per attempt.
+void RecordInvocation(events::Events* events, const char* type, const std::string& function,
+                      const std::string& request_id, size_t payload_bytes, int64_t started_ms,
+                      const InvokeOutcome& out) {
+  if (events == nullptr || out.kind == OutcomeKind::kCancelled) return;
+  events::InvocationRecord rec = events::MakeRecord(out);
+  rec.request_id = request_id;
+  rec.function = function;
+  rec.type = type;
+  rec.payload_bytes = payload_bytes;
+  rec.started_ms = started_ms;
+  rec.ended_ms = EpochMs();
+  rec.daemon = events->options().queue.daemon_id;
+  events->Record(rec);
+}
+
 }  // namespace
 
 std::string LogResult(const std::string& request_id, const InvokeOutcome& out) {
@@ -160,6 +180,18 @@ LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, scheduler::S
 
 LambdaApi::~LambdaApi() {
   server_.Close();
+}
+
+void LambdaApi::set_events(events::Events* events) {
+  events_ = events;
+  if (events_ != nullptr && !events_api_) {
+    events_api_ = std::make_unique<EventsApi>(registry_, events_);
+    events_api_->AddRoutes(router_);
+  }
+}
+
+uint64_t LambdaApi::async_pending() const {
+  return events_ == nullptr ? 0 : events_->queue().in_flight();
 }
 
 Status LambdaApi::Listen(const std::string& host, int port) {
@@ -275,36 +307,42 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref, const std:
     ir.content_type = std::string(*ct);
 
   if (type == "Event") {
-    // Accepted now, run in the background; it waits for capacity rather than being
-    // refused after its 202, so the refusal (bounded memory) happens here, before it.
-    // Durability (Redis) is a later step: until then a daemon restart loses accepted
-    // events, and the log says so.
-    if (scheduler_->async_waiting() >= scheduler_->options().max_async_waiting) {
-      ex->Reply(AwsError(C::kTooManyRequests,
-                         "Rate Exceeded. " + std::to_string(scheduler_->async_waiting()) +
-                             " Event invocations already wait for capacity",
-                         request_id, "ConcurrentInvocationLimitExceeded"));
+    // Durable: the 202 goes out only once the event is in the Redis stream; if Redis
+    // cannot take it, 503 and it never runs (runtime/events/event_queue.h).
+    if (events_ == nullptr) {
+      ex->Reply(AwsError(C::kServiceUnavailable,
+                         "Event invocations need Redis, and this daemon runs without it",
+                         request_id));
       return;
     }
-    ++async_pending_;
-    std::string name = spec->name;
-    scheduler_->Invoke(std::move(ir), [this, name, request_id](InvokeOutcome out) {
-      --async_pending_;
-      const char* what = out.kind == OutcomeKind::kSuccess         ? "succeeded"
-                         : out.kind == OutcomeKind::kFunctionError ? "failed (function error)"
-                                                                   : "failed (service error)";
-      LOG_INFO("invoke", "event %s for %s %s: %s", request_id.c_str(), name.c_str(), what,
-               out.kind == OutcomeKind::kSuccess ? "" : out.body.substr(0, 300).c_str());
+    events::AcceptRequest accept;
+    accept.function = spec->name;
+    accept.request_id = request_id;
+    accept.payload = std::move(ir.payload);
+    accept.content_type = ir.content_type;
+    accept.caller = ir.caller;
+    events_->queue().Accept(std::move(accept), [ex, request_id](Status s) {
+      if (!s.ok()) {
+        ex->Reply(s.code() == StatusCode::kConflict
+                      ? AwsError(C::kTooManyRequests, s.message(), request_id,
+                                 "ConcurrentInvocationLimitExceeded")
+                      : AwsError(C::kServiceUnavailable, s.message(), request_id));
+        return;
+      }
+      http::HttpResponse r(202, "", "");
+      r.headers.Set("x-amzn-RequestId", request_id);
+      r.headers.Set("X-Amz-Executed-Version", "$LATEST");
+      ex->Reply(std::move(r));
     });
-    http::HttpResponse r(202, "", "");
-    r.headers.Set("x-amzn-RequestId", request_id);
-    r.headers.Set("X-Amz-Executed-Version", "$LATEST");
-    ex->Reply(std::move(r));
     return;
   }
 
   bool tail = ir.capture_logs;
-  auto handle = scheduler_->Invoke(std::move(ir), [ex, request_id, tail](InvokeOutcome out) {
+  size_t payload_bytes = ir.payload.size();
+  int64_t started_ms = EpochMs();
+  auto handle = scheduler_->Invoke(std::move(ir), [this, ex, request_id, tail, name = spec->name,
+                                                   payload_bytes, started_ms](InvokeOutcome out) {
+    RecordInvocation(events_, "RequestResponse", name, request_id, payload_bytes, started_ms, out);
     if (!sandbox::IsFunctionOutcome(out.kind)) {
       ex->Reply(ServiceErrorResponse(out, request_id));
       return;
@@ -335,17 +373,21 @@ void LambdaApi::InvokePlain(const Ex& ex, const std::string& name) {
   ir.payload = std::move(ex->mutable_request().body);
   if (auto ct = ex->request().headers.Get("Content-Type"); ct && !ct->empty())
     ir.content_type = std::string(*ct);
-  auto handle = scheduler_->Invoke(std::move(ir), [ex, request_id](InvokeOutcome out) {
-    if (!sandbox::IsFunctionOutcome(out.kind)) {
-      ex->Reply(ServiceErrorResponse(out, request_id));
-      return;
-    }
-    bool failed = out.kind == OutcomeKind::kFunctionError;
-    http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
-                         failed ? "application/json" : out.content_type);
-    SetInvocationHeaders(r, out, request_id);
-    ex->Reply(std::move(r));
-  });
+  size_t payload_bytes = ir.payload.size();
+  int64_t started_ms = EpochMs();
+  auto handle = scheduler_->Invoke(
+      std::move(ir), [this, ex, request_id, name, payload_bytes, started_ms](InvokeOutcome out) {
+        RecordInvocation(events_, "plain", name, request_id, payload_bytes, started_ms, out);
+        if (!sandbox::IsFunctionOutcome(out.kind)) {
+          ex->Reply(ServiceErrorResponse(out, request_id));
+          return;
+        }
+        bool failed = out.kind == OutcomeKind::kFunctionError;
+        http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
+                             failed ? "application/json" : out.content_type);
+        SetInvocationHeaders(r, out, request_id);
+        ex->Reply(std::move(r));
+      });
   ex->SetOnAbort([this, handle] { scheduler_->Cancel(handle); });
 }
 
@@ -533,8 +575,9 @@ void LambdaApi::Metrics(const Ex& ex) {
          double(scheduler_->in_flight()), "gauge");
   metric("ephemera_invocations_waiting", "Invocations waiting for capacity.",
          double(scheduler_->waiting()), "gauge");
-  metric("ephemera_async_pending", "Event invocations accepted and not finished.",
-         double(async_pending_), "gauge");
+  metric("ephemera_async_pending",
+         "Event invocations this daemon holds now (accepted ones wait in Redis).",
+         double(async_pending()), "gauge");
   out +=
       "# HELP ephemera_phase_seconds_sum Time spent per phase, summed over successful "
       "invocations.\n"
@@ -550,6 +593,7 @@ void LambdaApi::Metrics(const Ex& ex) {
                   v / 1000.0);
     out += line;
   }
+  if (events_ != nullptr) out += events_->MetricsText();
   ex->Reply(http::HttpResponse(200, std::move(out), "text/plain; version=0.0.4"));
 }
 

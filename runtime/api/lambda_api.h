@@ -29,7 +29,13 @@
 #include "runtime/http/router.h"
 #include "runtime/scheduler/scheduler.h"
 
+namespace ephemera::events {
+class Events;
+}
+
 namespace ephemera::api {
+
+class EventsApi;
 
 inline constexpr size_t kMaxSyncPayload = 6291456;   // 6 MB
 inline constexpr size_t kMaxAsyncPayload = 1048576;  // 1 MB
@@ -47,7 +53,12 @@ class LambdaApi {
   // the scheduler's shutdown.
   void Close() { server_.Close(); }
 
-  uint64_t async_pending() const { return async_pending_; }
+  // Durable Event invocations and invocation records (runtime/events) and their routes
+  // (events_api.h). Without it (null, the default) Event invocations get 503 and nothing
+  // is recorded. The Events must outlive this LambdaApi.
+  void set_events(events::Events* events);
+  // Event invocations this daemon holds now (accepted ones wait in Redis, not here).
+  uint64_t async_pending() const;
 
   // An Invoke sent by function `caller` from inside its environment (the only part of the
   // API reachable there): the same rules as from outside, and the request knows its caller.
@@ -75,7 +86,8 @@ class LambdaApi {
   scheduler::Scheduler* scheduler_;
   http::Router router_;
   http::HttpServer server_;
-  uint64_t async_pending_ = 0;
+  events::Events* events_ = nullptr;
+  std::unique_ptr<EventsApi> events_api_;
 };
 
 // Lambda's log tail: START / output / END / REPORT lines, last 4 KB, base64.

@@ -24,6 +24,7 @@ struct EventQueue::Event {
   std::string payload;
   std::string content_type = "application/json";
   std::string source = "invoke";  // invoke | destination | replay
+  std::string caller;             // the function that sent it from its environment, if any
   int attempt = 1;
   int service_retries = 0;
   int64_t accepted_ms = 0;
@@ -135,7 +136,7 @@ void EventQueue::Accept(AcceptRequest a, std::function<void(Status)> done) {
        {std::to_string(deadline), std::to_string(options_.max_queued), "function",
         std::move(a.function), "request_id", std::move(a.request_id), "payload",
         std::move(a.payload), "content_type", std::move(a.content_type), "attempt", "1", "source",
-        "invoke"},
+        "invoke", "caller", std::move(a.caller)},
        [this, request_id, function, done = std::move(done)](Status s, redis::Reply r) {
          if (s.ok()) {
            ++stats_.accepted;
@@ -291,6 +292,8 @@ void EventQueue::Deliver(const EntryId& id, const redis::Reply& fields) {
         ev.content_type = v;
       else if (k == "source")
         ev.source = v;
+      else if (k == "caller")
+        ev.caller = v;
       else if (k == "attempt")
         ev.attempt = std::max(1, ToInt(v, 1));
       else if (k == "service_retries")
@@ -370,6 +373,7 @@ void EventQueue::Run(const EntryId& id) {
   request.payload = d->ev.payload;
   request.content_type = d->ev.content_type;
   request.async = true;  // accepted already: waits for capacity, never throttled
+  request.caller = d->ev.caller;
   d->started_ms = now;
   d->running = true;
   ++stats_.started;
@@ -437,11 +441,10 @@ void EventQueue::OnOutcome(const EntryId& id, sandbox::InvokeOutcome out) {
 // The invocation record of the attempt a delivery ran ("" if it ran none).
 std::string EventQueue::RecordOf(const Delivery& d) const {
   if (!d.has_outcome || d.started_ms == 0) return "";
-  sandbox::InvokeRequest shape;
-  shape.request_id = d.ev.request_id;
-  shape.payload = d.ev.payload;
-  InvocationRecord rec = MakeRecord(shape, d.outcome);
+  InvocationRecord rec = MakeRecord(d.outcome);
+  rec.request_id = d.ev.request_id;
   rec.function = d.ev.function;
+  rec.payload_bytes = d.ev.payload.size();
   rec.type = "Event";
   rec.attempt = d.ev.attempt;
   rec.accepted_ms = d.ev.accepted_ms;
@@ -583,7 +586,9 @@ void EventQueue::Retry(const EntryId& id, int next_attempt, int service_retries,
                                    "service_retries",
                                    std::to_string(service_retries),
                                    "source",
-                                   ev.source};
+                                   ev.source,
+                                   "caller",
+                                   ev.caller};
   Eval(scripts::kRetry, {k.stream(), k.done(ev.request_id), k.retries(), k.retry(ev.request_id)},
        std::move(args),
        [this, id, next_attempt, service_retries, delay_ms](Status s, redis::Reply r) {

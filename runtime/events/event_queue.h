@@ -101,6 +101,7 @@ struct AcceptRequest {
   std::string request_id;
   std::string payload;
   std::string content_type = "application/json";
+  std::string caller;  // sandbox::InvokeRequest::caller, kept for when it runs
 };
 
 struct EventQueueStats {

@@ -32,6 +32,16 @@ std::map<std::string, std::string> FieldMap(const redis::Reply& fields) {
   return m;
 }
 
+// Stream entry ids are "<ms>-<seq>"; anything else is no entry (and Redis would refuse it).
+bool IsEntryId(const std::string& id) {
+  size_t dash = id.find('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 == id.size()) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Events::Events(uv_loop_t* loop, EventsOptions options, Runner runner)
@@ -40,6 +50,7 @@ Events::Events(uv_loop_t* loop, EventsOptions options, Runner runner)
       commands_(std::make_unique<redis::Client>(loop, ClientFor(options_, "cmd", true))),
       reader_(std::make_unique<redis::Client>(loop, ClientFor(options_, "read", false))),
       drain_timer_(loop),
+      defer_timer_(loop),
       alive_(std::make_shared<bool>(true)) {
   options_.queue.accept_deadline_ms = std::max<uint64_t>(options_.redis_timeout_ms / 2, 1);
   queue_ = std::make_unique<EventQueue>(loop, commands_.get(), reader_.get(), std::move(runner),
@@ -86,6 +97,17 @@ void Events::Drain(std::function<void()> done) {
   };
   drain_timer_.Start(0, [check] {
     if (*check) (*check)();
+  });
+}
+
+// Answers known without Redis still come on a later loop turn (docs/style.md rule 5).
+void Events::Defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  if (defer_timer_.active()) return;
+  defer_timer_.Start(0, [this] {
+    std::vector<std::function<void()>> batch;
+    batch.swap(deferred_);
+    for (auto& f : batch) f();
   });
 }
 
@@ -248,6 +270,12 @@ void Events::ReplayDeadLetter(
     std::function<void(Status, std::string request_id, std::string function)> done) {
   const Keys& k = options_.queue.keys;
   std::string request_id = NewRequestId();
+  if (!IsEntryId(id)) {
+    Defer([id, done = std::move(done)] {
+      done(NotFound("no dead letter " + id + " (ids look like 1700000000000-0)"), "", "");
+    });
+    return;
+  }
   Eval(scripts::kReplay, {k.dlq(), k.stream()}, {id, request_id},
        [id, request_id, done = std::move(done)](Status s, redis::Reply r) {
          if (!s.ok()) return done(std::move(s), "", "");
@@ -260,6 +288,10 @@ void Events::ReplayDeadLetter(
 
 void Events::DeleteDeadLetter(const std::string& id,
                               std::function<void(Status, bool existed)> done) {
+  if (!IsEntryId(id)) {
+    Defer([done = std::move(done)] { done(Status::Ok(), false); });
+    return;
+  }
   commands_->Command({"XDEL", options_.queue.keys.dlq(), id},
                      [alive = alive_, done = std::move(done)](Status s, redis::Reply r) {
                        if (*alive) done(std::move(s), r.Integer().value_or(0) > 0);

@@ -100,6 +100,7 @@ class Events {
 
  private:
   void OnCommandsState(bool ready, const Status& why);
+  void Defer(std::function<void()> fn);
   void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
             redis::Client::Callback cb);
 
@@ -114,6 +115,8 @@ class Events {
   bool records_outage_logged_ = false;
   size_t record_writes_ = 0;
   Timer drain_timer_;
+  Timer defer_timer_;
+  std::vector<std::function<void()>> deferred_;
   std::shared_ptr<bool> alive_;
 };
 

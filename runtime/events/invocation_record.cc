@@ -64,12 +64,8 @@ const char* OutcomeKindName(sandbox::OutcomeKind kind) {
   return "Internal";
 }
 
-InvocationRecord MakeRecord(const sandbox::InvokeRequest& request,
-                            const sandbox::InvokeOutcome& outcome) {
+InvocationRecord MakeRecord(const sandbox::InvokeOutcome& outcome) {
   InvocationRecord r;
-  r.request_id = request.request_id;
-  r.function = request.function ? request.function->name : "";
-  r.payload_bytes = request.payload.size();
   r.status = OutcomeKindName(outcome.kind);
   bool ran = sandbox::IsFunctionOutcome(outcome.kind);
   r.start = ran || !outcome.environment_id.empty() ? sandbox::StartKindName(outcome.start) : "";

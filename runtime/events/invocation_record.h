@@ -46,9 +46,9 @@ struct InvocationRecord {
 
 inline constexpr size_t kResponsePreviewBytes = 4096;
 
-// A record of `outcome` for `request`; the caller sets type, attempt, times and daemon.
-InvocationRecord MakeRecord(const sandbox::InvokeRequest& request,
-                            const sandbox::InvokeOutcome& outcome);
+// The fields of a record that come from the outcome (start, status, error type, result
+// size, phases, environment); the caller sets the rest.
+InvocationRecord MakeRecord(const sandbox::InvokeOutcome& outcome);
 
 // Lambda's destination record (docs/protocols.md section 2): version "1.0", timestamp
 // (ISO-8601, ms, Z), requestContext {requestId, functionArn "...:$LATEST", condition
