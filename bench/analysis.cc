@@ -195,6 +195,43 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
     a->targets.push_back(v);
   }
 
+  // Where a throughput level's time goes: CPU per invoke against what 2 cores can give.
+  for (size_t i = 0; i < a->throughput.size(); ++i) {
+    const ThroughputStats& t = a->throughput[i];
+    if (t.concurrency != best_c || t.daemon_us < 0 || t.containers_us < 0 || t.loadgen_us < 0)
+      continue;
+    double ours = t.daemon_us + t.containers_us + t.loadgen_us;
+    double all = ours + std::max(0.0, t.other_us);
+    a->time_budget.push_back(
+        Format("warm throughput at %.0f clients: %.0f invokes/s; CPU per invoke %.0f µs in the "
+               "daemon, %.0f µs in the containers (the runtimes), ",
+               t.concurrency, t.per_second, t.daemon_us, t.containers_us) +
+        Format("%.0f µs in the load generator and %.0f µs elsewhere on the machine "
+               "(dockerd, softirq, other users' work); ",
+               t.loadgen_us, std::max(0.0, t.other_us)) +
+        Format("at %.0f µs per invoke for the benchmark's own processes, 2 cores give at most "
+               "%.0f invokes/s, and %.0f with the rest of the machine's load",
+               ours, 2e6 / ours, 2e6 / all) +
+        (t.daemon_switches >= 0
+             ? Format("; the daemon context-switches %.2f times per invoke.", t.daemon_switches)
+             : std::string(".")));
+  }
+  {
+    const SeriesStats* w = a->Find(kWarm);
+    const SeriesStats* p = a->Find(kPool);
+    if (w != nullptr && p != nullptr && w->phases.count("handler") != 0 &&
+        p->phases.count("handler") != 0) {
+      const Summary& hw = w->phases.at("handler");
+      const Summary& hp = p->phases.at("handler");
+      a->time_budget.push_back(
+          Format("warm and pool latency p50 %.2f and %.2f ms; ", w->summary.p50, p->summary.p50) +
+          Format("their handler phase (event handed out -> response posted: the runtime's "
+                 "wake-up and work) p50 %.2f and %.2f ms, p99 %.2f and %.2f ms ",
+                 hw.p50, hp.p50, hw.p99, hp.p99) +
+          "(a pool environment handles its first event there; a warm one has handled many).");
+    }
+  }
+
   // Queue memory.
   for (const QueueMemory& q : run.queue_memory) {
     TargetVerdict v;
