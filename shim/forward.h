@@ -9,7 +9,9 @@
 // protocols that half-close still work; once both directions ended, or on any error, both
 // sockets are closed. A unix socket that cannot be reached closes the TCP connection at
 // once (the client sees EOF).
-// Errors: ParseForwardSpec and PortForwarder::Start fail with sentences naming the pair.
+// Errors: ParseForwardSpec and PortForwarder::Start fail with sentences naming the pair; a
+// failed unix connect is logged ("ephemera-shim: forward 127.0.0.1:<port>: ...").
+// Ownership: a forwarder owns its listener and threads; destroying it stops them.
 // Thread: one thread per connection plus one per direction; Start/Stop from the owner.
 // Depends on: shim/listener.h, shim/http_client.h (ConnectEndpoint).
 #pragma once

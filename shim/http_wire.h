@@ -6,6 +6,8 @@
 // and ResponseFraming() say how the body is delimited (RFC 9112 section 6.3: no body,
 // Content-Length, chunked, or until the connection closes); ChunkedScanner finds the end
 // of a chunked body incrementally as bytes arrive. Limits: a head is at most 64 KiB.
+// Errors: kMalformed with a short sentence in *error; nothing is thrown.
+// Ownership: callers own the buffers; nothing here keeps a pointer into them.
 // Thread: any; no shared state. Depends on: shim/http_client.h (HttpHeaders).
 #pragma once
 

@@ -27,6 +27,8 @@
 //   Runtime.ServiceUnreachable http: the request to the service failed
 //   Function.HttpStatus        http, raw events: the service answered >= 400
 //   Runtime.InvalidEvent       http: an API Gateway event could not be mapped
+// Ownership: main() owns the ShimSetup and everything it points to, and never frees them
+// (the proxy's threads use them until the process exits).
 // Thread: the main thread (the proxy's threads only call AutoDecision and supervisor.h).
 // Depends on: the rest of shim/.
 #pragma once

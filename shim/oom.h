@@ -7,6 +7,7 @@
 //   <dir>/memory.oom_control  cgroup v1 (a line "oom_kill N", kernel 4.13 and later)
 // where <dir> is $EPHEMERA_CGROUP_MEMORY_DIR if set, else /sys/fs/cgroup (v2, as a
 // container sees its own cgroup) and then /sys/fs/cgroup/memory (v1).
+// Errors: an unreadable or unparsable counter reads as -1 (then no OOM is ever reported).
 // Thread: any; reads files only. Depends on: POSIX.
 #pragma once
 

@@ -13,9 +13,9 @@
 // keep-alive connection, opened on its first request, so concurrent clients (a runtime's
 // /next plus the function's own Invoke call) never wait for each other. When the
 // upstream closes a connection the client's connection is closed too, as if direct; when
-// the client hangs up mid-request the upstream connection is dropped, so the daemon sees
-// the abort. A request sent on a reused upstream connection that closes before any byte
-// of the answer is resent once on a fresh connection (the same rule as http_client.h).
+// the client hangs up mid-request (a half-close counts) the upstream connection is dropped,
+// so the daemon sees the abort. A request sent on a reused upstream connection that closes before
+// any byte of the answer is resent once on a fresh connection (the same rule as http_client.h).
 // Limits: heads 64 KiB, bodies 64 MiB (answered 431/413 by the proxy itself).
 //
 // Hooks (all optional, run on the connection's thread):
@@ -25,6 +25,10 @@
 //   on_upstream_gone  a connect failed with IsGoneError(), or a connection closed under a
 //                request or while idle and a probe connect then failed. The shim exits
 //                from it; a hook that returns leaves the client connection closed.
+// Errors: Start() fails with a sentence naming the address. Per request, what the proxy
+// cannot relay becomes its own answer (400, 413, 431, or 502 when the upstream cannot be
+// reached or answers garbage), with Connection: close.
+// Ownership: the proxy owns its listener and threads; destroying it stops them (Stop()).
 // Thread: one thread per client connection (listener.h); hooks must be thread-safe.
 // Depends on: shim/listener.h, shim/http_wire.h, shim/http_client.h.
 #pragma once

@@ -87,10 +87,7 @@ int ConfigError(shim::RuntimeApiClient* api, const std::string& mode, const std:
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc > 1 && strcmp(argv[1], "--hold") == 0) return Hold();
+int RunShim(int argc, char** argv) {
   shim::InstallSignalHandlers(true);
 
   const char* mode_env = EnvOrNull("EPHEMERA_MODE");
@@ -186,4 +183,11 @@ int main(int argc, char** argv) {
   config.init_timeout_ms = static_cast<int>(timeout);
   if (path != nullptr) config.path = path;
   return shim::RunHttpMode(*setup, config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--hold") == 0) return Hold();
+  ephemera::shim::ExitShim(RunShim(argc, argv));
 }

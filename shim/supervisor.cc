@@ -2,6 +2,7 @@
 #include "shim/supervisor.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,7 +39,14 @@ State& state() {
   return *s;
 }
 
+// Held by whichever exit began first, until the process is gone.
+std::mutex& ExitMutex() {
+  static std::mutex* m = new std::mutex;
+  return *m;
+}
+
 [[noreturn]] void KillAndExit(int code, const std::string& line) {
+  ExitMutex().lock();  // never unlocked: a second exit waits here until _exit
   pid_t group;
   {
     std::lock_guard<std::mutex> lock(state().mutex);
@@ -78,6 +86,11 @@ void WatchDeadlines() {
 }
 
 }  // namespace
+
+void ExitShim(int code) {
+  ExitMutex().lock();
+  exit(code);
+}
 
 void SetSupervisorMode(std::string_view mode) {
   std::lock_guard<std::mutex> lock(state().mutex);

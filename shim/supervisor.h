@@ -10,7 +10,10 @@
 //     kExitRuntimeApiGone. The daemon then sees the container exit.
 // Outside a container (tests, a bare host) killing the group is what stops the children;
 // inside one, the shim is PID 1 and its exit takes the whole PID namespace down anyway.
-// Each exit logs one "ephemera-shim: <mode> mode: ..." line first.
+// Each exit logs one "ephemera-shim: <mode> mode: ..." line first. Exits are serialised:
+// the first to begin (these, or ExitShim at the end of main) is the one that happens.
+// Ownership: process-wide state, never destroyed (the deadline thread runs until _exit).
+// Errors: none reported; the exits do not return.
 // Thread: every function is thread-safe; the exits may be called from any thread.
 // Depends on: shim/modes.h (ShimLog), POSIX.
 #pragma once
@@ -44,5 +47,10 @@ void ForgetDeadline(std::string_view request_id);
 
 // Kills the supervised group and exits with `code` after logging "<mode> mode: <message>".
 [[noreturn]] void ExitKillingChildren(int code, std::string_view message);
+
+// The normal end of the shim: exit(code), unless a hard exit above has begun on another
+// thread, which then wins (its kill makes the main thread see the command die, and the
+// shim must exit with the hard exit's code, not the command's status).
+[[noreturn]] void ExitShim(int code);
 
 }  // namespace ephemera::shim

@@ -4,8 +4,10 @@
 //   hang    GET /next, log "probe: got <request id>" on stderr, then sleep until killed
 //   invoke  per event: POST it to /2015-03-31/functions/other/invocations (a call to
 //           another function) and answer the invocation with that call's response body
+//   slow    per event: work for 500 ms, then answer with the event itself
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -36,7 +38,7 @@ int main(int argc, char** argv) {
   Endpoint endpoint;
   const char* api = getenv("AWS_LAMBDA_RUNTIME_API");
   if (argc < 2 || api == nullptr || !Endpoint::ParseHostPort(api, &endpoint)) {
-    std::fprintf(stderr, "usage: AWS_LAMBDA_RUNTIME_API=host:port %s hang|invoke\n", argv[0]);
+    std::fprintf(stderr, "usage: AWS_LAMBDA_RUNTIME_API=host:port %s hang|invoke|slow\n", argv[0]);
     return 2;
   }
   HttpClient client(endpoint);
@@ -49,16 +51,23 @@ int main(int argc, char** argv) {
     if (behaviour == "hang") {
       while (true) pause();
     }
-    HttpRequest invoke;
-    invoke.method = "POST";
-    invoke.target = "/2015-03-31/functions/other/invocations";
-    invoke.body = event.body;
-    HttpResponse invoked;
-    if (!client.Send(invoke, &invoked).ok()) return 1;
     HttpRequest answer;
     answer.method = "POST";
     answer.target = "/2018-06-01/runtime/invocation/" + id + "/response";
-    answer.body = invoked.body;
+    if (behaviour == "slow") {
+      struct timespec work = {0, 500 * 1000 * 1000};
+      while (nanosleep(&work, &work) != 0) {
+      }
+      answer.body = event.body;
+    } else {
+      HttpRequest invoke;
+      invoke.method = "POST";
+      invoke.target = "/2015-03-31/functions/other/invocations";
+      invoke.body = event.body;
+      HttpResponse invoked;
+      if (!client.Send(invoke, &invoked).ok()) return 1;
+      answer.body = invoked.body;
+    }
     HttpResponse posted;
     if (!client.Send(answer, &posted).ok()) return 1;
   }

@@ -540,6 +540,23 @@ TEST(ShimProcess, PassthroughInvocationStillOpenOneSecondPastItsDeadlineIsKilled
   EXPECT_NE(shim.Stderr().find("probe: got req-1"), std::string::npos) << shim.Stderr();
 }
 
+TEST(ShimProcess, PassthroughForgetsTheDeadlineOfEveryAnsweredInvocation) {
+  // Each event is answered 500 ms after its /next, within its own kill time (deadline 300 ms
+  // + 1 s), but all four take 2 s: the shim survives only if each answer ends its deadline.
+  FakeRuntimeApi::Options options;
+  options.deadline_after_ms = 300;
+  FakeRuntimeApi api({"e1", "e2", "e3", "e4"}, options);
+  ShimProcess shim("", {EPHEMERA_PROBE_BINARY, "slow"},
+                   {"EPHEMERA_MODE=passthrough", "EPHEMERA_RUNTIME_API=" + api.endpoint()});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-4/response", &post)) << shim.Stderr();
+  EXPECT_EQ(post.body, "e4");
+  ASSERT_TRUE(api.server().WaitForRequests(9));  // the fifth /next: the probe is still alive
+  int status = 0;
+  EXPECT_EQ(waitpid(shim.pid(), &status, WNOHANG), 0) << shim.Stderr();  // and so is the shim
+  EXPECT_EQ(shim.Stderr().find("past its deadline"), std::string::npos) << shim.Stderr();
+}
+
 TEST(ShimProcess, RuntimeApiGoneWhileTheHandlerRunsKillsItAndExits3) {
   auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{"{}"});
   std::string pid_file = TempPath("gone.pid");
