@@ -1180,6 +1180,10 @@ class Runner {
     while (std::fgets(line, sizeof line, f) != nullptr) {
       std::string l = line;
       while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
+      if (l.rfind("# Samples:", 0) == 0 || l.rfind("# Event count", 0) == 0) {
+        r_->throughput_profile.push_back("perf record:" + l.substr(1));
+        continue;
+      }
       if (l.empty() || l[0] == '#' || l.find('%') == std::string::npos) continue;
       if (r_->throughput_profile.size() < 30) r_->throughput_profile.push_back(l);
     }
