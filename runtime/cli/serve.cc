@@ -18,8 +18,10 @@
 #include "runtime/docker/docker_client.h"
 #include "runtime/events/events.h"
 #include "runtime/redis/redis_url.h"
+#include "runtime/sandbox/container_spec.h"
 #include "runtime/scheduler/image_watcher.h"
 #include "runtime/scheduler/scheduler.h"
+#include "runtime/store/store_users.h"
 
 namespace ephemera::cli {
 namespace {
@@ -45,6 +47,9 @@ struct Daemon {
   std::string runtime_dir;                 // isolated environments' socket folders, removed at exit
   std::unique_ptr<events::Events> events;  // Redis: durable events, records
   std::unique_ptr<api::LambdaApi> api;
+  // The data store's per-function Redis users; outlives the scheduler, which asks it for
+  // containers' variables and tells it the functions.
+  std::unique_ptr<store::StoreUsers> store;
   UvHandle<uv_signal_t> sigint, sigterm;
   std::unique_ptr<Timer> teardown;
   bool stopping = false;
@@ -75,16 +80,20 @@ struct Daemon {
     scheduler->Shutdown([this, drain_events] {
       holders->Shutdown([this, drain_events] {
         drain_events([this] {
-          teardown->Start(0, [this] {
-            LOG_INFO("serve", "all containers removed; closing");
-            api.reset();
-            events.reset();  // drained already: nothing of it is outstanding
-            scheduler.reset();
-            holders.reset();
-            docker.reset();
-            sigint.Close();
-            sigterm.Close();
-            teardown->Close();
+          // No container runs any more: this daemon's store passwords can go.
+          store->Shutdown([this] {
+            teardown->Start(0, [this] {
+              LOG_INFO("serve", "all containers removed; closing");
+              api.reset();
+              events.reset();  // drained already: nothing of it is outstanding
+              scheduler.reset();
+              holders.reset();
+              docker.reset();
+              store.reset();
+              sigint.Close();
+              sigterm.Close();
+              teardown->Close();
+            });
           });
         });
       });
@@ -214,6 +223,12 @@ int Serve(const ServeOptions& o) {
     }
     chmod(d.runtime_dir.c_str(), 0755);
   }
+  // The data store (registry/README.md "store"): functions that declare store prefixes
+  // get a Redis user of their own, made through this connection.
+  store::StoreOptions sto;
+  sto.url = redis_url;
+  d.store = std::make_unique<store::StoreUsers>(&loop, sto);
+  d.store->Start();
   sandbox::HolderOptions ho;
   ho.shim_path = shim;
   ho.instance_label = std::to_string(getpid());
@@ -225,9 +240,18 @@ int Serve(const ServeOptions& o) {
   so.sandbox.shim_path = shim;
   so.sandbox.init_timeout_ms = o.init_timeout_ms;
   so.sandbox.instance_label = std::to_string(getpid());
+  so.sandbox.daemon_environment = [&d](const registry::FunctionSpec& fn) {
+    return d.store ? d.store->EnvironmentFor(fn, sandbox::kRuntimeDirMountPoint)
+                   : std::vector<std::string>{};
+  };
   so.max_concurrency = o.max_concurrency;
   if (o.max_starts > 0) so.max_starts_in_flight = o.max_starts;
+  so.precreate = o.precreate;
   d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
+  d.scheduler->set_functions_listener(
+      [&d](const std::vector<std::shared_ptr<const registry::FunctionSpec>>& specs) {
+        if (d.store) d.store->Sync(specs);
+      });
   // The image's ID decides what runs: the engine's image events keep the image cache honest
   // and drain environments of a rebuilt or removed tag (docs/architecture.md "Image identity").
   d.watcher = std::make_unique<scheduler::ImageWatcher>(
@@ -249,6 +273,7 @@ int Serve(const ServeOptions& o) {
     d.scheduler.reset();
     d.holders.reset();
     d.docker.reset();
+    d.store.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 1;

@@ -61,6 +61,18 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
       "LAMBDA_RUNTIME_DIR=/var/runtime",
       "TZ=UTC",
   };
+  // Where the function sends Invoke calls for other functions (by name; docs/protocols.md
+  // section 2): its own Runtime API listener, which serves the Invoke route knowing the
+  // caller. On the host network that is AWS_LAMBDA_RUNTIME_API itself; in an isolated
+  // namespace the shim relays 127.0.0.1:9001, and without a shim (native) only the socket
+  // is there. bridge and none cannot reach 127.0.0.1 of the host: no endpoint.
+  if (isolated) {
+    env.push_back(InjectsShim(fn)
+                      ? std::string("EPHEMERA_INVOKE_ENDPOINT=") + kIsolatedRuntimeApi
+                      : "EPHEMERA_INVOKE_ENDPOINT=unix:" + runtime_dir + "/runtime.sock");
+  } else if (fn.network == "host") {
+    env.push_back("EPHEMERA_INVOKE_ENDPOINT=" + p.runtime_api_address);
+  }
   if (isolated) {
     // The shim (or a native function's library) reaches the daemon through the socket;
     // the program inside sees the Runtime API on 127.0.0.1:9001 as in Lambda.
@@ -85,6 +97,7 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
       if (fn.http_port == 0) env.push_back("PORT=" + std::to_string(port));
     }
   }
+  env.insert(env.end(), p.daemon_env.begin(), p.daemon_env.end());
   for (const auto& [k, v] : fn.environment) env.push_back(k + "=" + v);
   return env;
 }

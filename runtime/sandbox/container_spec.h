@@ -36,6 +36,9 @@ struct ContainerParams {
   // (runtime.sock, fwd-<port>.sock), bind-mounted read-only at kRuntimeDirMountPoint.
   std::string holder_id;
   std::string runtime_dir;
+  // "NAME=value" entries the daemon adds (SandboxOptions::daemon_environment), placed
+  // before the function's own variables.
+  std::vector<std::string> daemon_env;
 };
 
 // Where an isolated environment finds its sockets, and the address its shim relays.

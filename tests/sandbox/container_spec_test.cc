@@ -72,6 +72,31 @@ TEST(ContainerSpec, LambdaEnvironmentLabelsAndLimits) {
   for (const auto& e : spec.env) EXPECT_NE(e.rfind("PATH=", 0), 0u) << e;
 }
 
+TEST(ContainerSpec, InvokeEndpointAndDaemonVariablesFollowTheNetwork) {
+  // Host network: the environment's own listener, the same address as the Runtime API.
+  ContainerParams p = Params();
+  p.daemon_env = {"EPHEMERA_STORE_URL=redis://u:p@127.0.0.1:6379"};
+  docker::ContainerSpec spec;
+  ASSERT_TRUE(BuildContainerSpec(Fn(ShimMode::kNative), Image(), p, &spec).ok());
+  EXPECT_TRUE(HasEnv(spec, "EPHEMERA_INVOKE_ENDPOINT=127.0.0.1:41234"));
+  EXPECT_TRUE(HasEnv(spec, "EPHEMERA_STORE_URL=redis://u:p@127.0.0.1:6379"));
+  // Isolated: 127.0.0.1:9001 where the shim relays it, else the socket itself.
+  FunctionSpec iso = Fn(ShimMode::kNative);
+  iso.network = "isolated";
+  p.holder_id = "holder";
+  p.runtime_dir = "/run/ephemera/daemon-1/env";
+  ASSERT_TRUE(BuildContainerSpec(iso, Image(), p, &spec).ok());
+  EXPECT_TRUE(HasEnv(spec, "EPHEMERA_INVOKE_ENDPOINT=unix:/run/ephemera/runtime.sock"));
+  iso.mode = ShimMode::kExec;
+  ASSERT_TRUE(BuildContainerSpec(iso, Image(), p, &spec).ok());
+  EXPECT_TRUE(HasEnv(spec, "EPHEMERA_INVOKE_ENDPOINT=127.0.0.1:9001"));
+  // bridge cannot reach the host's loopback: no endpoint.
+  FunctionSpec bridge = Fn(ShimMode::kExec);
+  bridge.network = "bridge";
+  ASSERT_TRUE(BuildContainerSpec(bridge, Image(), Params(), &spec).ok());
+  for (const auto& e : spec.env) EXPECT_NE(e.rfind("EPHEMERA_INVOKE_ENDPOINT=", 0), 0u) << e;
+}
+
 TEST(ContainerSpec, CommandReplacesEntrypointAndCmdArgsReplaceOnlyCmd) {
   FunctionSpec fn = Fn(ShimMode::kExec);
   fn.command = {"/echo", "--stdio"};
