@@ -113,7 +113,7 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
     if (f == nullptr) continue;
     RateRatio rr;
     rr.concurrency = e.concurrency;
-    rr.ci = BootstrapRateRatioCi(e.gaps(), f->gaps(), bootstrap);
+    rr.ci = BootstrapRateRatioCi(e.gaps(), f->gaps(), bootstrap, e.concurrency, f->concurrency);
     a->rate_ratios.push_back(rr);
     a->targets.push_back(
         RateTarget(Format("cold starts/s at concurrency %.0f >= 0.95 x raw floor's", e.concurrency),
@@ -132,12 +132,14 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
   const PoolRate& pr = run.pool_rate;
   std::vector<double> pg = pr.gaps();
   {
-    a->pool_rate = BootstrapRateCi(pg, bootstrap);
+    // A refill has up to max_starts starts in flight: batches of that many answers.
+    a->pool_rate = BootstrapRateCi(pg, bootstrap, pr.max_starts);
     a->pool_floor_concurrency = pr.max_starts;
     const SweepLevel* f = FindLevel(run, kRawFloor, pr.max_starts);
     TargetVerdict v;
     if (f != nullptr && !pg.empty()) {
-      a->pool_floor_ratio = BootstrapRateRatioCi(pg, f->gaps(), bootstrap);
+      a->pool_floor_ratio =
+          BootstrapRateRatioCi(pg, f->gaps(), bootstrap, pr.max_starts, f->concurrency);
       v = RateTarget(Format("pool: fresh containers/s >= 0.95 x raw floor starts/s at %.0f in "
                             "flight (the daemon's start cap)",
                             pr.max_starts),
@@ -402,7 +404,7 @@ Analysis Analyze(const RunResult& run, BootstrapOptions bootstrap) {
     s.concurrency = l.concurrency;
     s.summary = Summarize(l.latencies());
     s.per_second = l.per_second();
-    s.rate_ci = BootstrapRateCi(l.gaps(), bootstrap);
+    s.rate_ci = BootstrapRateCi(l.gaps(), bootstrap, l.concurrency);
     s.failed = l.rejects.failed;
     s.wrong_class_dropped = l.rejects.wrong_class_dropped;
     a.sweep.push_back(s);

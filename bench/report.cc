@@ -316,8 +316,9 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
         c.started_at + F(", %.0f s. ", c.duration_s) +
         F("%.0f kept samples wanted per series (after %.0f discarded warm-up rounds), ", c.samples,
           c.warmups) +
-        "interleaved round by round, the order rotating each round (A B C, B C A, C A B, ...), "
-        "each sample starting once the previous sample's container is gone. " +
+        "interleaved round by round, the order rotating each round (A B C D E, B C D E A, ...), "
+        "each sample starting once the engine and the daemon are quiet (the previous sample's "
+        "container is gone, the pool is full). " +
         (c.quick ? "**Quick run (`--quick`): too few samples for firm conclusions.** " : "") +
         "Command: `" + c.command_line + "`.\n\n";
   md +=

@@ -104,35 +104,59 @@ double RatePerSecond(const std::vector<double>& gaps_ms) {
 
 namespace {
 
-double ResampledRate(const std::vector<double>& gaps, std::mt19937_64& rng) {
-  std::uniform_int_distribution<size_t> pick(0, gaps.size() - 1);
-  double sum = 0;
-  for (size_t i = 0; i < gaps.size(); ++i) sum += gaps[pick(rng)];
-  return sum > 0 ? static_cast<double>(gaps.size()) * 1000.0 / sum : 0;
+struct Batch {
+  double count = 0, ms = 0;
+};
+
+std::vector<Batch> Batches(const std::vector<double>& gaps, int batch) {
+  std::vector<Batch> out;
+  size_t size = static_cast<size_t>(std::max(batch, 1));
+  for (size_t i = 0; i < gaps.size(); i += size) {
+    Batch b;
+    for (size_t j = i; j < std::min(gaps.size(), i + size); ++j) {
+      b.count += 1;
+      b.ms += gaps[j];
+    }
+    out.push_back(b);
+  }
+  return out;
+}
+
+double ResampledRate(const std::vector<Batch>& batches, std::mt19937_64& rng) {
+  std::uniform_int_distribution<size_t> pick(0, batches.size() - 1);
+  double count = 0, ms = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const Batch& b = batches[pick(rng)];
+    count += b.count;
+    ms += b.ms;
+  }
+  return ms > 0 ? count * 1000.0 / ms : 0;
 }
 
 }  // namespace
 
-Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options) {
+Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options, int batch) {
   double rate = RatePerSecond(gaps_ms);
   if (gaps_ms.empty() || rate <= 0 || options.resamples < 1) return {};
+  std::vector<Batch> batches = Batches(gaps_ms, batch);
   std::mt19937_64 rng(options.seed);
   std::vector<double> draws;
   draws.reserve(static_cast<size_t>(options.resamples));
-  for (int i = 0; i < options.resamples; ++i) draws.push_back(ResampledRate(gaps_ms, rng));
+  for (int i = 0; i < options.resamples; ++i) draws.push_back(ResampledRate(batches, rng));
   return FromDraws(rate, std::move(draws), options.confidence);
 }
 
 Interval BootstrapRateRatioCi(const std::vector<double>& gaps_a, const std::vector<double>& gaps_b,
-                              BootstrapOptions options) {
+                              BootstrapOptions options, int batch_a, int batch_b) {
   double ra = RatePerSecond(gaps_a), rb = RatePerSecond(gaps_b);
   if (gaps_a.empty() || gaps_b.empty() || rb <= 0 || options.resamples < 1) return {};
+  std::vector<Batch> ba = Batches(gaps_a, batch_a), bb = Batches(gaps_b, batch_b);
   std::mt19937_64 rng(options.seed);
   std::vector<double> draws;
   draws.reserve(static_cast<size_t>(options.resamples));
   for (int i = 0; i < options.resamples; ++i) {
-    double a = ResampledRate(gaps_a, rng);
-    double b = ResampledRate(gaps_b, rng);
+    double a = ResampledRate(ba, rng);
+    double b = ResampledRate(bb, rng);
     if (b > 0) draws.push_back(a / b);
   }
   if (draws.empty()) return {};

@@ -53,14 +53,18 @@ Interval BootstrapMedianRatioCi(const std::vector<double>& a, const std::vector<
 
 // Rates from event gaps. `gaps_ms` are the times between consecutive completions of a
 // closed-loop run (the first measured from the run's start), so sum(gaps) is the wall time
-// and rate = gaps.size() * 1000 / sum(gaps) per second. The interval resamples the gaps
-// with replacement (it treats them as independent, which back-to-back starts on a busy
-// engine only approximate; read it as the spread of the rate, not an exact bound).
+// and rate = gaps.size() * 1000 / sum(gaps) per second. The interval resamples batches of
+// `batch` consecutive gaps with replacement (rate = answers / time over the drawn
+// batches). With C workers in flight answers come in bunches (a near-zero gap, then a long
+// one), so batches of C keep a bunch together; the batches are then treated as
+// independent, which back-to-back starts on a busy engine only approximate: read the
+// interval as the spread of the rate, not an exact bound.
 double RatePerSecond(const std::vector<double>& gaps_ms);
-Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options = {});
-// rate(a) / rate(b), the two resampled independently.
+Interval BootstrapRateCi(const std::vector<double>& gaps_ms, BootstrapOptions options = {},
+                         int batch = 1);
+// rate(a) / rate(b), the two resampled independently (batches of batch_a and batch_b).
 Interval BootstrapRateRatioCi(const std::vector<double>& gaps_a, const std::vector<double>& gaps_b,
-                              BootstrapOptions options = {});
+                              BootstrapOptions options = {}, int batch_a = 1, int batch_b = 1);
 
 // The knee of a throughput curve: the smallest level whose rate is at least
 // (1 - tolerance) x the highest rate of any level, i.e. where adding parallelism stops

@@ -159,6 +159,23 @@ TEST(BenchStats, RateIntervalBracketsTheEstimateAndIsReproducible) {
   EXPECT_NEAR((a.high - a.low) / a.estimate, 2 * 1.96 / std::sqrt(400.0), 0.04);
 }
 
+TEST(BenchStats, RateBatchesKeepBunchedAnswersTogether) {
+  // Two workers answering together every 500 ms: gaps 0, 500, 0, 500, ... (4 per second).
+  std::vector<double> g;
+  for (int i = 0; i < 40; ++i) g.push_back(i % 2 == 0 ? 500 : 0);
+  Interval single = BootstrapRateCi(g, {}, 1), paired = BootstrapRateCi(g, {}, 2);
+  ASSERT_TRUE(single.valid && paired.valid);
+  EXPECT_DOUBLE_EQ(paired.estimate, 4.0);
+  EXPECT_DOUBLE_EQ(paired.low, 4.0);  // every batch is one answer pair per 500 ms
+  EXPECT_DOUBLE_EQ(paired.high, 4.0);
+  EXPECT_GT(single.high - single.low, 1.0);  // gap by gap, the bunching looks like noise
+  Interval r = BootstrapRateRatioCi(g, std::vector<double>(20, 500.0), {}, 2, 1);
+  ASSERT_TRUE(r.valid);
+  EXPECT_DOUBLE_EQ(r.estimate, 2.0);
+  EXPECT_DOUBLE_EQ(r.low, 2.0);
+  EXPECT_DOUBLE_EQ(r.high, 2.0);
+}
+
 TEST(BenchStats, KneeIsTheFewestLevelsWithin5PercentOfTheBest) {
   // Rises to 2, flat after: the knee is 2.
   EXPECT_EQ(KneeLevel({{1, 3.8}, {2, 4.2}, {3, 4.25}, {4, 4.3}, {6, 4.1}, {8, 4.0}}), 2);
