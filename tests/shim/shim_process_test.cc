@@ -557,6 +557,53 @@ TEST(ShimProcess, PassthroughForgetsTheDeadlineOfEveryAnsweredInvocation) {
   EXPECT_EQ(shim.Stderr().find("past its deadline"), std::string::npos) << shim.Stderr();
 }
 
+// A "web service" that accepts one connection (the shim's readiness probe, which the shim
+// keeps for the first event), prints what it receives to stderr, and never answers. Its
+// stdin stays open: at EOF on stdin nc would half-close the connection.
+std::vector<std::string> SilentService(uint16_t port) {
+  return {"/bin/busybox", "sh", "-c",
+          "sleep 60 | /bin/busybox nc -l -p " + std::to_string(port) + " >&2"};
+}
+
+TEST(ShimProcess, HttpModeServiceStillHandlingOneSecondPastTheDeadlineIsKilled) {
+  if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs /bin/busybox (busybox-static)";
+  FakeRuntimeApi::Options options;
+  options.deadline_after_ms = 1000;
+  FakeRuntimeApi api({"{\"raw\":1}"}, options);
+  uint16_t port = FreePort();
+  ShimProcess shim(api.endpoint(), SilentService(port),
+                   {"EPHEMERA_MODE=http", "EPHEMERA_HTTP_PORT=" + std::to_string(port)});
+  ASSERT_TRUE(api.server().WaitForRequests(1)) << shim.Stderr();
+  auto handed_out = Clock::now();
+  ASSERT_TRUE(shim.WaitForStderr("{\"raw\":1}")) << shim.Stderr();  // the service has it
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
+  auto took = Clock::now() - handed_out;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_GE(took, std::chrono::milliseconds(1900));
+  EXPECT_LT(took, std::chrono::milliseconds(3000));
+  EXPECT_NE(shim.Stderr().find("http mode: request req-1 still running"), std::string::npos)
+      << shim.Stderr();
+}
+
+TEST(ShimProcess, HttpModeRuntimeApiGoneWhileTheServiceHandlesAnEventExits3) {
+  if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs /bin/busybox (busybox-static)";
+  auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{"{\"raw\":1}"});
+  uint16_t port = FreePort();
+  ShimProcess shim(api->endpoint(), SilentService(port),
+                   {"EPHEMERA_MODE=http", "EPHEMERA_HTTP_PORT=" + std::to_string(port)});
+  // The service has the event (nc printed the request the shim forwarded to it).
+  ASSERT_TRUE(shim.WaitForStderr("{\"raw\":1}")) << shim.Stderr();
+  auto killed = Clock::now();
+  api.reset();
+  int status = 0;
+  ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
+  EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_NE(shim.Stderr().find("while the service handled an event"), std::string::npos)
+      << shim.Stderr();
+}
+
 TEST(ShimProcess, RuntimeApiGoneWhileTheHandlerRunsKillsItAndExits3) {
   auto api = std::make_unique<FakeRuntimeApi>(std::vector<std::string>{"{}"});
   std::string pid_file = TempPath("gone.pid");
