@@ -55,6 +55,9 @@ serve options:
                          in each function's admission queue, then get 429
   --engine-timeout MS    how long one engine call (create, start, remove, inspect...) may
                          take before it fails with ServiceException (default 60000)
+  --precreate            cold functions: after a cold start, create the function's next
+                         container ahead (created, never started), so the next cold start
+                         skips the create; one created container per used function stays
   --max-starts N         container starts in flight at once (default 2, the engine's knee
                          measured on a 2-core machine; see bench/README.md)
   --log-level LEVEL      debug, info, warn or error (default info; env EPHEMERA_LOG)
@@ -142,6 +145,10 @@ int RunServe(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (arg == "--precreate") {
+      o.precreate = true;
+      continue;
     }
     static const char* const kValueOptions[] = {"--listen",
                                                 "--registry",

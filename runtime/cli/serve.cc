@@ -246,6 +246,7 @@ int Serve(const ServeOptions& o) {
   };
   so.max_concurrency = o.max_concurrency;
   if (o.max_starts > 0) so.max_starts_in_flight = o.max_starts;
+  so.precreate = o.precreate;
   d.scheduler = std::make_unique<scheduler::Scheduler>(&loop, d.docker.get(), so);
   d.scheduler->set_functions_listener(
       [&d](const std::vector<std::shared_ptr<const registry::FunctionSpec>>& specs) {

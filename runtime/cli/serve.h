@@ -35,10 +35,9 @@ struct ServeOptions {
   uint64_t records_max_age_s = 86400;
   uint64_t init_timeout_ms = 10000;
   int max_concurrency = 64;
-  int max_starts = 0;
-  long engine_timeout_ms =
-      60000;  // bounded engine calls (all but wait, attach, events)  // container starts in flight
-              // at once; 0 = the scheduler's default
+  int max_starts = 0;      // container starts in flight at once; 0 = the scheduler's default
+  bool precreate = false;  // cold functions: create the next container ahead
+  long engine_timeout_ms = 60000;  // bounded engine calls (all but wait, attach, events)
 };
 
 // Returns the process exit code.

@@ -164,7 +164,32 @@ void Environment::SetState(EnvironmentState state) {
 
 // ---- Provisioning, stage 1: a Runtime API listener for this environment alone ----
 
+void Environment::Prepare() {
+  prepare_only_ = true;
+  created_ahead_ = true;
+  t_provision_ = MonotonicMs();
+  OpenRuntimeApi();
+  if (state_ != EnvironmentState::kProvisioning) return;
+  if (IsIsolated(*spec_)) {
+    AcquireHolder();
+  } else {
+    CreateContainer();
+  }
+}
+
 void Environment::Provision(std::optional<Invocation> first) {
+  if (prepare_only_) {
+    // Created ahead: the cold path goes on from the wait, with the event queued first.
+    prepare_only_ = false;
+    attach_wanted_ = first && first->request.capture_logs;
+    t_provision_ = MonotonicMs();
+    if (first) Hand(std::move(*first));
+    if (!container_id_.empty() && !create_in_flight_) {
+      t_created_ = t_provision_;
+      WatchContainer();
+    }
+    return;  // else the create (or holder) callback goes on
+  }
   t_provision_ = MonotonicMs();
   // Kept environments always attach, so any later invocation can ask for its log tail;
   // a cold one attaches only when its invocation asked (attaching costs a request).
@@ -313,6 +338,7 @@ void Environment::CreateContainer() {
                                self->Fail(EngineKind(status), status);
                                return;
                              }
+                             if (self->prepare_only_) return;  // Provision() goes on
                              self->WatchContainer();
                            }));
 }
@@ -580,7 +606,7 @@ void Environment::Finish(InvokeOutcome outcome) {
   p.queue = inv.queued_ms;
   if (cold) {
     p.image = inv.image_ms;
-    if (t_created_ > 0) p.create = t_created_ - t_provision_;
+    if (t_created_ > 0 && !created_ahead_) p.create = t_created_ - t_provision_;
     if (t_started_ > 0 && (t_first_next_ == 0 || t_started_ <= t_first_next_)) {
       p.start = t_started_ - t_created_;
       if (t_first_next_ > 0) p.init = t_first_next_ - t_started_;

@@ -105,6 +105,11 @@ class Environment : public std::enable_shared_from_this<Environment> {
   // event is queued before the container exists, and its outcome says kCold with the
   // create/start/init phases. Without, on_ready runs once the runtime waits on /next.
   void Provision(std::optional<Invocation> first);
+  // Creates the container and stops there (created, never started: no process runs), so a
+  // later Provision(first) skips the create on the cold path. Only for cold environments.
+  void Prepare();
+  // Prepare() was called and Provision() not yet.
+  bool prepared() const { return prepare_only_; }
   // Hands an invocation to a ready environment (state kReady). The start kind of the
   // outcome is the environment's kind (warm or pool).
   void Run(Invocation invocation);
@@ -176,6 +181,8 @@ class Environment : public std::enable_shared_from_this<Environment> {
   int pending_watches_ = 0;  // wait/attach registrations still awaited before start
   bool create_in_flight_ = false;
   bool start_reported_ = false;
+  bool prepare_only_ = false;   // Prepare()d: wait for Provision() after the create
+  bool created_ahead_ = false;  // the container was created before its invocation came
   bool runtime_asked_ = false;  // the runtime has called /next at least once
   Timer timer_;                 // init backstop, then the handler's deadline
   Timer delivery_timer_;        // bounds how long an outcome waits for its last log bytes

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <unordered_set>
 
 #include "runtime/core/clock.h"
@@ -55,7 +56,9 @@ struct Scheduler::FunctionState {
   int refill_failures = 0;
   std::unique_ptr<Timer> refill_backoff;
   std::string image_id;  // what the spec's image tag pointed to when last inspected
-  bool listed = true;    // present in the last SyncFunctions
+  EnvPtr ahead;          // cold, precreate: the next container, created and not started
+  std::optional<docker::ImageConfig> ahead_image;  // to create it with, once a start returns
+  bool listed = true;                              // present in the last SyncFunctions
 };
 
 Scheduler::Scheduler(uv_loop_t* loop, docker::DockerClient* docker, SchedulerOptions options)
@@ -293,7 +296,7 @@ void Scheduler::StartCold(Handle handle) {
 }
 
 Scheduler::EnvPtr Scheduler::NewEnvironment(FunctionState& fs, const docker::ImageConfig& image,
-                                            StartKind kind) {
+                                            StartKind kind, bool holds_start_slot) {
   Environment::Events ev;
   ev.on_started = [this](Environment* env) { OnStarted(env); };
   ev.on_ready = [this](Environment* env) { OnReady(env); };
@@ -304,21 +307,46 @@ Scheduler::EnvPtr Scheduler::NewEnvironment(FunctionState& fs, const docker::Ima
                                            std::move(ev));
   environments_.emplace(env.get(), env);
   ++fs.live;
-  ++starts_in_flight_;
+  if (holds_start_slot) {
+    ++starts_in_flight_;
+    holding_slot_.insert(env.get());
+  }
   ++stats_.environments_created;
   return env;
+}
+
+void Scheduler::PrepareAhead(FunctionState& fs, const docker::ImageConfig& image) {
+  if (!options_.precreate || shutting_down_ || !fs.listed || fs.ahead ||
+      fs.spec->policy.kind != registry::PolicyKind::kCold) {
+    return;
+  }
+  // No start slot: a create alone; the slots guard the engine's starts.
+  fs.ahead = NewEnvironment(fs, image, StartKind::kCold, false);
+  fs.ahead->Prepare();
 }
 
 void Scheduler::ProvisionCold(Handle handle, const docker::ImageConfig& image) {
   Entry& e = *entries_.at(handle);
   FunctionState& fs = *functions_.at(e.function);
   e.stage = Entry::Stage::kRunning;
-  EnvPtr env = NewEnvironment(fs, image, StartKind::kCold);
+  EnvPtr env;
+  if (fs.ahead && fs.ahead->prepared() && fs.ahead->reusable() && Current(fs, *fs.ahead) &&
+      fs.ahead->image_id() == image.id) {
+    // The container created ahead: its start now takes a slot.
+    env = std::move(fs.ahead);
+    fs.ahead.reset();
+    ++starts_in_flight_;
+    holding_slot_.insert(env.get());
+  } else {
+    env = NewEnvironment(fs, image, StartKind::kCold);
+  }
   ++stats_.cold_starts;
   env_invocation_[env.get()] = handle;
   sandbox::Invocation inv = std::move(e.inv);
   inv.done = [this, handle](InvokeOutcome out) { Complete(handle, std::move(out)); };
   env->Provision(std::move(inv));
+  // The next one is created once this start is on its way (see OnStarted).
+  if (options_.precreate && !fs.ahead) fs.ahead_image = image;
 }
 
 // ---- 3. Start slots: waiting invocations first, then pool refills ----
@@ -442,6 +470,10 @@ void Scheduler::Drain(FunctionState& fs, const std::string& why) {
     ++stats_.environments_drained;
     env->Dispose();
   }
+  if (fs.ahead && stale(*fs.ahead)) {
+    fs.ahead->Dispose();
+    fs.ahead.reset();
+  }
   for (auto& [raw, env] : environments_) {
     if (env->spec().name != fs.spec->name || !stale(*env)) continue;
     if (env->state() == EnvironmentState::kBusy) env->MarkNotReusable(why);
@@ -459,8 +491,15 @@ void Scheduler::Drain(FunctionState& fs, const std::string& why) {
 
 // ---- What environments tell us ----
 
-void Scheduler::OnStarted(Environment*) {
-  --starts_in_flight_;
+void Scheduler::OnStarted(Environment* env) {
+  if (holding_slot_.erase(env) != 0) --starts_in_flight_;
+  // A cold start is on its way: create the function's next container now, off its path.
+  auto it = functions_.find(env->spec().name);
+  if (it != functions_.end() && it->second->ahead_image) {
+    docker::ImageConfig image = std::move(*it->second->ahead_image);
+    it->second->ahead_image.reset();
+    PrepareAhead(*it->second, image);
+  }
   ScheduleStarts();
 }
 
@@ -533,6 +572,7 @@ void Scheduler::OnGone(Environment* env) {
   if (fit != functions_.end()) {
     FunctionState& fs = *fit->second;
     --fs.live;
+    if (fs.ahead.get() == env) fs.ahead.reset();
     DropIdle(fs, env);
     fs.pool_pending.erase(env);
     if (env->kind() == StartKind::kPool) RefillPool(fs);

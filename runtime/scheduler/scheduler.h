@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/core/uv_handle.h"
@@ -60,6 +61,10 @@ struct SchedulerOptions {
   // Event invocations waiting for capacity, daemon-wide, before new ones are refused
   // (refused before their 202, never dropped after it).
   size_t max_async_waiting = 10000;
+  // Cold functions: create each function's next container ahead, after a cold start, so
+  // the next cold start skips the create (created, never started: no process runs while
+  // idle, but one created container per function that was used exists).
+  bool precreate = false;
 };
 
 // Counters for /metrics.
@@ -164,7 +169,8 @@ class Scheduler {
   void RefillPool(FunctionState& fs);
   void ProvisionPool(FunctionState& fs, const docker::ImageConfig& image);
   EnvPtr NewEnvironment(FunctionState& fs, const docker::ImageConfig& image,
-                        sandbox::StartKind kind);
+                        sandbox::StartKind kind, bool holds_start_slot = true);
+  void PrepareAhead(FunctionState& fs, const docker::ImageConfig& image);
   void KeepIdle(FunctionState& fs, const EnvPtr& env);
   void DropIdle(FunctionState& fs, sandbox::Environment* env);
   void Drain(FunctionState& fs, const std::string& why);
@@ -192,6 +198,7 @@ class Scheduler {
   std::unordered_map<sandbox::Environment*, Handle> env_invocation_;  // busy env -> handle
   std::deque<Handle> start_waiting_;  // admitted, waiting for a start slot
   int starts_in_flight_ = 0;
+  std::unordered_set<sandbox::Environment*> holding_slot_;  // environments counted above
   size_t running_ = 0;
   size_t waiting_sync_ = 0, waiting_async_ = 0;
   Handle next_handle_ = 1;

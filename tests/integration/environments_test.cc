@@ -312,6 +312,37 @@ TEST_F(Environments, MemoryHogGetsOutOfMemoryInNativeAndExecModes) {
   Delete("hog-exec");
 }
 
+TEST(EnvironmentsPrecreate, TheNextColdStartSkipsTheCreate) {
+  Daemon d;
+  Daemon::Options o;
+  o.extra_args = {"--precreate"};
+  ASSERT_EQ(d.Start(o), "");
+  HttpResult first = d.Invoke("echo", "[1]");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_NE(first.Header("server-timing").find("create;"), std::string::npos);
+  // The next container is created, never started: no process runs while idle.
+  std::string created;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        HttpResult r = DockerGet(
+            "/v1.41/containers/"
+            "json?all=1&filters=%7B%22label%22%3A%5B%22ephemera.function%3Decho%22%5D%7D");
+        created = r.body;
+        return r.body.find("\"State\":\"created\"") != std::string::npos;
+      },
+      10000))
+      << created;
+  HttpResult second = d.Invoke("echo", "[2]");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.body, "[2]");
+  EXPECT_EQ(second.Header("x-ephemera-start"), "cold");
+  EXPECT_EQ(second.Header("server-timing").find("create;"), std::string::npos)
+      << second.Header("server-timing");
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "the container made ahead is removed too";
+}
+
 TEST(EnvironmentsShutdown, SigtermRemovesWarmAndPooledEnvironments) {
   Daemon d;
   ASSERT_EQ(d.Start(), "");
