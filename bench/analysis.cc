@@ -127,6 +127,19 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
   }
   std::sort(a->knee_rates.begin(), a->knee_rates.end());
   a->knee = KneeLevel(a->knee_rates);
+  if (a->knee > 0) {
+    std::string rates;
+    for (const auto& [level, rate] : a->knee_rates)
+      rates += (rates.empty() ? "" : ", ") + Format("%.2f at %.0f", rate, level);
+    a->time_budget.push_back(
+        Format("the raw floor's starts/s stop rising (within 5%% of the best) at %.0f starts in "
+               "flight: ",
+               a->knee) +
+        rates +
+        Format(" (starts/s at starts in flight); the daemon caps its starts at %.0f",
+               run.pool_rate.max_starts > 0 ? run.pool_rate.max_starts : 2) +
+        (run.config.max_starts > 0 ? " (--max-starts)." : " (its default, unless --max-starts)."));
+  }
 
   // The pool's sustained fresh containers/s against the floor at the daemon's start cap.
   const PoolRate& pr = run.pool_rate;

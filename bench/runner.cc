@@ -158,6 +158,8 @@ class Runner {
     c.throughput_seconds = o_.throughput_seconds;
     c.max_starts = o_.max_starts;
     c.pool_size = o_.warm_pool ? o_.pool_size : 0;
+    // The daemon's start cap: --max-starts, else its default (2, runtime/cli/main.cc).
+    r_->pool_rate.max_starts = o_.max_starts > 0 ? o_.max_starts : 2;
     c.quick = o_.quick;
     c.payload = o_.payload;
     c.started_at = IsoUtcNow();
@@ -731,9 +733,7 @@ class Runner {
 
   void StartPoolRate() {
     if (pool_fn_.empty() || o_.pool_rate_samples <= 0 || aborted_) return StartSweep();
-    PoolRate& pr = r_->pool_rate;
-    pr.pool_size = o_.pool_size;
-    pr.max_starts = o_.max_starts > 0 ? o_.max_starts : 2;
+    r_->pool_rate.pool_size = o_.pool_size;
     Quiet([this] {
       GetHealth([this](Health h) {
         other_idle_ = std::max(0.0, h.idle - pool_expected_);
