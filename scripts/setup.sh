@@ -11,17 +11,20 @@
 #      .ci/run can stop exactly what was started;
 #   3. build: cmake configure + build in build/ (RelWithDebInfo);
 #   4. images: `make -f Makefile.docker images`, if Makefile.docker exists.
-# Redis runs without persistence (--save "" --appendonly no): ephemera keeps invocation
-# records and the async queue there, and for local development and CI losing them on a
-# Redis restart is fine. Set EPHEMERA_REDIS_PERSIST=1 to start it with an append-only file
-# in /var/lib/ephemera/redis instead.
+# Redis persists: ephemera answers 202 to an Event invocation only once it is in Redis, so
+# Redis keeps an append-only file fsynced every second (--appendonly yes --appendfsync
+# everysec, no RDB snapshots) in $EPHEMERA_STATE_DIR/redis (default /var/lib/ephemera/redis).
+# A restart or a kill of Redis loses nothing it acknowledged; a crash of the machine can
+# lose up to about the last second. EPHEMERA_REDIS_PERSIST=0 starts it without persistence
+# (queued events and records are then lost on every Redis restart).
 # It configures nothing else globally (no systemd units, no daemon.json, no users).
 #
 # Options:
 #   --no-build        steps 1 and 2 only
 #   --services-only   step 2 only (no apt; the binaries must be installed)
 #   -h, --help        this text
-# Environment: EPHEMERA_LOG_DIR, EPHEMERA_RUN_DIR, DOCKER_HOST (unix:// or tcp://; a tcp
+# Environment: EPHEMERA_LOG_DIR, EPHEMERA_RUN_DIR, EPHEMERA_STATE_DIR (Redis's data),
+# EPHEMERA_REDIS_PERSIST (default 1), DOCKER_HOST (unix:// or tcp://; a tcp
 # engine is checked, never started), REDIS_URL (redis://host:port; started only if local),
 # EPHEMERA_BUILD_DIR (default build), EPHEMERA_JOBS (default 2).
 set -euo pipefail
@@ -216,9 +219,10 @@ start_redis() {
   log=$LOG_DIR/redis.log
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   args=(--port "$REDIS_PORT" --bind 127.0.0.1 --daemonize no)
-  if [[ ${EPHEMERA_REDIS_PERSIST:-0} == 1 ]]; then
-    mkdir -p /var/lib/ephemera/redis
-    args+=(--dir /var/lib/ephemera/redis --save "" --appendonly yes)
+  if [[ ${EPHEMERA_REDIS_PERSIST:-1} == 1 ]]; then
+    local data=${EPHEMERA_STATE_DIR:-/var/lib/ephemera}/redis
+    mkdir -p "$data"
+    args+=(--dir "$data" --save "" --appendonly yes --appendfsync everysec)
   else
     args+=(--dir "$RUN_DIR" --save "" --appendonly no)
   fi
