@@ -85,7 +85,8 @@ std::vector<std::string> StoreUsers::SetUserCommand(const std::string& user,
        {"resetchannels", "-@all",   "+@read",          "+@write",         "+@transaction",
         "+ping",         "+echo",   "+hello",          "+auth",           "+select",
         "+quit",         "+reset",  "+client|setname", "+client|getname", "+client|id",
-        "-@dangerous",   "-@admin", "-scan",           "-randomkey",      "-dbsize"}) {
+        "-@dangerous",   "-@admin", "-@scripting",     "-scan",           "-randomkey",
+        "-dbsize"}) {
     argv.emplace_back(rule);
   }
   return argv;

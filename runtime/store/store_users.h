@@ -6,12 +6,13 @@
 //
 //   ACL SETUSER ephemera-fn-<name> on ><password> resetkeys ~<prefix>... resetchannels
 //       -@all +@read +@write +@transaction +ping +echo +hello +auth +select +quit +reset
-//       +client|setname +client|getname +client|id -@dangerous -@admin -scan -randomkey
-//       -dbsize
+//       +client|setname +client|getname +client|id -@dangerous -@admin -@scripting -scan
+//       -randomkey -dbsize
 //
 // so the function can use strings, hashes, lists, sets, sorted sets, streams, expiry,
 // MULTI/EXEC/WATCH and blocking pops on its keys, and gets NOPERM for any other key, for
-// scripting (EVAL, FUNCTION), pub/sub, admin and dangerous commands (FLUSHALL, KEYS,
+// scripting (EVAL, FCALL, and FUNCTION LOAD/DELETE/FLUSH, which @write would otherwise
+// grant), pub/sub, admin and dangerous commands (FLUSHALL, KEYS,
 // CONFIG, ACL, DEBUG, ...), and for the commands that would show other keys' names
 // (SCAN, RANDOMKEY, DBSIZE).
 //

@@ -1396,8 +1396,17 @@ TEST(Registry, ShippedManifestLoads) {
   ASSERT_TRUE(st.ok()) << st.message();
   std::vector<std::string> names;
   for (const auto& spec : r->List()) names.push_back(spec->name);
-  EXPECT_EQ(names, (std::vector<std::string>{"crash", "echo", "echo-exec", "lambda-cpp", "rev",
-                                             "shout", "sleeper", "webapp"}));
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "batch", "batch-item", "crash", "echo", "echo-exec", "kv-roundtrip",
+                       "kv-store", "lambda-cpp", "order-accept", "order-check", "order-generate",
+                       "order-register", "rev", "shout", "sleeper", "webapp"}));
+  // The order flow's functions use the store, each within its own keys.
+  EXPECT_EQ(r->Find("order-check")->store.prefixes,
+            (std::vector<std::string>{"order:*", "stock:*", "price:*"}));
+  EXPECT_EQ(r->Find("order-register")->store.prefixes,
+            (std::vector<std::string>{"order:*", "order-number"}));
+  EXPECT_EQ(r->Find("batch")->args, std::vector<std::string>{"batch"});
+  EXPECT_TRUE(r->Find("echo")->store.prefixes.empty());
   auto echo = r->Find("echo");
   ASSERT_NE(echo, nullptr);
   EXPECT_EQ(echo->image, "ephemera/echo:latest");

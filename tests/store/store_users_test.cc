@@ -162,6 +162,8 @@ TEST_F(StoreUsersTest, AFunctionUserReachesItsKeysAndGetsNopermOutsideThem) {
            {"CONFIG", "GET", "*"},
            {"ACL", "LIST"},
            {"EVAL", "return 1", "0"},
+           {"FUNCTION", "FLUSH"},
+           {"FUNCTION", "DELETE", "lib"},
            {"PUBLISH", "c", "m"},
            {"SUBSCRIBE", "c"},
            {"CLIENT", "KILL", "ID", "1"},
