@@ -293,7 +293,7 @@ int Serve(const ServeOptions& o) {
 
   // The ready line is printed once the engine has answered and what dead daemons
   // left behind is gone, so whoever waits for it finds a clean engine.
-  auto announce = [&d, &o, endpoint, shim] {
+  auto announce_now = [&d, &o, endpoint, shim] {
     std::printf(
         "ephemera: listening on http://%s:%d (%zu functions from %s and %s; docker %s; shim %s)\n",
         o.host.c_str(), d.api->port(), d.registry->List().size(), o.registry_path.c_str(),
@@ -301,6 +301,9 @@ int Serve(const ServeOptions& o) {
         shim.c_str());
     std::fflush(stdout);
   };
+  // ... and once Redis has answered (or refused) its first connection, so an Event
+  // invocation right after the ready line is not refused only because it came too early.
+  auto announce = [&d, announce_now] { d.events->WhenFirstAttemptDone(announce_now); };
   d.docker->Ping([&d, announce](Status s) {
     if (!s.ok()) {
       LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",

@@ -51,6 +51,7 @@ Events::Events(uv_loop_t* loop, EventsOptions options, Runner runner)
       reader_(std::make_unique<redis::Client>(loop, ClientFor(options_, "read", false))),
       drain_timer_(loop),
       defer_timer_(loop),
+      first_attempt_timer_(loop),
       alive_(std::make_shared<bool>(true)) {
   options_.queue.accept_deadline_ms = std::max<uint64_t>(options_.redis_timeout_ms / 2, 1);
   queue_ = std::make_unique<EventQueue>(loop, commands_.get(), reader_.get(), std::move(runner),
@@ -71,6 +72,17 @@ void Events::Start() {
   commands_->Connect();
   reader_->Connect();
   queue_->Start();
+}
+
+void Events::WhenFirstAttemptDone(std::function<void()> done) {
+  const redis::ClientStats& s = commands_->stats();
+  if (s.connects + s.failed_attempts > 0) {
+    Defer(std::move(done));
+    return;
+  }
+  first_attempt_timer_.Start(10, [this, done = std::move(done)]() mutable {
+    WhenFirstAttemptDone(std::move(done));
+  });
 }
 
 void Events::Stop() {

@@ -53,6 +53,9 @@ class Events {
 
   // Connects and starts the queue.
   void Start();
+  // Calls back once the first connection attempt has ended, connected or not (at most the
+  // Redis timeout after Start), so a daemon can say it is ready only after Redis answered.
+  void WhenFirstAttemptDone(std::function<void()> done);
   // No more reads or claims (the daemon is stopping); outcomes still get recorded.
   void Stop();
   // Calls back once nothing is held and no write is outstanding, or after twice the Redis
@@ -116,6 +119,7 @@ class Events {
   size_t record_writes_ = 0;
   Timer drain_timer_;
   Timer defer_timer_;
+  Timer first_attempt_timer_;
   std::vector<std::function<void()>> deferred_;
   std::shared_ptr<bool> alive_;
 };

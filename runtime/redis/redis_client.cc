@@ -351,6 +351,7 @@ void Client::FailAttempt(const std::string& why) {
 
 void Client::Drop(const Status& why, bool inside_hiredis_teardown) {
   bool was_ready = state_ == State::kReady;
+  if (state_ == State::kConnecting) ++stats_.failed_attempts;
   if (redisAsyncContext* ac = std::exchange(ctx_, nullptr); ac != nullptr) {
     ac->data = nullptr;                                // its remaining callbacks become no-ops
     if (!inside_hiredis_teardown) redisAsyncFree(ac);  // deferred by hiredis inside a reply

@@ -77,6 +77,7 @@ struct ClientStats {
   uint64_t connects = 0;       // times the client became ready
   uint64_t disconnects = 0;    // times a ready connection was lost
   uint64_t attempts = 0;       // connection attempts
+  uint64_t failed_attempts = 0;  // attempts that ended without becoming ready
   uint64_t commands = 0;       // commands sent
   uint64_t unavailable = 0;    // commands refused at once (not ready)
   uint64_t timeouts = 0;       // commands without an answer in time
