@@ -30,6 +30,8 @@
 //               delivery that finds all `total` items in sets the batch's final status and
 //               pushes it on batch:<id>:reply. Event invocations come at least once (a daemon
 //               killed mid-batch runs some again): every write is idempotent, keyed by item id.
+//               An item's "hold_ms" (up to 10000) makes batch-item wait that long before
+//               storing it: a test knob, so a kill can land in the middle of an item.
 //   probe       {"command": ["GET", "k"]}: runs one Redis command as the function's own
 //               store user and answers {"ok", "reply"} (the reply text, "(error) NOPERM ..."
 //               for a key outside its prefixes); the tests use it to show the ACL scoping.
@@ -38,8 +40,10 @@
 // batch:<id>:items, batch:<id>:failures, batch:<id>:deliveries, batch:<id>:reply.
 // Functions it invokes get PEER_PREFIX in front of their names (kv-store, batch-item).
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -270,6 +274,7 @@ Value RunBatch(const Value& in) {
     e.Set("item_id", item_id);
     e.Set("value", item.Find("value") != nullptr ? *item.Find("value") : Value::Null());
     if (auto fail = item.GetString("fail")) e.Set("fail", *fail);
+    if (auto hold = item.GetNumber("hold_ms")) e.Set("hold_ms", *hold);
     e.Set("total", static_cast<long long>(items->items().size()));
     events.push_back(std::move(e));
   }
@@ -368,8 +373,18 @@ Result BatchItem(std::string_view event) {
   if (reason.empty() && (value == nullptr || !value->is_string() || value->string().empty())) {
     reason = "value must be a non-empty string";
   }
-  std::vector<std::vector<std::string>> cmds = {
-      {"HINCRBY", BatchKey(id, ":deliveries"), item, "1"}};
+  // Every delivery is counted, before anything else: a run cut short still shows.
+  if (Broken(store->Command({"HINCRBY", BatchKey(id, ":deliveries"), item, "1"}))) {
+    return Result::Failure("Store.Error", "counting item " + item + ": " + store->last_error());
+  }
+  // A test knob: hold the item this long before storing it (so a kill lands mid-item).
+  if (double hold = in.GetNumber("hold_ms").value_or(0); hold > 0 && hold <= 10000) {
+    long long ms = static_cast<long long>(hold);
+    timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000 * 1000000)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  std::vector<std::vector<std::string>> cmds;
   if (reason.empty()) {
     cmds.push_back({"HSETNX", BatchKey(id, ":items"), item, value->string()});
   } else {
@@ -385,7 +400,7 @@ Result BatchItem(std::string_view event) {
         "Store.Error", "storing item " + item + ": " + exec.Describe() + " " + store->last_error());
   }
   size_t k = exec.elements.size();
-  bool stored_now = exec.elements[1].integer == 1;
+  bool stored_now = exec.elements[0].integer == 1;
   long long stored = exec.elements[k - 3].integer;
   long long failed = exec.elements[k - 2].integer;
   bool complete = stored + failed >= total;
