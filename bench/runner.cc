@@ -272,6 +272,11 @@ class Runner {
         "--registry",    o_.registry_path, "--shim",      o_.shim_path,
         "--state",       "none",           "--log-level", "warn"};
     // --state none: the functions the benchmark creates live only as long as its daemon.
+    // A Redis key prefix of its own: its Event invocations (durable in Redis) and
+    // invocation records never mix with another daemon's queue, and are deleted at the end
+    // (RunBenchmark).
+    daemon_args_.push_back("--redis-prefix");
+    daemon_args_.push_back(RedisPrefix(run_label_));
     if (o_.max_starts > 0) {
       daemon_args_.push_back("--max-starts");
       daemon_args_.push_back(std::to_string(o_.max_starts));
@@ -1561,10 +1566,29 @@ class Runner {
 
 }  // namespace
 
+std::string RedisPrefix(const std::string& run_label) {
+  return "ephemera-bench-" + run_label + ":";
+}
+
 Status RunBenchmark(const BenchOptions& options, RunResult* result) {
   result->environment = CollectEnvironment(options.docker_cli, "", options.source_dir);
   Runner runner(options, result);
   Status s = runner.Run();
+  if (options.endpoint.empty()) {
+    // Our daemon's keys in Redis (Event invocations it did not run, records): gone.
+    const char* url = std::getenv("REDIS_URL");
+    std::string u = url != nullptr && *url != '\0' ? url : "redis://127.0.0.1:6379";
+    std::string prefix = RedisPrefix(std::to_string(::getpid()));
+    std::string cmd = "command -v redis-cli >/dev/null && redis-cli -u '" + u +
+                      "' --scan --pattern '" + prefix + "*' | xargs -r -n 100 redis-cli -u '" + u +
+                      "' del >/dev/null 2>&1; redis-cli -u '" + u + "' --scan --pattern '" +
+                      prefix + "*' 2>/dev/null | head -1";
+    std::string left = CommandLine(cmd);
+    if (!left.empty()) {
+      result->notes.push_back("keys with the prefix " + prefix +
+                              " are left in Redis (redis-cli could not delete them)");
+    }
+  }
   // The image fields need the function's image, known once the registry was read.
   for (auto& [k, v] : result->environment) {
     if (k == "image") v = result->config.image;

@@ -82,6 +82,9 @@ std::vector<std::string> DockerRunArgv(const BenchOptions& options,
                                        const registry::FunctionSpec& fn,
                                        const std::string& run_label, std::string* why);
 
+// The Redis key prefix of the daemon the benchmark starts (`ephemera serve --redis-prefix`).
+std::string RedisPrefix(const std::string& run_label);
+
 // Runs everything and fills `result` (config, environment, series, sweep, notes).
 // Errors are setup failures (no daemon, unknown function, missing image); a run that
 // started always returns ok with whatever it measured and notes on what went wrong.
