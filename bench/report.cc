@@ -518,8 +518,10 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md +=
         "A function with concurrency 1 and a queue of N whose handler sleeps (ephemera/busybox "
         "`sleep 900`, exec mode): N + 1 invocations, one running, N waiting. First `event`: "
-        "X-Amz-Invocation-Type: Event (202 at once, they wait without a bound, and stay "
-        "queued until the daemon stops); then `sync` on a second such function, each from its "
+        "X-Amz-Invocation-Type: Event (202 once accepted, into Redis when the daemon has it, "
+        "docs/decisions.md decision 9; they wait without a bound, and stay queued until the "
+        "daemon stops; this row is what the daemon itself holds meanwhile); then `sync` on a "
+        "second such function, each from its "
         "own client connection, held open, so the sync row's RSS holds both queues. VmRSS of "
         "the daemon from /proc.\n\n"
         "| kind | submitted | waiting (seen) | RSS before | RSS queued | peak RSS (VmHWM) | per "
