@@ -9,18 +9,26 @@
 #      rev (static binary, no shell), a crashing runtime, a timeout;
 #   4. prints a cold-start summary: N cold invocations of echo (median and phases from
 #      Server-Timing) next to `docker run --rm` of the same image, measured in the same run;
-#   5. stops the daemon and checks that no container is left.
+#   5. the order flow (seed 000, functions/orders): a batch of orders, some invalid, each
+#      order's steps shown as they happen (from the flow's log stream in Redis), then a
+#      summary table (accepted, rejected, containers started, cold-start p50/p99, containers
+#      left); then seed 002 (functions/kv): a key/value roundtrip and two batches with their
+#      status and what is stored;
+#   6. stops the daemon and checks that no container is left.
 #
-# Options: --no-setup (reuse what is built and running), --samples N (default 10).
+# Options: --no-setup (reuse what is built and running), --samples N (default 10),
+# --no-orders (skip step 5).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PORT=${EPHEMERA_DEMO_PORT:-9000}
 SAMPLES=10
 run_setup=1
+run_orders=1
 while (($#)); do
   case $1 in
     --no-setup) run_setup=0 ;;
+    --no-orders) run_orders=0 ;;
     --samples)
       SAMPLES=${2:?--samples needs a number}
       shift
@@ -56,8 +64,12 @@ if curl -fsS "$ENDPOINT/healthz" >/dev/null 2>&1; then
   exit 1
 fi
 
-say "starting the daemon: $BIN serve --listen 127.0.0.1:$PORT (log: $DAEMON_LOG)"
-setsid "$BIN" serve --listen "127.0.0.1:$PORT" >"$DAEMON_LOG" 2>&1 </dev/null &
+# Its Event queue, records and event invoke configs under a prefix of this run, so other
+# daemons on the same Redis neither take its events nor see its configs (removed at the end).
+REDIS_PREFIX="ephemera-demo-$$:"
+say "starting the daemon: $BIN serve --listen 127.0.0.1:$PORT --redis-prefix $REDIS_PREFIX (log: $DAEMON_LOG)"
+setsid "$BIN" serve --listen "127.0.0.1:$PORT" --redis-prefix "$REDIS_PREFIX" \
+  --event-retry-delays 1000,2000 >"$DAEMON_LOG" 2>&1 </dev/null &
 DAEMON=$!
 stop_daemon() {
   if kill -0 "$DAEMON" 2>/dev/null; then
@@ -71,6 +83,11 @@ for _ in $(seq 1 100); do
   kill -0 "$DAEMON" 2>/dev/null || { echo "demo: the daemon exited; see $DAEMON_LOG" >&2; cat "$DAEMON_LOG" >&2; exit 1; }
   sleep 0.1
 done
+
+# The daemon's own pid (setsid runs it in place, or forks it when it would lead a group):
+# its containers carry it in the ephemera.daemon label.
+DAEMON_PID=$DAEMON
+[[ $(readlink "/proc/$DAEMON/exe" 2>/dev/null) == */ephemera ]] || DAEMON_PID=$(pgrep -P "$DAEMON" | head -n1)
 
 say "functions the daemon knows: $BIN functions"
 "$BIN" functions --endpoint "$ENDPOINT"
@@ -139,8 +156,18 @@ printf '  %-44s %10.2f\n' "ratio ephemera / docker run --rm" "$(awk -v a="$eph" 
 echo "  (bench/ has the full benchmark with the raw Docker floor: build/bin/ephemera bench --help)"
 rm -rf "$tmp"
 
+orders_rc=0
+if ((run_orders)); then
+  scripts/demo_orders.sh "$ENDPOINT" "$REDIS_PREFIX" || orders_rc=$?
+  ((orders_rc == 0)) || say "the order flow part failed (exit $orders_rc, see above)"
+fi
+
 stop_daemon
 trap - EXIT
-left=$(/usr/bin/docker ps -aq --filter label=ephemera.managed | wc -l)
-say "daemon stopped; containers labelled ephemera.managed left behind: $left"
-((left == 0))
+# The run's Event queue, records and configs.
+redis-cli --scan --pattern "$REDIS_PREFIX*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
+# Only this daemon's: other daemons (tests, benchmarks) may share the engine.
+left=$(/usr/bin/docker ps -aq --filter "label=ephemera.daemon=$DAEMON_PID" | wc -l)
+others=$(/usr/bin/docker ps -aq --filter label=ephemera.managed | wc -l)
+say "daemon stopped; containers of this daemon left behind: $left (other daemons' containers on the engine: $others)"
+((left == 0 && orders_rc == 0))
