@@ -515,7 +515,10 @@ void LambdaApi::Health(const Ex& ex) {
   std::snprintf(body, sizeof body,
                 "{\"status\":\"ok\",\"in_flight\":%zu,\"waiting\":%zu,\"environments\":%zu,"
                 "\"idle_environments\":%zu,\"disposing\":%zu,\"functions\":%zu}\n",
-                scheduler_->in_flight(), scheduler_->waiting(), scheduler_->environments(),
+                // Event invocations the queue holds outside the scheduler count as in flight:
+                // picked up and not yet running, or recording their outcome.
+                scheduler_->in_flight() + (events_ ? events_->queue().held_not_running() : 0),
+                scheduler_->waiting(), scheduler_->environments(),
                 scheduler_->idle_environments(), scheduler_->disposing(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }

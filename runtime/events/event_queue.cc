@@ -376,6 +376,7 @@ void EventQueue::Run(const EntryId& id) {
   request.caller = d->ev.caller;
   d->started_ms = now;
   d->running = true;
+  ++running_;
   ++stats_.started;
   d->handle = runner_.invoke(
       std::move(request),
@@ -386,6 +387,7 @@ void EventQueue::OnOutcome(const EntryId& id, sandbox::InvokeOutcome out) {
   Delivery* d = Find(id);
   if (d == nullptr) return;
   d->running = false;
+  --running_;
   d->ended_ms = EpochMs();
   using K = sandbox::OutcomeKind;
   if (out.kind == K::kCancelled) {
@@ -634,6 +636,7 @@ void EventQueue::Claim() {
   claim_timer_.Start(std::max<uint64_t>(options_.claim_idle_ms / 2, 100),
                      Guarded(alive_, [this] { Claim(); }));
   FlushTombstones();
+  if (group_ready_ && ++claims_ % 600 == 1) ForgetGoneConsumers();
   size_t cap = static_cast<size_t>(std::max(options_.concurrency, 0));
   if (stopping_ || !group_ready_ || claiming_ || deliveries_.size() >= cap) return;
   claiming_ = true;
@@ -651,6 +654,33 @@ void EventQueue::Claim() {
           LOG_INFO("events", "claimed event entry %s, idle for over %llu ms on another consumer",
                    id.c_str(), static_cast<unsigned long long>(options_.claim_idle_ms));
           Deliver(id, *fields);
+        }
+      }));
+}
+
+// Consumers that hold nothing and have not read for an hour are daemons that are gone
+// (a daemon on port 0 gets a new name at every start): their names are dropped. A live
+// consumer reads at least every block_ms, and a dropped name comes back at its next read.
+void EventQueue::ForgetGoneConsumers() {
+  commands_->Command(
+      {"XINFO", "CONSUMERS", options_.keys.stream(), options_.keys.group()},
+      Guarded(alive_, [this](Status s, redis::Reply r) {
+        if (!s.ok()) return;
+        for (const auto& c : r.elements) {
+          std::string name;
+          long long pending = -1, idle = -1;
+          for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+            const std::string& k = c.elements[i].str;
+            if (k == "name") name = c.elements[i + 1].str;
+            if (k == "pending") pending = c.elements[i + 1].Integer().value_or(-1);
+            if (k == "idle") idle = c.elements[i + 1].Integer().value_or(-1);
+          }
+          if (name.empty() || name == options_.daemon_id || pending != 0 || idle < 3600000) {
+            continue;
+          }
+          commands_->Command(
+              {"XGROUP", "DELCONSUMER", options_.keys.stream(), options_.keys.group(), name},
+              [](Status, redis::Reply) {});
         }
       }));
 }

@@ -147,6 +147,9 @@ class EventQueue {
   bool idle() const { return deliveries_.empty() && writes_ == 0; }
 
   size_t in_flight() const { return deliveries_.size(); }
+  // Held but not running in the runner now: being checked, waiting to retry a write, or
+  // recording an outcome.
+  size_t held_not_running() const { return deliveries_.size() - running_; }
   const EventQueueStats& stats() const { return stats_; }
   const EventQueueOptions& options() const { return options_; }
 
@@ -170,6 +173,7 @@ class EventQueue {
   std::string RecordOf(const Delivery& d) const;
   // Around the pipeline.
   void Claim();
+  void ForgetGoneConsumers();
   void Heartbeat();
   void MoveDue();
   void ScheduleMover(uint64_t ms);
@@ -190,6 +194,7 @@ class EventQueue {
   std::vector<EntryId> write_retries_;
   std::deque<std::string> unconfirmed_;  // request ids answered 503 after a lost write
   size_t writes_ = 0;                    // Redis writes outstanding
+  size_t running_ = 0;                   // deliveries handed to the runner, not answered
   bool started_ = false;
   bool stopping_ = false;
   bool group_ready_ = false;
@@ -198,6 +203,7 @@ class EventQueue {
   bool own_pending_done_ = false;
   std::string own_cursor_ = "0";
   bool claiming_ = false;
+  uint64_t claims_ = 0;
   std::string claim_cursor_ = "0-0";
   bool moving_ = false;
   uint64_t write_backoff_ms_ = 200;
