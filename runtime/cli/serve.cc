@@ -105,10 +105,8 @@ struct Daemon {
 // whatever it kept of ours while it was unreachable can go, and after a restart every
 // namespace holder went with it.
 void OnImageEvent(Daemon& d, const std::string& image) {
-  if (image.empty()) {
-    d.holders->Reset();
-    d.scheduler->ReapOrphans();
-  }
+  // The first connect finds a clean engine (leftovers were reaped before the ready line).
+  if (image.empty() && d.watcher->connections() > 1) d.scheduler->ReapOrphans();
   d.scheduler->OnImageChanged(image);
 }
 

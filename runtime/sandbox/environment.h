@@ -6,7 +6,10 @@
 //        │ (Provision with          ▼                  │
 //        │  a first invocation) ─▶ busy ───────────────┘
 //        │                          │ outcome, not kept / not reusable
+//        │                          ▼
 //        └──── failure ──────────▶ disposing ──container removed──▶ gone
+//                                   ▲
+//   ready ── idle TTL, drained (image or spec changed), lost, shutdown ──┘
 //
 // The state is one value (state()), never a set of flags. An invocation is one event
 // handed to the environment while it is ready (or, on the cold path, queued before the

@@ -141,11 +141,27 @@ void HolderPool::Remove(const std::string& id) {
   });
 }
 
-void HolderPool::Reset() {
+void HolderPool::Prune(const std::vector<docker::ContainerSummary>& rows) {
   // Only a pool in use fills again: a daemon with no isolated function keeps none.
   bool in_use = !all_.empty() || !waiting_.empty();
-  ready_.clear();
-  all_.clear();
+  std::unordered_set<std::string> running;
+  for (const auto& row : rows) {
+    if (row.labels.count("ephemera.holder") == 0) continue;
+    if (row.state == "running" && all_.count(row.id) != 0) {
+      running.insert(row.id);
+    } else if (all_.count(row.id) == 0 && making_ == 0) {
+      Remove(row.id);  // ours, but unknown to the pool (its start raced a disconnect)
+    }
+  }
+  std::vector<std::string> gone;
+  for (const auto& id : all_) {
+    if (running.count(id) == 0) gone.push_back(id);
+  }
+  for (const auto& id : gone) Remove(id);  // forget it, and remove what the engine kept
+  if (!gone.empty()) {
+    LOG_INFO("sandbox", "forgot %zu network namespace holder(s) the engine no longer runs",
+             gone.size());
+  }
   retry_timer_.Stop();
   failures_ = 0;
   if (in_use) Fill();

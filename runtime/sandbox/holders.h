@@ -58,9 +58,11 @@ class HolderPool {
   void Release(const std::string& holder_id, bool healthy = true);
   // Starts filling the pool to `spare` (at daemon start, once the engine answers).
   void Fill();
-  // The engine restarted: every holder is gone with it. Forgets them and, if the pool was
-  // in use, fills it again.
-  void Reset();
+  // After the engine was unreachable: `rows` are this daemon's containers as the engine
+  // lists them now. Holders it no longer runs are forgotten (after an engine restart, all
+  // of them), holders of ours the pool does not know are removed, and a pool in use fills
+  // again. Holders still running and lent out stay lent out.
+  void Prune(const std::vector<docker::ContainerSummary>& rows);
   void Shutdown(std::function<void()> done);
 
   bool IsHolder(const std::string& id) const { return all_.count(id) != 0; }

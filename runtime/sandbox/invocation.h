@@ -43,7 +43,7 @@ struct InvokeRequest {
 // Milliseconds spent in each phase; negative = did not happen (Server-Timing lists
 // only the phases that happened).
 struct PhaseTimes {
-  double queue = -1;    // waiting for admission (concurrency, start slots)
+  double queue = -1;    // waiting in the admission queue (a start slot's wait is overhead)
   double image = -1;    // image inspection (cached while the engine's event stream is up)
   double create = -1;   // POST /containers/create
   double start = -1;    // wait registered + POST /containers/{id}/start

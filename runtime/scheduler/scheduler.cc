@@ -795,7 +795,10 @@ void Scheduler::ReapOrphans() {
         if (!s.ok()) return;  // the next reconnect tries again
         std::unordered_set<std::string> live;
         for (const auto& [raw, env] : environments_) live.insert(env->id());
+        // Holders are the holder pool's to judge (it knows which it lent out).
+        if (options_.sandbox.holders != nullptr) options_.sandbox.holders->Prune(rows);
         for (const auto& row : rows) {
+          if (row.labels.count("ephemera.holder") != 0) continue;
           auto it = row.labels.find("ephemera.environment");
           if (it != row.labels.end() && live.count(it->second) != 0) continue;
           LOG_INFO("scheduler", "removing container %s: no environment of ours owns it",

@@ -125,7 +125,8 @@ class Scheduler {
 
   // The engine answers again after it was unreachable (its event stream reconnected):
   // removes containers of this daemon that no live environment owns (their removal failed
-  // while the engine was down, or the engine restarted and left them exited).
+  // while the engine was down, or the engine restarted and left them exited), and lets
+  // the holder pool forget holders that are no longer running (HolderPool::Prune).
   void ReapOrphans();
 
   // Removes containers labelled ephemera.managed whose daemon (label ephemera.daemon, a

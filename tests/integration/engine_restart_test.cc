@@ -117,7 +117,8 @@ class SecondEngine {
 TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   SecondEngine engine;
   ASSERT_TRUE(engine.Start()) << engine.log();
-  ASSERT_EQ(std::system(("/usr/bin/docker save ephemera/echo:latest ephemera/busybox:latest | " +
+  ASSERT_EQ(std::system(("/usr/bin/docker save ephemera/echo:latest ephemera/busybox:latest "
+                         "ephemera/holder:latest | " +
                          engine.cli() + "load >/dev/null")
                             .c_str()),
             0);
@@ -136,7 +137,13 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
                    R"("Timeout":60,"ImageConfig":{"EntryPoint":["sh","-c","sleep 30; cat"]},)"
                    R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec"}}})"),
             201);
+  ASSERT_EQ(create(R"({"FunctionName":"er-iso","Code":{"ImageUri":"ephemera/echo:latest"},)"
+                   R"("Environment":{"Variables":{"EPHEMERA_MODE":"native",)"
+                   R"("EPHEMERA_NETWORK":"isolated"}}})"),
+            201);
   ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 30000));
+  HttpResult iso = d.Invoke("er-iso", "[1]");
+  ASSERT_EQ(iso.status, 200) << iso.body;
 
   // Three invocations in flight when the engine dies.
   std::vector<HttpResult> slow(3);
@@ -163,6 +170,17 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   HttpResult back = d.Invoke("er-pool", R"({"back":true})");
   EXPECT_EQ(back.status, 200) << back.body;
   EXPECT_EQ(back.body, R"({"back":true})");
+  // The namespace holders went with the old engine: the pool forgets them and makes new
+  // ones, so isolated functions run again too.
+  HttpResult iso_back;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        iso_back = d.Invoke("er-iso", "[2]");
+        return iso_back.status == 200;
+      },
+      30000))
+      << iso_back.status << " " << iso_back.body;
+  EXPECT_EQ(iso_back.body, "[2]");
   // What the crash left behind (exited containers) is removed without a daemon restart.
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
   EXPECT_TRUE(WaitFor([&] { return engine.Containers("ephemera.function=er-slow") == 0; }, 30000))
