@@ -186,6 +186,20 @@ TEST_F(EventQueueTest, AcceptedEventIsInTheStreamWhenTheCallbackSaysOk) {
   EXPECT_EQ(e->queue().stats().accepted, 1u);
 }
 
+TEST_F(EventQueueTest, AFullQueueRefusesBeforeAcceptingNotAfter) {
+  auto o = Options();
+  o.queue.concurrency = 0;
+  o.queue.max_queued = 2;
+  Events* e = Make(o);
+  ASSERT_TRUE(AcceptOne(e, "echo", "{}").ok());
+  ASSERT_TRUE(AcceptOne(e, "echo", "{}").ok());
+  Status full = AcceptOne(e, "echo", "{}");
+  EXPECT_EQ(full.code(), StatusCode::kConflict) << full.message();
+  EXPECT_NE(full.message().find("2 Event invocations are queued already"), std::string::npos)
+      << full.message();
+  EXPECT_EQ(Integer({"XLEN", "ephemera:events"}), 2);
+}
+
 TEST_F(EventQueueTest, RedisDownRefusesAtOnceNamingRedisAndTheUrl) {
   Events* e = Make(Options());
   redis_.Stop();

@@ -515,6 +515,35 @@ TEST(Events, TwoDaemonsShareTheQueueAndTheSurvivorFinishesTheKilledOnesEvents) {
   std::remove(state.c_str());
 }
 
+TEST(Events, SigtermWithEventsRunningExitsCleanlyAndTheNextStartRunsThem) {
+  RedisServer redis;
+  ASSERT_EQ(redis.Start(), "");
+  Daemon d;
+  Daemon::Options o = With(redis, {"--daemon-id", "graceful"});
+  ASSERT_EQ(d.Start(o), "");
+  ASSERT_EQ(
+      CreateFunction(d, R"({"FunctionName":"slow","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+                        R"("ImageConfig":{"EntryPoint":["sh","-c","sleep 2; cat"]},"Timeout":10,)"
+                        R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec"}}})")
+          .status,
+      201);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    HttpResult r = Event(d, "slow", "{}");
+    ASSERT_EQ(r.status, 202);
+    ids.push_back(r.Header("x-amzn-requestid"));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Pending(redis) == 3; }, 10000));
+  EXPECT_EQ(d.Stop(), 0) << d.log();  // cancels them: they stay pending, not acknowledged
+  EXPECT_EQ(Pending(redis), 3);
+  EXPECT_EQ(DoneCount(redis, ids), 0);
+  ASSERT_EQ(d.Start(o), "");  // the same daemon id resumes them at once
+  ASSERT_TRUE(WaitFor([&] { return DoneCount(redis, ids) == 3; }, 60000));
+  for (const auto& id : ids) EXPECT_EQ(FinalCondition(redis, id), "Success");
+  EXPECT_EQ(Pending(redis), 0);
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+}
+
 TEST(Events, PersistentRedisKilledKeepsEveryEventAcceptedMoreThanASecondBefore) {
   RedisServer redis;
   ASSERT_EQ(redis.Start({.persist = true, .password = ""}), "");
