@@ -326,7 +326,7 @@ void EventQueue::Begin(const EntryId& id) {
          Delivery* d = Find(id);
          if (d == nullptr) return;
          if (!s.ok() || !r.is_array() || r.elements.size() != 2) {
-           WriteLater(id, [this, id] { Begin(id); });
+           WriteLater(id, s, [this, id] { Begin(id); });
            return;
          }
          if (!r.elements[0].is_nil()) {
@@ -532,7 +532,7 @@ void EventQueue::Finish(const EntryId& id, const std::string& condition) {
          Delivery* d = Find(id);
          if (d == nullptr) return;
          if (!s.ok()) {
-           WriteLater(id, [this, id, condition] { Finish(id, condition); });
+           WriteLater(id, s, [this, id, condition] { Finish(id, condition); });
            return;
          }
          if (r.Integer().value_or(0) == 1) {
@@ -597,7 +597,7 @@ void EventQueue::Retry(const EntryId& id, int next_attempt, int service_retries,
          Delivery* d = Find(id);
          if (d == nullptr) return;
          if (!s.ok()) {
-           WriteLater(id, [this, id, next_attempt, service_retries, delay_ms] {
+           WriteLater(id, s, [this, id, next_attempt, service_retries, delay_ms] {
              Retry(id, next_attempt, service_retries, delay_ms);
            });
            return;
@@ -617,7 +617,7 @@ void EventQueue::AckOnly(const EntryId& id) {
        [this, id](Status s, redis::Reply) {
          if (Find(id) == nullptr) return;
          if (!s.ok()) {
-           WriteLater(id, [this, id] { AckOnly(id); });
+           WriteLater(id, s, [this, id] { AckOnly(id); });
            return;
          }
          Release(id);
@@ -753,9 +753,15 @@ void EventQueue::FlushTombstones() {
 
 // A write Redis did not take (down, or no answer in time) is tried again with backoff;
 // the delivery keeps its slot meanwhile, so memory stays bounded.
-void EventQueue::WriteLater(const EntryId& id, std::function<void()> write) {
+void EventQueue::WriteLater(const EntryId& id, const Status& why, std::function<void()> write) {
   Delivery* d = Find(id);
   if (d == nullptr) return;
+  if (commands_->ready()) {
+    // Redis answered, with an error: not an outage, so say it (an outage is logged once by
+    // the client).
+    LOG_WARN("events", "a write for event %s of %s failed (%s); trying again",
+             d->ev.request_id.c_str(), d->ev.function.c_str(), why.message().c_str());
+  }
   d->pending_write = std::move(write);
   write_retries_.push_back(id);
   if (!write_timer_.active()) {

@@ -178,7 +178,7 @@ class EventQueue {
   void MoveDue();
   void ScheduleMover(uint64_t ms);
   void FlushTombstones();
-  void WriteLater(const EntryId& id, std::function<void()> write);
+  void WriteLater(const EntryId& id, const Status& why, std::function<void()> write);
   void RunWriteRetries();
   void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
             redis::Client::Callback cb);
