@@ -39,7 +39,8 @@ JOBS=${EPHEMERA_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libcjson-dev libhiredis-dev
   libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev node-llhttp docker.io
-  redis-server awscli busybox-static curl runc python3 clang-format clang libclang-rt-14-dev)
+  redis-server awscli busybox-static curl runc python3 clang-format clang libclang-rt-14-dev
+  iproute2)
 
 do_packages=1 do_services=1 do_build=1
 for arg in "$@"; do

@@ -29,8 +29,9 @@ constexpr uint64_t kInitReportGraceMs = 1000;
 // (kept environments), never longer than this.
 constexpr uint64_t kLogGraceMs = 1000;
 // Once a kept environment's runtime asks for its next event, the output of the previous
-// one was written; give the engine's attach stream a moment to carry it.
-constexpr uint64_t kLogSettleMs = 5;
+// one was written; give the engine's attach stream a moment to carry it (it lags behind
+// the Runtime API by milliseconds, more on a loaded machine). Only log-tail calls wait.
+constexpr uint64_t kLogSettleMs = 50;
 
 std::string ErrorJson(const std::string& type, const std::string& message) {
   return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";

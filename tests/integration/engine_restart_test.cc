@@ -49,9 +49,14 @@ class SecondEngine {
     char tmpl[] = "/tmp/ephemera-engine-XXXXXX";
     dir_ = mkdtemp(tmpl);
     socket_ = dir_ + "/docker.sock";
+    // A bridge of its own: with --bridge none a dockerd deletes the host's docker0, which
+    // the suite's engine needs.
+    bridge_ = "ephtest" + std::to_string(getpid() % 100000);
+    std::system(("ip link add " + bridge_ + " type bridge >/dev/null 2>&1").c_str());
   }
   ~SecondEngine() {
     Stop();
+    std::system(("ip link delete " + bridge_ + " >/dev/null 2>&1").c_str());
     // dockerd leaves its data root bind-mounted and a namespace file mounted: undo the
     // mounts (innermost first), then remove the folder.
     std::system(
@@ -64,10 +69,10 @@ class SecondEngine {
 
   bool Start() {
     std::filesystem::remove(dir_ + "/docker.pid");
-    std::string cmd = "setsid /usr/sbin/dockerd --host " + endpoint() + " --data-root " + dir_ +
-                      "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ +
-                      "/docker.pid --bridge none --iptables=false --ip-masq=false </dev/null >>" +
-                      dir_ + "/dockerd.log 2>&1 &";
+    std::string cmd =
+        "setsid /usr/sbin/dockerd --host " + endpoint() + " --data-root " + dir_ +
+        "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ + "/docker.pid --bridge " +
+        bridge_ + " --iptables=false --ip-masq=false </dev/null >>" + dir_ + "/dockerd.log 2>&1 &";
     if (std::system(cmd.c_str()) != 0) return false;
     return WaitFor(
         [&] { return Run("curl -s --unix-socket " + socket_ + " http://e/_ping") == "OK"; }, 60000);
@@ -111,7 +116,7 @@ class SecondEngine {
     in >> pid;
     return pid;
   }
-  std::string dir_, socket_;
+  std::string dir_, socket_, bridge_;
 };
 
 TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
