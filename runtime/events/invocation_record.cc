@@ -5,6 +5,7 @@
 
 #include "registry/registry.h"
 #include "runtime/core/base64.h"
+#include "runtime/core/clock.h"
 
 namespace ephemera::events {
 namespace {
@@ -116,14 +117,7 @@ json::Json InvocationRecord::ToJson() const {
 }
 
 std::string IsoTimestamp(int64_t epoch_ms) {
-  time_t secs = static_cast<time_t>(epoch_ms / 1000);
-  tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(epoch_ms % 1000));
-  return buf;
+  return ephemera::IsoTimestamp(epoch_ms);
 }
 
 std::string DestinationRecord(const DestinationInput& in) {

@@ -39,15 +39,7 @@ std::string ErrorJson(const std::string& type, const std::string& message) {
 
 // "2026-11-23T05:46:57.874Z", as Lambda prefixes its timeout message.
 std::string IsoNow() {
-  int64_t ms = EpochMs();
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
+  return IsoTimestamp(EpochMs());
 }
 
 // The container's memory cgroup files: v1 with the cgroupfs driver (this project's

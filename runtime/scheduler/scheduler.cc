@@ -187,6 +187,17 @@ void Scheduler::Enqueue(Handle handle, FunctionState& fs) {
   fs.queue.push_back(handle);
 }
 
+// An entry left its function's queue (admitted or cancelled): the counts follow.
+void Scheduler::LeftQueue(FunctionState& fs, Entry& e) {
+  if (e.deadline) {
+    e.deadline->Stop();
+    --fs.sync_waiting;
+    --waiting_sync_;
+  } else {
+    --waiting_async_;
+  }
+}
+
 void Scheduler::PumpQueue(FunctionState& fs) {
   while (!fs.queue.empty() && CanAdmit(fs)) {
     Handle handle = fs.queue.front();
@@ -194,13 +205,7 @@ void Scheduler::PumpQueue(FunctionState& fs) {
     auto it = entries_.find(handle);
     if (it == entries_.end()) continue;
     Entry& e = *it->second;
-    if (e.deadline) {
-      e.deadline->Stop();
-      --fs.sync_waiting;
-      --waiting_sync_;
-    } else {
-      --waiting_async_;
-    }
+    LeftQueue(fs, e);
     e.inv.queued_ms = MonotonicMs() - e.enqueued_ms;
     Admit(handle);
   }
@@ -662,13 +667,7 @@ void Scheduler::Cancel(Handle handle) {
   switch (e.stage) {
     case Entry::Stage::kQueued:
       fs.queue.erase(std::find(fs.queue.begin(), fs.queue.end(), handle));
-      if (e.deadline) {
-        e.deadline->Stop();
-        --fs.sync_waiting;
-        --waiting_sync_;
-      } else {
-        --waiting_async_;
-      }
+      LeftQueue(fs, e);
       Refuse(handle, OutcomeKind::kCancelled, "", Cancelled("the caller went away"));
       return;
     case Entry::Stage::kStarting:

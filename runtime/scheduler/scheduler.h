@@ -159,6 +159,7 @@ class Scheduler {
   void Enqueue(Handle handle, FunctionState& fs);
   void Admit(Handle handle);
   void PumpQueue(FunctionState& fs);
+  void LeftQueue(FunctionState& fs, Entry& e);
   void PumpAllQueues();
   EnvPtr TakeIdle(FunctionState& fs);
   void ResolveImage(const std::string& image,

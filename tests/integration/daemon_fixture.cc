@@ -182,6 +182,15 @@ bool Daemon::WaitIdle(int timeout_ms) const {
   return false;
 }
 
+bool WaitUntil(const std::function<bool()>& cond, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
 std::string Daemon::log() const {
   std::ifstream in(log_path_);
   std::stringstream ss;

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,11 @@ struct HttpResult {
 // One HTTP request (blocking). `headers` are "Name: value" lines.
 HttpResult Http(const std::string& method, const std::string& url, const std::string& body = "",
                 const std::vector<std::string>& headers = {});
+
+// Polls `cond` every 20 ms until it holds or `timeout_ms` passes (a bounded wait on a
+// condition, for state outside the test: containers, Redis keys, the daemon's health).
+// Returns the condition's last value.
+bool WaitUntil(const std::function<bool()>& cond, int timeout_ms);
 
 // GET on the Docker API over the unix socket (path like "/v1.41/containers/json?...").
 HttpResult DockerGet(const std::string& path);

@@ -22,15 +22,6 @@
 namespace ephemera::testing {
 namespace {
 
-bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return cond();
-}
-
 std::string Run(const std::string& cmd) {
   std::string out;
   FILE* p = popen((cmd + " 2>/dev/null </dev/null").c_str(), "r");
@@ -74,7 +65,7 @@ class SecondEngine {
         "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ + "/docker.pid --bridge " +
         bridge_ + " --iptables=false --ip-masq=false </dev/null >>" + dir_ + "/dockerd.log 2>&1 &";
     if (std::system(cmd.c_str()) != 0) return false;
-    return WaitFor(
+    return WaitUntil(
         [&] { return Run("curl -s --unix-socket " + socket_ + " http://e/_ping") == "OK"; }, 60000);
   }
   // The engine crashes: its connections drop at once, its containers stay behind.
@@ -82,14 +73,14 @@ class SecondEngine {
     pid_t pid = Pid();
     if (pid > 0) {
       kill(pid, SIGKILL);
-      WaitFor([pid] { return kill(pid, 0) != 0; }, 10000);
+      WaitUntil([pid] { return kill(pid, 0) != 0; }, 10000);
     }
   }
   void Stop() {
     pid_t pid = Pid();
     if (pid <= 0) return;
     kill(pid, SIGTERM);
-    if (!WaitFor([pid] { return kill(pid, 0) != 0; }, 30000)) kill(pid, SIGKILL);
+    if (!WaitUntil([pid] { return kill(pid, 0) != 0; }, 30000)) kill(pid, SIGKILL);
   }
   int Containers(const std::string& label) const {
     std::string out = Run(cli() + "ps -aq --filter label=" + label);
@@ -146,7 +137,7 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
                    R"("Environment":{"Variables":{"EPHEMERA_MODE":"native",)"
                    R"("EPHEMERA_NETWORK":"isolated"}}})"),
             201);
-  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 30000));
+  ASSERT_TRUE(WaitUntil([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 30000));
   HttpResult iso = d.Invoke("er-iso", "[1]");
   ASSERT_EQ(iso.status, 200) << iso.body;
 
@@ -154,7 +145,7 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   std::vector<HttpResult> slow(3);
   std::vector<std::thread> threads;
   for (auto& r : slow) threads.emplace_back([&d, &r] { r = d.Invoke("er-slow", "{}"); });
-  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-slow") == 3; }, 30000));
+  ASSERT_TRUE(WaitUntil([&] { return engine.Running("ephemera.function=er-slow") == 3; }, 30000));
   engine.Kill();
   for (auto& t : threads) t.join();
   for (const auto& r : slow) {
@@ -170,7 +161,7 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
 
   // The engine comes back: the same daemon refills its pool and serves again.
   ASSERT_TRUE(engine.Start()) << engine.log();
-  ASSERT_TRUE(WaitFor([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 60000))
+  ASSERT_TRUE(WaitUntil([&] { return engine.Running("ephemera.function=er-pool") == 2; }, 60000))
       << d.log();
   HttpResult back = d.Invoke("er-pool", R"({"back":true})");
   EXPECT_EQ(back.status, 200) << back.body;
@@ -178,7 +169,7 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   // The namespace holders went with the old engine: the pool forgets them and makes new
   // ones, so isolated functions run again too.
   HttpResult iso_back;
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         iso_back = d.Invoke("er-iso", "[2]");
         return iso_back.status == 200;
@@ -188,7 +179,7 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   EXPECT_EQ(iso_back.body, "[2]");
   // What the crash left behind (exited containers) is removed without a daemon restart.
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
-  EXPECT_TRUE(WaitFor([&] { return engine.Containers("ephemera.function=er-slow") == 0; }, 30000))
+  EXPECT_TRUE(WaitUntil([&] { return engine.Containers("ephemera.function=er-slow") == 0; }, 30000))
       << d.log();
   EXPECT_EQ(d.Stop(), 0) << d.log();
   EXPECT_EQ(engine.Containers(mine), 0) << "containers left on the engine";

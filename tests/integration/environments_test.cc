@@ -21,16 +21,6 @@
 namespace ephemera::testing {
 namespace {
 
-// Polls `cond` until it holds or `timeout_ms` passes: a bounded wait on a condition.
-bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
 int Docker(const std::string& args) {
   std::string cmd = "/usr/bin/docker " + args + " >/dev/null 2>&1 </dev/null";
   return std::system(cmd.c_str());
@@ -98,7 +88,7 @@ TEST_F(Environments, WarmSecondCallHasNoStartAndUsesTheSameContainer) {
   EXPECT_EQ(ContainersOf("warm-echo"), after_first) << "the same container served both";
   EXPECT_EQ(first.Header("x-ephemera-environment"), second.Header("x-ephemera-environment"));
   Delete("warm-echo");
-  EXPECT_TRUE(WaitFor([] { return ContainersOf("warm-echo").empty(); }, 10000))
+  EXPECT_TRUE(WaitUntil([] { return ContainersOf("warm-echo").empty(); }, 10000))
       << "deleting the function drains its warm environment";
 }
 
@@ -133,7 +123,7 @@ TEST_F(Environments, WarmEnvironmentIsRemovedAfterItsIdleTtl) {
             201);
   ASSERT_EQ(daemon_->Invoke("warm-ttl", "{}").status, 200);
   ASSERT_EQ(ContainersOf("warm-ttl").size(), 1u);
-  EXPECT_TRUE(WaitFor([] { return ContainersOf("warm-ttl").empty(); }, 8000))
+  EXPECT_TRUE(WaitUntil([] { return ContainersOf("warm-ttl").empty(); }, 8000))
       << "a 1 s TTL removes the idle container";
   HttpResult again = daemon_->Invoke("warm-ttl", "{}");
   EXPECT_EQ(again.status, 200);
@@ -147,7 +137,7 @@ TEST_F(Environments, PoolEnvironmentServesOneInvocationAndIsRefilled) {
                 .status,
             201);
   auto pool_full = [] { return ContainersOf("pool-echo").size() == 2 && IdleEnvironments() >= 2; };
-  ASSERT_TRUE(WaitFor(pool_full, 20000)) << "the pool fills to 2";
+  ASSERT_TRUE(WaitUntil(pool_full, 20000)) << "the pool fills to 2";
   std::set<std::string> environments, containers;
   for (int i = 0; i < 3; ++i) {
     auto before = ContainersOf("pool-echo");
@@ -159,13 +149,13 @@ TEST_F(Environments, PoolEnvironmentServesOneInvocationAndIsRefilled) {
     EXPECT_TRUE(environments.insert(env).second) << "environment " << env << " was used twice";
     auto used = ContainersWithLabel("ephemera.environment=" + env);
     for (const auto& id : used) EXPECT_TRUE(containers.insert(id).second);
-    EXPECT_TRUE(
-        WaitFor([&] { return ContainersWithLabel("ephemera.environment=" + env).empty(); }, 10000))
+    EXPECT_TRUE(WaitUntil(
+        [&] { return ContainersWithLabel("ephemera.environment=" + env).empty(); }, 10000))
         << "a used pool environment is removed";
-    ASSERT_TRUE(WaitFor(pool_full, 20000)) << "and replaced";
+    ASSERT_TRUE(WaitUntil(pool_full, 20000)) << "and replaced";
   }
   Delete("pool-echo");
-  EXPECT_TRUE(WaitFor([] { return ContainersOf("pool-echo").empty(); }, 10000));
+  EXPECT_TRUE(WaitUntil([] { return ContainersOf("pool-echo").empty(); }, 10000));
 }
 
 TEST_F(Environments, ConcurrencyLimitQueuesThenRefusesPastTheBound) {
@@ -231,7 +221,7 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
     ASSERT_EQ(Create(std::string("retag-") + policy, "ephemera-test/retag:latest", vars).status,
               201);
   }
-  ASSERT_TRUE(WaitFor([] { return ContainersOf("retag-pool").size() == 1; }, 20000));
+  ASSERT_TRUE(WaitUntil([] { return ContainersOf("retag-pool").size() == 1; }, 20000));
   for (const char* policy : {"cold", "warm", "pool"}) {
     HttpResult r = daemon_->Invoke(std::string("retag-") + policy, R"("hello")");
     ASSERT_EQ(r.status, 200) << r.body;
@@ -244,7 +234,7 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
     HttpResult r;
     // The engine's event reaches the daemon within moments; what runs after it is the new
     // image, and never the old one again.
-    ASSERT_TRUE(WaitFor(
+    ASSERT_TRUE(WaitUntil(
         [&] {
           r = daemon_->Invoke(name, R"("hello")");
           return r.status == 200 && r.body == R"("olleh")";
@@ -322,7 +312,7 @@ TEST(EnvironmentsPrecreate, TheNextColdStartSkipsTheCreate) {
   EXPECT_NE(first.Header("server-timing").find("create;"), std::string::npos);
   // The next container is created, never started: no process runs while idle.
   std::string created;
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         HttpResult r = DockerGet(
             "/v1.41/containers/"
@@ -359,7 +349,7 @@ TEST(EnvironmentsShutdown, SigtermRemovesWarmAndPooledEnvironments) {
             201);
   ASSERT_EQ(d.Invoke("sd-warm", "{}").status, 200);
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
-  ASSERT_TRUE(WaitFor([&] { return ContainersWithLabel(mine).size() == 3; }, 20000))
+  ASSERT_TRUE(WaitUntil([&] { return ContainersWithLabel(mine).size() == 3; }, 20000))
       << "one warm and two pooled environments";
   EXPECT_EQ(d.Stop(), 0) << d.log();
   EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "SIGTERM leaves no container";

@@ -24,15 +24,6 @@
 namespace ephemera::testing {
 namespace {
 
-bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
 std::string TempDir() {
   char tmpl[] = "/tmp/ephemera-faults-XXXXXX";
   return mkdtemp(tmpl);
@@ -54,7 +45,7 @@ TEST(Faults, AContainerKilledMidInvocationIsAnExitErrorAndIsRemoved) {
   HttpResult r;
   std::thread caller([&] { r = d.Invoke("victim", "{}"); });
   std::vector<std::string> ids;
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         ids = ContainersWithLabel("ephemera.function=victim");
         return !ids.empty();

@@ -26,15 +26,6 @@
 namespace ephemera::testing {
 namespace {
 
-bool WaitFor(const std::function<bool()>& cond, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
 double NowMs() {
   return std::chrono::duration<double, std::milli>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -245,7 +236,7 @@ TEST_F(StoreFlows, AFunctionReadsAndWritesOnlyItsOwnPrefixes) {
   ASSERT_FALSE(acl.nil) << "no ACL user " << user;
   EXPECT_NE(acl.Describe().find("~" + ns.Key("mine:*")), std::string::npos) << acl.Describe();
   ASSERT_EQ(Http("DELETE", daemon_->url() + "/2015-03-31/functions/" + ns.Fn("probe")).status, 204);
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         return admin.Command({"ACL", "GETUSER", user}).nil;
       },
@@ -526,7 +517,7 @@ TEST_F(StoreFlows, AWaitLimitThatPassesFirstIsA408AndTheBatchStillEnds) {
   EXPECT_EQ(json::GetString(j.get(), "error"), "RequestTimeout");
   EXPECT_NE(json::GetString(j.get(), "message").value_or("").find("wait limit of 1 ms"),
             std::string::npos);
-  EXPECT_TRUE(WaitFor([&] { return Hash(ns.Key("batch:slow"))["status"] == "Done"; }, 60000))
+  EXPECT_TRUE(WaitUntil([&] { return Hash(ns.Key("batch:slow"))["status"] == "Done"; }, 60000))
       << "the items arrive after the client stopped waiting";
   // Behind API Gateway the 4xx is the proxy response's statusCode.
   HttpResult gw = daemon_->Invoke(
@@ -578,7 +569,7 @@ TEST(StoreFlowsKill, NoBatchItemIsLostOrStoredTwiceWhenTheDaemonIsKilledMidBatch
     RedisSession admin("127.0.0.1", 6379);
     return admin.Command({"HLEN", ns.Key("batch:k:items")}).integer;
   };
-  bool mid = WaitFor([&] { return stored() >= 3; }, 90000);
+  bool mid = WaitUntil([&] { return stored() >= 3; }, 90000);
   long long at_kill = stored();
   kill(d.pid(), SIGKILL);
   d.Stop();  // reaps the killed process
@@ -589,7 +580,7 @@ TEST(StoreFlowsKill, NoBatchItemIsLostOrStoredTwiceWhenTheDaemonIsKilledMidBatch
 
   ASSERT_EQ(d.Start(o), "");
   // The events the killed daemon held or had not started yet run now; nothing is sent again.
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         RedisSession admin("127.0.0.1", 6379);
         return admin.Command({"HGET", ns.Key("batch:k"), "status"}).str == "Done";
