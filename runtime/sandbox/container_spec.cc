@@ -113,7 +113,10 @@ void ApplySecurity(const registry::SecuritySettings& sec, const docker::ImageCon
   spec->nofile = sec.nofile;
   if (sec.read_only_root) {
     spec->readonly_rootfs = true;
-    spec->tmpfs["/tmp"] = "rw,nosuid,nodev,size=" + std::to_string(sec.tmp_size_mb) + "m,mode=1777";
+    // exec as in Lambda (functions unpack and run tools from /tmp); Docker's tmpfs
+    // default would add noexec.
+    spec->tmpfs["/tmp"] =
+        "rw,exec,nosuid,nodev,size=" + std::to_string(sec.tmp_size_mb) + "m,mode=1777";
   }
   if (!sec.user.empty()) {
     spec->user = sec.user == "root" ? "0:0" : sec.user;

@@ -60,6 +60,22 @@ int MaxMemoryUsedMb(const std::string& container_id) {
   return 0;
 }
 
+// How many times the memory limit's OOM killer struck in the container (cgroup v1
+// memory.oom_control, v2 memory.events); -1 if unknown.
+long OomKills(const std::string& container_id) {
+  for (const std::string& path :
+       {CgroupV1(container_id, "memory.oom_control"),
+        "/sys/fs/cgroup/system.slice/docker-" + container_id + ".scope/memory.events"}) {
+    std::ifstream in(path);
+    std::string key;
+    long value = 0;
+    while (in >> key >> value) {
+      if (key == "oom_kill") return value;
+    }
+  }
+  return -1;
+}
+
 // Starts a new peak for the next invocation of a kept environment (cgroup v1 allows it;
 // on v2 the peak stays the environment's).
 void ResetMaxMemory(const std::string& container_id) {
@@ -411,6 +427,7 @@ void Environment::Run(Invocation invocation) {
   FlushDelivery();  // the previous outcome goes out before the next event starts
   SetState(EnvironmentState::kBusy);
   if (invocation.request.capture_logs && !container_id_.empty()) ResetMaxMemory(container_id_);
+  oom_kills_before_ = container_id_.empty() ? 0 : OomKills(container_id_);
   Hand(std::move(invocation));
 }
 
@@ -618,6 +635,19 @@ void Environment::Finish(InvokeOutcome outcome) {
   outcome.environment_id = id_;
   outcome.memory_mb = spec_->memory_mb;
   outcome.init_duration_ms = cold && p.init >= 0 ? p.init : -1;
+  if (outcome.kind == OutcomeKind::kFunctionError && outcome.error_type != "Runtime.OutOfMemory" &&
+      !container_id_.empty()) {
+    // Whatever the mode said (a web service that exited, a signal), a kill by the memory
+    // limit during this invocation is what happened: Lambda calls it OutOfMemory.
+    long kills = OomKills(container_id_);
+    if (kills > 0 && kills > oom_kills_before_) {
+      outcome.error_type = "Runtime.OutOfMemory";
+      outcome.body = ErrorJson(outcome.error_type, "RequestId: " + inv.request.request_id +
+                                                       " Error: Runtime exited with error: "
+                                                       "signal: killed");
+      MarkNotReusable("it ran out of memory");
+    }
+  }
   if (inv.request.capture_logs) {
     outcome.logs = std::move(logs_);
     if (!container_id_.empty()) outcome.max_memory_used_mb = MaxMemoryUsedMb(container_id_);

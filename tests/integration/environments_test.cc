@@ -302,6 +302,32 @@ TEST_F(Environments, MemoryHogGetsOutOfMemoryInNativeAndExecModes) {
   Delete("hog-exec");
 }
 
+TEST_F(Environments, MemoryHogInAWebServiceGetsOutOfMemoryToo) {
+  // http mode: busybox httpd serves a CGI script that fills its memory. The script is
+  // written to /tmp (the one writable place) when the service starts.
+  std::string script =
+      "mkdir -p /tmp/w/cgi-bin; cd /tmp/w/cgi-bin; echo '#!/bin/sh' > hog; "
+      "echo 'x=$(head -c 400000000 /dev/zero | tr \"\\0\" a)' >> hog; echo echo >> hog; "
+      "chmod +x hog; exec httpd -f -p 127.0.0.1:$PORT -h /tmp/w";
+  std::string json;
+  for (char c : script) {
+    if (c == '"' || c == '\\') json.push_back('\\');
+    json.push_back(c);
+  }
+  ASSERT_EQ(
+      Create("hog-http", "ephemera/busybox:latest",
+             R"("EPHEMERA_MODE":"http","EPHEMERA_HTTP_PORT":"0",)"
+             R"("EPHEMERA_HTTP_PATH":"/cgi-bin/hog")",
+             R"(,"MemorySize":128,"ImageConfig":{"EntryPoint":["sh","-c",")" + json + R"("]})")
+          .status,
+      201);
+  HttpResult r = daemon_->Invoke("hog-http", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled");
+  EXPECT_NE(r.body.find("Runtime.OutOfMemory"), std::string::npos) << r.body;
+  Delete("hog-http");
+}
+
 TEST(EnvironmentsPrecreate, TheNextColdStartSkipsTheCreate) {
   Daemon d;
   Daemon::Options o;
