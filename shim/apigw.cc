@@ -225,6 +225,29 @@ Status ApiGatewayEventToRequest(const JsonValue& event, ApiGatewayFormat format,
   } else {
     return Status::Error("not an API Gateway proxy event");
   }
+  // The method, target and headers go onto the wire as they are: a CR, LF or NUL in them
+  // would end the request line or a header early and smuggle a second request to the
+  // service on the same connection. Such an event is refused, never passed on.
+  auto unsafe = [](const std::string& s) {
+    return s.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;
+  };
+  if (request->method.empty() || unsafe(request->method) ||
+      request->method.find(' ') != std::string::npos) {
+    return Status::Error(
+        "API Gateway event: the HTTP method is empty or holds a space or a "
+        "line break");
+  }
+  if (unsafe(request->target) || request->target.find(' ') != std::string::npos) {
+    return Status::Error(
+        "API Gateway event: the path or query string holds a space or a "
+        "line break");
+  }
+  for (const auto& [name, value] : request->headers) {
+    if (name.empty() || unsafe(name) || name.find(':') != std::string::npos || unsafe(value)) {
+      return Status::Error("API Gateway event: header " + name.substr(0, 64) +
+                           " has a name or value with a line break");
+    }
+  }
   const std::string* body = event.FindString("body");
   if (body != nullptr) {
     const JsonValue* b64 = event.Find("isBase64Encoded");

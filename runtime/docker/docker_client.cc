@@ -222,7 +222,9 @@ std::optional<EngineEvent> ParseEngineEvent(std::string_view line) {
     if (!digits.empty()) e.time_nano = std::strtoll(digits.c_str(), nullptr, 10);
   }
   if (e.time_nano == 0) {
-    e.time_nano = static_cast<int64_t>(json::GetNumber(j.get(), "time").value_or(0) * 1e9);
+    // Older engines send seconds only; a value past int64 nanoseconds is not a time.
+    double secs = json::GetNumber(j.get(), "time").value_or(0);
+    if (secs > 0 && secs < 9.2e9) e.time_nano = static_cast<int64_t>(secs * 1e9);
   }
   return e;
 }

@@ -164,6 +164,17 @@ TEST(LineSplitter, RandomEventsAndSplitsRoundTrip) {
   }
 }
 
+// Fuzzing found it (tests/fuzz/findings/docker-event-time-overflow): a "time" past what
+// int64 nanoseconds hold was converted anyway (undefined behaviour).
+TEST(ParseEngineEvent, ATimeOutOfRangeIsNoTime) {
+  auto e = ParseEngineEvent(R"({"Type":"l","time":54121456789})");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->time_nano, 0);
+  auto negative = ParseEngineEvent(R"({"Type":"l","time":-54121456789})");
+  ASSERT_TRUE(negative.has_value());
+  EXPECT_EQ(negative->time_nano, 0);
+}
+
 TEST(ParseEngineEvent, ReadsA2010ImageEventExactly) {
   auto e = ParseEngineEvent(kTagEventLine);
   ASSERT_TRUE(e.has_value());
