@@ -301,7 +301,11 @@ int Serve(const ServeOptions& o) {
   };
   // ... and once Redis has answered (or refused) its first connection, so an Event
   // invocation right after the ready line is not refused only because it came too early.
-  auto announce = [&d, announce_now] { d.events->WhenFirstAttemptDone(announce_now); };
+  // Event invocations are consumed from then on too: the engine is clean of leftovers.
+  auto announce = [&d, announce_now] {
+    d.events->StartConsuming();
+    d.events->WhenFirstAttemptDone(announce_now);
+  };
   d.docker->Ping([&d, announce](Status s) {
     if (!s.ok()) {
       LOG_WARN("serve", "%s; invocations will fail with 503 until it is reachable",

@@ -71,6 +71,9 @@ Events::~Events() {
 void Events::Start() {
   commands_->Connect();
   reader_->Connect();
+}
+
+void Events::StartConsuming() {
   queue_->Start();
 }
 
@@ -80,9 +83,8 @@ void Events::WhenFirstAttemptDone(std::function<void()> done) {
     Defer(std::move(done));
     return;
   }
-  first_attempt_timer_.Start(10, [this, done = std::move(done)]() mutable {
-    WhenFirstAttemptDone(std::move(done));
-  });
+  first_attempt_timer_.Start(
+      10, [this, done = std::move(done)]() mutable { WhenFirstAttemptDone(std::move(done)); });
 }
 
 void Events::Stop() {

@@ -51,8 +51,12 @@ class Events {
   Events(const Events&) = delete;
   Events& operator=(const Events&) = delete;
 
-  // Connects and starts the queue.
+  // Connects: Accept and the other calls work from here on.
   void Start();
+  // Starts consuming (the queue's reads, claims and retries). The daemon calls it once the
+  // engine is clean: a run before a killed daemon's leftovers are removed could meet their
+  // containers (names derive from the request id).
+  void StartConsuming();
   // Calls back once the first connection attempt has ended, connected or not (at most the
   // Redis timeout after Start), so a daemon can say it is ready only after Redis answered.
   void WhenFirstAttemptDone(std::function<void()> done);

@@ -120,6 +120,7 @@ class EventQueueTest : public LoopTest {
     events_.push_back(std::make_unique<Events>(&loop_, std::move(o), runner_->runner()));
     Events* e = events_.back().get();
     e->Start();
+    e->StartConsuming();
     EXPECT_TRUE(RunUntil([&] { return e->redis_ready(); }, 10000));
     return e;
   }
