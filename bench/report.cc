@@ -489,8 +489,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md +=
         "| clients | invokes/s | p50 ms | p90 | p99 | max | not warm | errors | daemon's "
         "environments | "
-        "daemon µs | load gen µs | containers µs | other µs |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        "daemon µs | load gen µs | containers µs | other µs | daemon switches |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (size_t i = 0; i < a.throughput.size(); ++i) {
       const ThroughputStats& t = a.throughput[i];
       const ThroughputLevel& l = run.throughput[i];
@@ -530,7 +530,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
       md += "| " + q.kind + " | " + std::to_string(q.submitted) + " | " + std::to_string(q.queued) +
             " | " + F("%.1f MB", q.baseline_kb / 1024) + " | " + F("%.1f MB", q.peak_kb / 1024) +
             " | " + F("%.1f MB", q.hwm_kb / 1024) + " | " +
-            (q.queued > 0 ? F("%.1f KB", (q.peak_kb - q.baseline_kb) / q.queued) : "–") + " |\n";
+            (q.queued > 0 ? F("%.1f KB", (q.peak_kb - q.baseline_kb) / q.queued) : "–") + " | " +
+            q.note + " |\n";
     }
     md += "\n";
   }

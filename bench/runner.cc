@@ -1378,7 +1378,22 @@ class Runner {
       int waiting = static_cast<int>(h.waiting) - (q.kind == "sync" ? events_waiting_ : 0);
       q.queued = std::max(q.queued, waiting);
       bool full = h.waiting >= target;
-      if (full || aborted_ || h.status == 0 || MonotonicMs() > queue_deadline_) {
+      // Event invocations wait in Redis when the daemon has it, and the daemon takes only
+      // as many as it may run or queue (--event-concurrency): once every one was accepted
+      // and its count has not moved for a second, that is all it will hold.
+      double now = MonotonicMs();
+      if (h.waiting != poll_last_waiting_) {
+        poll_last_waiting_ = h.waiting;
+        poll_last_change_ = now;
+      }
+      bool settled = q.kind == "event" && now - poll_last_change_ > 1000;
+      if (settled && !full) {
+        q.note = "the daemon held " + std::to_string(waiting) + " of the " +
+                 std::to_string(q.submitted) +
+                 " accepted (202); the rest waited in Redis, outside the daemon";
+        full = true;
+      }
+      if (full || aborted_ || h.status == 0 || now > queue_deadline_) {
         if (!full) {
           q.note += std::string(q.note.empty() ? "" : "; ") + "only " + std::to_string(waiting) +
                     " waiting after 60 s";
@@ -1540,6 +1555,7 @@ class Runner {
   double profile_rate_ = 0;
   double queue_deadline_ = 0;
   int events_waiting_ = 0;
+  double poll_last_waiting_ = -1, poll_last_change_ = 0;
   std::string floor_spec_text_;
   Progress progress_;
   std::vector<std::string> order_;
