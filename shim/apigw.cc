@@ -225,27 +225,41 @@ Status ApiGatewayEventToRequest(const JsonValue& event, ApiGatewayFormat format,
   } else {
     return Status::Error("not an API Gateway proxy event");
   }
-  // The method, target and headers go onto the wire as they are: a CR, LF or NUL in them
-  // would end the request line or a header early and smuggle a second request to the
-  // service on the same connection. Such an event is refused, never passed on.
-  auto unsafe = [](const std::string& s) {
-    return s.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;
+  // The method, target and headers go onto the wire as they are: a line break, a space
+  // or another control character in them would end the request line or a header early
+  // and could smuggle a second request to the service on the same connection. Such an
+  // event is refused, never passed on (RFC 9110: methods and field names are tokens).
+  auto token_char = [](unsigned char c) {
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
   };
-  if (request->method.empty() || unsafe(request->method) ||
-      request->method.find(' ') != std::string::npos) {
+  auto is_token = [&](const std::string& s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s) {
+      if (!token_char(c)) return false;
+    }
+    return true;
+  };
+  if (!is_token(request->method)) {
     return Status::Error(
-        "API Gateway event: the HTTP method is empty or holds a space or a "
-        "line break");
+        "API Gateway event: the HTTP method is not a token (empty, or it holds "
+        "a space, a line break or a separator)");
   }
-  if (unsafe(request->target) || request->target.find(' ') != std::string::npos) {
-    return Status::Error(
-        "API Gateway event: the path or query string holds a space or a "
-        "line break");
+  if (request->target.empty()) request->target = "/";
+  for (unsigned char c : request->target) {
+    if (c <= 0x20 || c == 0x7F) {
+      return Status::Error(
+          "API Gateway event: the path or query string holds a space or a "
+          "control character");
+    }
+  }
+  if (request->target[0] != '/') {
+    return Status::Error("API Gateway event: the path does not start with /");
   }
   for (const auto& [name, value] : request->headers) {
-    if (name.empty() || unsafe(name) || name.find(':') != std::string::npos || unsafe(value)) {
+    if (!is_token(name) || value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
       return Status::Error("API Gateway event: header " + name.substr(0, 64) +
-                           " has a name or value with a line break");
+                           " has a name that is not a token or a value with a line break");
     }
   }
   const std::string* body = event.FindString("body");

@@ -27,6 +27,8 @@ TEST(ApiGateway, LineBreaksThatWouldSmuggleARequestAreRefused) {
   for (const char* text :
        {R"({"httpMethod":"GET","path":"/","headers":{"X-A":"1\r\nX-Injected: yes"}})",
         R"({"httpMethod":"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET","path":"/"})",
+        R"({"httpMethod":"GE?","path":"/ba\u00ffe64"})",  // a separator in the method
+        R"({"httpMethod":"GET","path":"/","headers":{"Bad Name":"1"}})",
         R"({"version":"2.0","rawPath":"/","rawQueryString":"a=1 HTTP/1.1\r\nX: y",)"
         R"("requestContext":{"http":{"method":"GET"}}})"}) {
     JsonValue event;
