@@ -36,6 +36,16 @@ namespace {
 namespace shim = ephemera::shim;
 using shim::ShimLog;
 
+// What the shim's threads share until the process exits. Held here rather than in
+// RunShim's locals so they stay reachable after it returns to ExitShim (the leak checker
+// of sanitizer builds reports objects only a finished frame pointed at).
+struct Kept {
+  shim::RuntimeApiClient* api = nullptr;
+  shim::ShimSetup* setup = nullptr;
+  std::vector<shim::PortForwarder*> forwarders;
+};
+Kept kept;
+
 // Reads a positive integer variable; `fallback` if unset; -1 if malformed.
 long EnvNumber(const char* name, long fallback) {
   const char* v = getenv(name);
@@ -123,13 +133,13 @@ int RunShim(int argc, char** argv) {
   }
 
   // Never destroyed: the proxy's and the forwards' threads use these until the exit.
-  auto* api = new shim::RuntimeApiClient(upstream);
+  auto* api = kept.api = new shim::RuntimeApiClient(upstream);
   if (shim::Status st = api->Connect(1000); !st.ok()) {
     ShimLog(mode + " mode: Runtime API unreachable: " + st.message());
     return 3;
   }
 
-  auto* setup = new shim::ShimSetup;
+  auto* setup = kept.setup = new shim::ShimSetup;
   setup->api = api;
   setup->argv.assign(argv + 1, argv + argc);
   if (setup->argv.empty() || setup->argv[0].empty()) {
@@ -147,6 +157,7 @@ int RunShim(int argc, char** argv) {
     }
     for (auto& rule : rules) {
       auto* forwarder = new shim::PortForwarder(rule);
+      kept.forwarders.push_back(forwarder);
       if (shim::Status st = forwarder->Start(); !st.ok())
         return ConfigError(api, mode, st.message());
     }

@@ -95,12 +95,15 @@ TEST_P(HttpLimitsTest, TricklingTheHeadDoesNotExtendTheHeaderTimeout) {
   uint64_t t0 = Now();
   TestClient& c = Connect();
   std::string head = "GET / HTTP/1.1\r\nX-Trickle: " + std::string(100, 'a');
-  size_t sent = 0;
-  Every(40, [&] {
+  // Owned by the chain too: its last step may run after this body has returned.
+  auto sent_bytes = std::make_shared<size_t>(0);
+  Every(40, [&c, head, sent_bytes] {
+    size_t& sent = *sent_bytes;
     if (c.eof() || c.read_error() != 0 || sent == head.size()) return false;
     c.Send(head.substr(sent++, 1));
     return true;
   });
+  const size_t& sent = *sent_bytes;
   ASSERT_TRUE(RunUntil([&] { return c.eof() || c.read_error() != 0; }, 3000));
   uint64_t elapsed = Now() - t0;
   EXPECT_LT(elapsed, 1000u) << "a byte every 40 ms must not keep the head open";
@@ -149,8 +152,9 @@ TEST_P(HttpLimitsTest, SlowButSteadyBodyIsNotTimedOut) {
   TestClient& c = Connect();
   const std::string body = "abcdefghijklmnopqrst";  // 20 bytes, 50 ms apart: 1 s in all
   c.Send("POST /slow HTTP/1.1\r\nContent-Length: 20\r\n\r\n");
-  size_t sent = 0;
-  Every(50, [&] {
+  // The chain's last step runs after the reply, possibly once this body has returned
+  // (TearDown waits for it): it owns what it uses.
+  Every(50, [&c, body, sent = size_t{0}]() mutable {
     if (sent == body.size()) return false;
     c.Send(body.substr(sent++, 1));
     return true;
@@ -187,8 +191,7 @@ TEST_P(HttpLimitsTest, RequestsMoreOftenThanTheIdleTimeoutKeepTheConnection) {
   o.header_timeout_ms = 200;
   Start(EchoPath, o);
   TestClient& c = Connect();
-  int sent = 0;
-  Every(80, [&] {
+  Every(80, [&c, sent = 0]() mutable {
     if (sent == 10 || c.eof()) return false;
     c.Send("GET /" + std::to_string(sent++) + " HTTP/1.1\r\n\r\n");
     return true;

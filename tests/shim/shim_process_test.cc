@@ -161,7 +161,7 @@ TEST(ShimProcess, ExecModeReturnsEventByteExactAndStopsOnSigterm) {
   shim.Signal(SIGTERM);
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << shim.Stderr();
   std::printf("[ measure ] shim spawn -> first GET /next: %.2f ms\n",
               std::chrono::duration<double, std::milli>(first_next).count());
 }
@@ -414,7 +414,7 @@ TEST(ShimProcess, PassthroughRelaysANativeClientAndAConcurrentInvokeThroughThePr
   shim.Signal(SIGTERM);  // forwarded to echo, whose Serve() returns 0
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(4000, &status)) << shim.Stderr();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << shim.Stderr();
 }
 
 TEST(ShimProcess, PassthroughExitsWithTheCommandsStatusAndHidesTheShimsWiring) {
@@ -428,7 +428,7 @@ TEST(ShimProcess, PassthroughExitsWithTheCommandsStatusAndHidesTheShimsWiring) {
                     "EPHEMERA_RUNTIME_API=" + api.endpoint()});
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(4000, &status)) << shim.Stderr();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status << "\n" << shim.Stderr();
   EXPECT_NE(shim.Stderr().find("api=" + proxy + " socket=unset listen=unset"), std::string::npos)
       << shim.Stderr();
   EXPECT_EQ(api.server().requests().size(), 0u);  // the shim posts nothing on its behalf
@@ -440,7 +440,7 @@ TEST(ShimProcess, ProxyPointingAtItselfIsAConfigurationError) {
                    {"EPHEMERA_MODE=passthrough", "EPHEMERA_PROXY_LISTEN=" + proxy});
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << shim.Stderr();
   EXPECT_NE(shim.Stderr().find("is the proxy's own address"), std::string::npos) << shim.Stderr();
 }
 
@@ -476,7 +476,7 @@ TEST(ShimProcess, AutoModeHandsTheFetchedEventToACurlRuntimeClientThenPassesThro
   // The third event makes the runtime exit 5: the environment ends with its status.
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << status << "\n" << shim.Stderr();
   EXPECT_EQ(api.served(), 3);  // the shim's own /next plus two of the runtime's
   int nexts = 0;
   for (const auto& r : api.server().requests()) nexts += r.target == kNext;
@@ -514,7 +514,7 @@ TEST(ShimProcess, ExecHandlerStillRunningOneSecondPastItsDeadlineIsKilled) {
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
   auto took = Clock::now() - handed_out;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status << "\n" << shim.Stderr();
   EXPECT_GE(took, std::chrono::milliseconds(1900));
   EXPECT_LT(took, std::chrono::milliseconds(3000));
   EXPECT_TRUE(WaitProcessDead(child));
@@ -534,7 +534,7 @@ TEST(ShimProcess, PassthroughInvocationStillOpenOneSecondPastItsDeadlineIsKilled
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
   auto took = Clock::now() - handed_out;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status << "\n" << shim.Stderr();
   EXPECT_GE(took, std::chrono::milliseconds(1900));
   EXPECT_LT(took, std::chrono::milliseconds(3000));
   EXPECT_NE(shim.Stderr().find("probe: got req-1"), std::string::npos) << shim.Stderr();
@@ -579,7 +579,7 @@ TEST(ShimProcess, HttpModeServiceStillHandlingOneSecondPastTheDeadlineIsKilled) 
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(5000, &status)) << shim.Stderr();
   auto took = Clock::now() - handed_out;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4) << status << "\n" << shim.Stderr();
   EXPECT_GE(took, std::chrono::milliseconds(1900));
   EXPECT_LT(took, std::chrono::milliseconds(3000));
   EXPECT_NE(shim.Stderr().find("http mode: request req-1 still running"), std::string::npos)
@@ -599,7 +599,7 @@ TEST(ShimProcess, HttpModeRuntimeApiGoneWhileTheServiceHandlesAnEventExits3) {
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
   EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status << "\n" << shim.Stderr();
   EXPECT_NE(shim.Stderr().find("while the service handled an event"), std::string::npos)
       << shim.Stderr();
 }
@@ -616,7 +616,7 @@ TEST(ShimProcess, RuntimeApiGoneWhileTheHandlerRunsKillsItAndExits3) {
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
   EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status << "\n" << shim.Stderr();
   EXPECT_TRUE(WaitProcessDead(child));
   EXPECT_NE(shim.Stderr().find("is gone"), std::string::npos) << shim.Stderr();
   unlink(pid_file.c_str());
@@ -631,7 +631,7 @@ TEST(ShimProcess, RuntimeApiGoneWhileWaitingOnNextExits3) {
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
   EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status << "\n" << shim.Stderr();
 }
 
 TEST(ShimProcess, RuntimeApiGoneUnderAProxiedLongPollKillsThePassthroughCommand) {
@@ -646,7 +646,7 @@ TEST(ShimProcess, RuntimeApiGoneUnderAProxiedLongPollKillsThePassthroughCommand)
   int status = 0;
   ASSERT_TRUE(shim.WaitExit(3000, &status)) << shim.Stderr();
   EXPECT_LT(Clock::now() - killed, std::chrono::milliseconds(1000));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status << "\n" << shim.Stderr();
   EXPECT_NE(shim.Stderr().find("passthrough mode: the Runtime API at unix:"), std::string::npos)
       << shim.Stderr();
 }
