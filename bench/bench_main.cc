@@ -160,8 +160,12 @@ int main(int argc, char** argv) {
 #endif
   bool samples_set = false, warmups_set = false, sweep_set = false;
   bool throughput_set = false, pool_rate_set = false;
-  for (int i = 0; i < argc; ++i)
-    o.command_line += (i ? " " : "") + std::string(i ? argv[i] : "ephemera-bench");
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on
+  // "literal" + std::string temporaries, which -Werror turns into a build failure.
+  for (int i = 0; i < argc; ++i) {
+    if (i != 0) o.command_line += ' ';
+    o.command_line += i != 0 ? argv[i] : "ephemera-bench";
+  }
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

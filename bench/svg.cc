@@ -105,7 +105,11 @@ class Canvas {
     if (rotate != nullptr) {
       out_ += std::string(" transform=\"rotate(") + rotate + " " + Num(x) + " " + Num(y) + ")\"";
     }
-    out_ += ">" + Escape(s) + "</text>\n";
+    // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on
+    // "literal" + std::string temporaries here, which -Werror turns into a build failure.
+    out_ += '>';
+    out_ += Escape(s);
+    out_ += "</text>\n";
   }
   void Line(double x1, double y1, double x2, double y2, const char* color, double width = 1,
             const char* dash = nullptr) {
@@ -131,7 +135,10 @@ class Canvas {
     if (dash != nullptr) out_ += std::string(" stroke-dasharray=\"") + dash + "\"";
     out_ += " points=\"";
     for (size_t i = 0; i < pts.size(); ++i) {
-      out_ += (i == 0 ? "" : " ") + Num(pts[i].first) + "," + Num(pts[i].second);
+      if (i != 0) out_ += ' ';
+      out_ += Num(pts[i].first);
+      out_ += ',';
+      out_ += Num(pts[i].second);
     }
     out_ += "\"/>\n";
   }
