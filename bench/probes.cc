@@ -1,10 +1,17 @@
 // bench/probes.cc: one cold start through the daemon, the raw floor, and docker run.
 #include "bench/probes.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "runtime/core/clock.h"
+#include "runtime/core/ids.h"
 #include "runtime/core/uv_handle.h"
 #include "runtime/http/http_server.h"
 
@@ -248,6 +255,182 @@ void EphemeraClient::Request(const std::string& method, const std::string& path,
   };
 }
 
+// ---- FloorHolders ----
+
+FloorHolders::FloorHolders(uv_loop_t* loop, docker::DockerClient* docker,
+                           docker::ContainerSpec spec)
+    : loop_(loop), docker_(docker), spec_(std::move(spec)) {}
+
+FloorHolders::~FloorHolders() {
+  *alive_ = false;
+}
+
+void FloorHolders::Prepare(int count, std::function<void(Status)> done) {
+  prepare_target_ = count;
+  prepare_done_ = std::move(done);
+  std::weak_ptr<bool> alive = alive_;
+  Soon(loop_, [this, alive] {  // never from inside the call
+    if (!alive.expired()) PrepareNext();
+  });
+}
+
+void FloorHolders::PrepareNext() {
+  if (!prepare_done_ || making_ > 0) return;
+  if (removing_all_ || static_cast<int>(all_.size()) >= prepare_target_) {
+    auto done = std::move(prepare_done_);
+    prepare_done_ = nullptr;
+    done(removing_all_ ? Cancelled("the benchmark is stopping") : Status::Ok());
+    return;
+  }
+  // One at a time: each holder's create + start is then its own cost, not a share of a
+  // burst.
+  Make([this](Status s, std::string id) {
+    if (!s.ok()) {
+      auto done = std::move(prepare_done_);
+      prepare_done_ = nullptr;
+      if (done) done(s);
+      return;
+    }
+    ready_.push_back(std::move(id));
+    PrepareNext();
+  });
+}
+
+// The same create -> start as runtime/sandbox/holders.cc HolderPool::Make.
+void FloorHolders::Make(std::function<void(Status, std::string)> done) {
+  ++making_;
+  docker::ContainerSpec spec = spec_;
+  spec.name = spec_.name + "-" + NewRequestId().substr(0, 8);
+  double t0 = MonotonicMs();
+  std::weak_ptr<bool> alive = alive_;
+  auto failed = [this](const std::string& id, const Status& s,
+                       const std::function<void(Status, std::string)>& done) {
+    --making_;
+    ++failed_;
+    last_error_ = s.message();
+    if (!id.empty()) Remove(id);
+    done(Status(s.code(), "network namespace holder (" + spec_.image + "): " + s.message()), "");
+    MaybeFinishRemoval();
+  };
+  docker_->CreateContainer(spec, [this, alive, t0, failed, done = std::move(done)](
+                                     Status s, std::string id) mutable {
+    if (alive.expired()) return;
+    if (!s.ok()) return failed("", s, done);
+    all_.insert(id);
+    docker_->StartContainer(id, [this, alive, t0, failed, id, done = std::move(done)](Status s) {
+      if (alive.expired()) return;
+      if (!s.ok()) return failed(id, s, done);
+      --making_;
+      start_ms_.push_back(MonotonicMs() - t0);
+      if (removing_all_) {
+        Remove(id);
+        done(Cancelled("the benchmark is stopping"), "");
+        MaybeFinishRemoval();
+        return;
+      }
+      done(Status::Ok(), id);
+    });
+  });
+}
+
+void FloorHolders::Acquire(std::function<void(Status, std::string)> done) {
+  waiting_.push_back(std::move(done));
+  if (serve_scheduled_) return;
+  serve_scheduled_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  Soon(loop_, [this, alive] {  // served on a later loop turn, never inside the call
+    if (alive.expired()) return;
+    serve_scheduled_ = false;
+    Serve();
+  });
+}
+
+void FloorHolders::Serve() {
+  if (removing_all_) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& w : waiting) w(Cancelled("the benchmark is stopping"), "");
+    return;
+  }
+  while (!waiting_.empty() && !ready_.empty()) {
+    std::string id = std::move(ready_.back());
+    ready_.pop_back();
+    auto done = std::move(waiting_.front());
+    waiting_.pop_front();
+    ++lent_;
+    done(Status::Ok(), std::move(id));
+  }
+  // None ready for the rest (more samples in flight than were prepared, or a holder was
+  // removed): make one each. The sample's clock starts only once it has its holder.
+  while (static_cast<int>(waiting_.size()) > on_demand_making_) {
+    ++on_demand_making_;
+    ++made_on_demand_;
+    Make([this](Status s, std::string id) {
+      --on_demand_making_;
+      if (!s.ok()) {
+        if (waiting_.empty()) return;
+        auto done = std::move(waiting_.front());
+        waiting_.pop_front();
+        done(s, "");
+        return;
+      }
+      ready_.push_back(std::move(id));
+      Serve();
+    });
+  }
+}
+
+void FloorHolders::Release(const std::string& id, bool healthy) {
+  if (all_.count(id) == 0) return;
+  if (!healthy || removing_all_) {
+    Remove(id);
+    return;
+  }
+  ready_.push_back(id);
+  if (!waiting_.empty() && !serve_scheduled_) {
+    serve_scheduled_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    Soon(loop_, [this, alive] {
+      if (alive.expired()) return;
+      serve_scheduled_ = false;
+      Serve();
+    });
+  }
+}
+
+void FloorHolders::Remove(const std::string& id) {
+  all_.erase(id);
+  ready_.erase(std::remove(ready_.begin(), ready_.end(), id), ready_.end());
+  ++removing_;
+  std::weak_ptr<bool> alive = alive_;
+  docker_->RemoveContainer(id, [this, alive](Status s) {
+    if (alive.expired()) return;
+    --removing_;
+    if (!s.ok()) last_error_ = "remove: " + s.message();
+    MaybeFinishRemoval();
+  });
+}
+
+void FloorHolders::RemoveAll(std::function<void()> done) {
+  removing_all_ = true;
+  removed_ = std::move(done);
+  std::vector<std::string> ids(all_.begin(), all_.end());
+  for (const std::string& id : ids) Remove(id);
+  std::weak_ptr<bool> alive = alive_;
+  Soon(loop_, [this, alive] {  // waiting Acquire calls fail; `done` never inside the call
+    if (alive.expired()) return;
+    Serve();
+    MaybeFinishRemoval();
+  });
+}
+
+void FloorHolders::MaybeFinishRemoval() {
+  if (!removed_ || removing_ > 0 || making_ > 0 || !all_.empty()) return;
+  auto done = std::move(removed_);
+  removed_ = nullptr;
+  done();  // may destroy this: nothing after
+}
+
 // ---- RawFloor ----
 
 struct RawFloor::Attempt {
@@ -255,11 +438,17 @@ struct RawFloor::Attempt {
   ~Attempt() {
     parked.reset();
     listener.reset();
+    if (!sample_dir.empty()) {  // the socket (libuv unlinks it on close) and its folder
+      std::error_code ec;
+      std::filesystem::remove_all(sample_dir, ec);
+    }
   }
   uint64_t serial = 0;
   std::unique_ptr<http::HttpServer> listener;
   std::shared_ptr<http::HttpExchange> parked;  // the /next we never answer
   std::string container_id;
+  std::string holder_id;   // isolated: the namespace it joined, given back after removal
+  std::string sample_dir;  // isolated: the folder bind-mounted at /run/ephemera
   double t0 = 0, t_created = 0, t_started = 0, t_next = 0;
   bool create_returned = false, start_requested = false, start_returned = false;
   bool measured = false, disposing = false;
@@ -269,8 +458,13 @@ struct RawFloor::Attempt {
 };
 
 RawFloor::RawFloor(uv_loop_t* loop, docker::DockerClient* docker, SpecBuilder build_spec,
-                   uint64_t timeout_ms)
-    : loop_(loop), docker_(docker), build_spec_(std::move(build_spec)), timeout_ms_(timeout_ms) {}
+                   uint64_t timeout_ms, FloorHolders* holders, std::string runtime_dir)
+    : loop_(loop),
+      docker_(docker),
+      build_spec_(std::move(build_spec)),
+      timeout_ms_(timeout_ms),
+      holders_(holders),
+      runtime_dir_(std::move(runtime_dir)) {}
 
 RawFloor::~RawFloor() = default;
 
@@ -316,11 +510,64 @@ void RawFloor::Run(ProbeDone measured, std::function<void()> disposed) {
                                      "application/json"));
       },
       opts);
-  docker::ContainerSpec spec;
-  Status s = a->listener->Listen("127.0.0.1", 0);
-  if (s.ok()) s = build_spec_("127.0.0.1:" + std::to_string(a->listener->port()), &spec);
+  FloorEndpoint endpoint;
+  Status s = OpenListener(a, &endpoint);
   if (!s.ok()) {
     a->timer.Start(0, [this, a, msg = s.message()] {  // never from inside Run()
+      ProbeResult r;
+      r.message = "cannot set up the sample: " + msg;
+      a->create_returned = true;
+      Finish(a, std::move(r));
+    });
+    return;
+  }
+  if (holders_ == nullptr) return Launch(a, std::move(endpoint));
+  // Isolated: a holder first, off the timed path (the daemon's are made ahead too).
+  holders_->Acquire(
+      [this, weak, endpoint = std::move(endpoint)](Status s, std::string holder) mutable {
+        auto a = weak.lock();
+        if (!a) return;  // the floor is gone; RemoveAll takes the holder back
+        if (!s.ok()) {
+          ProbeResult r;
+          r.message = s.message();
+          a->create_returned = true;
+          Finish(a, std::move(r));
+          return;
+        }
+        a->holder_id = holder;
+        endpoint.holder_id = std::move(holder);
+        Launch(a, std::move(endpoint));
+      });
+}
+
+// The sample's listener: 127.0.0.1:<ephemeral> on the host network; for an isolated
+// function, runtime.sock in a folder of its own under runtime_dir_, as the daemon's
+// environment does (runtime/sandbox/environment.cc OpenRuntimeApi).
+Status RawFloor::OpenListener(const std::shared_ptr<Attempt>& a, FloorEndpoint* endpoint) {
+  if (holders_ == nullptr) {
+    Status s = a->listener->Listen("127.0.0.1", 0);
+    if (s.ok()) endpoint->runtime_api_address = "127.0.0.1:" + std::to_string(a->listener->port());
+    return s;
+  }
+  std::string dir = runtime_dir_ + "/floor-" + std::to_string(a->serial);
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    return Internal("cannot make the socket folder " + dir + ": " + std::strerror(errno));
+  }
+  a->sample_dir = dir;
+  ::chmod(dir.c_str(), 0755);  // the container's user must reach the socket, whatever our umask
+  std::string socket = dir + "/runtime.sock";
+  if (Status s = a->listener->ListenUnix(socket, 0666); !s.ok()) return s;
+  endpoint->runtime_api_address = "unix:" + socket;
+  endpoint->runtime_dir = dir;
+  return Status::Ok();
+}
+
+// create -> wait registered -> start -> the first /next: the timed part.
+void RawFloor::Launch(const std::shared_ptr<Attempt>& a, FloorEndpoint endpoint) {
+  std::weak_ptr<Attempt> weak = a;
+  docker::ContainerSpec spec;
+  if (Status s = build_spec_(endpoint, &spec); !s.ok()) {
+    a->timer.Start(0, [this, a, msg = s.message()] {  // never from inside the caller
       ProbeResult r;
       r.message = "cannot set up the sample: " + msg;
       a->create_returned = true;
@@ -405,16 +652,19 @@ void RawFloor::MaybeDispose(const std::shared_ptr<Attempt>& a) {
   if (a->disposing || !a->measured || !a->create_returned) return;
   if (a->start_requested && !a->start_returned) return;  // the start callback comes back here
   a->disposing = true;
-  auto finish = [this, a] {
+  // The holder goes back once the container is gone (its namespace is then empty again);
+  // removed instead when the container's removal failed.
+  auto finish = [this, a](bool removed) {
+    if (!a->holder_id.empty() && holders_ != nullptr) holders_->Release(a->holder_id, removed);
     auto cb = std::move(a->on_disposed);
     attempts_.erase(a);  // closes the listener; `a` itself lives until this lambda ends
     if (cb) cb();
   };
   if (a->container_id.empty()) {
-    a->timer.Start(0, finish);  // never from inside whatever called us
+    a->timer.Start(0, [finish] { finish(true); });  // never from inside whatever called us
     return;
   }
-  docker_->RemoveContainer(a->container_id, [finish](Status) { finish(); });
+  docker_->RemoveContainer(a->container_id, [finish](Status s) { finish(s.ok()); });
 }
 
 // ---- DockerRun ----

@@ -6,17 +6,26 @@
 //                   the daemon would send), register the wait, start, and the moment the
 //                   container's first GET /2018-06-01/runtime/invocation/next reaches a
 //                   plain listener of ours. Never answered: the container is removed after.
+//                   In the function's own network arrangement: on the host network the
+//                   listener is on 127.0.0.1:<port>; for an isolated function (see
+//                   docs/architecture.md "Isolation and hardening") the container joins a
+//                   FloorHolders holder's namespace and the listener is the unix socket
+//                   runtime.sock in a folder of the sample's, bind-mounted at /run/ephemera.
 //   DockerRun       `docker run --rm -i ...` through the CLI, event on stdin, until it exits.
+//   FloorHolders    the isolated floor's network namespace holders, made ahead (off the
+//                   timed path) and reused from sample to sample, as the daemon's HolderPool.
 //
-// Thread: the loop thread only; nothing blocks. Callbacks: each Run/Invoke calls `done`
-// exactly once, later, never from inside the call. Destroying a probe object drops pending
-// callbacks (containers then stay behind: the runner reaps them by label at the end).
+// Thread: the loop thread only; nothing blocks (an isolated sample's folder is made and
+// removed with a few quick syscalls). Callbacks: each Run/Invoke/Acquire/Prepare calls
+// `done` exactly once, later, never from inside the call. Destroying a probe object drops
+// pending callbacks (containers then stay behind: the runner reaps them by label at the end).
 // Depends on: runtime/docker (DockerClient, CurlMulti), runtime/http (the listener), core.
 #pragma once
 
 #include <curl/curl.h>
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +34,7 @@
 #include <vector>
 
 #include "bench/results.h"
+#include "runtime/core/status.h"
 #include "runtime/docker/curl_uv.h"
 #include "runtime/docker/docker_client.h"
 
@@ -75,15 +85,89 @@ class EphemeraClient final {
   std::map<Transfer*, std::unique_ptr<Transfer>> transfers_;  // in flight
 };
 
+// Network namespace holders for an isolated function's raw floor: containers made from
+// `spec` (the daemon's holder, relabelled: runner.h FloorHolderSpec), each created and
+// started before any sample needs it, lent to one sample at a time and given back once
+// that sample's container is removed (its namespace is then empty again), as the
+// daemon's runtime/sandbox/holders.h does. What each one cost to make (create + start)
+// is kept for the report.
+class FloorHolders final {
+ public:
+  FloorHolders(uv_loop_t* loop, docker::DockerClient* docker, docker::ContainerSpec spec);
+  ~FloorHolders();
+  FloorHolders(const FloorHolders&) = delete;
+  FloorHolders& operator=(const FloorHolders&) = delete;
+
+  // Makes holders, one after the other (so each one's cost is its own), until `count`
+  // exist. `done` once they run, or with the first failure.
+  void Prepare(int count, std::function<void(Status)> done);
+  // A running holder's container id: a ready one, else one made now (counted in
+  // made_on_demand(); the floor's timed path starts only after `done`).
+  void Acquire(std::function<void(Status, std::string id)> done);
+  // Gives a holder back; `healthy` = false (its sample's container could not be removed,
+  // say) removes it instead.
+  void Release(const std::string& id, bool healthy);
+  // Removes every holder (those lent out included); `done` once the engine answered for
+  // each. Acquire fails from then on.
+  void RemoveAll(std::function<void()> done);
+
+  int made() const { return static_cast<int>(start_ms_.size()); }
+  int made_on_demand() const { return made_on_demand_; }
+  int failed() const { return failed_; }
+  uint64_t lent() const { return lent_; }                            // Acquire calls served
+  const std::vector<double>& start_ms() const { return start_ms_; }  // create + start each
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  void Make(std::function<void(Status, std::string id)> done);
+  void PrepareNext();
+  void Serve();
+  void Remove(const std::string& id);
+  void MaybeFinishRemoval();
+
+  uv_loop_t* loop_;
+  docker::DockerClient* docker_;
+  docker::ContainerSpec spec_;
+  std::vector<std::string> ready_;
+  std::set<std::string> all_;  // ready or lent out
+  std::deque<std::function<void(Status, std::string)>> waiting_;
+  int prepare_target_ = 0;
+  std::function<void(Status)> prepare_done_;
+  int making_ = 0, removing_ = 0, failed_ = 0, made_on_demand_ = 0;
+  uint64_t lent_ = 0;
+  uint64_t serial_ = 0;
+  std::vector<double> start_ms_;
+  std::string last_error_;
+  int on_demand_making_ = 0;
+  bool serve_scheduled_ = false;
+  bool removing_all_ = false;
+  std::function<void()> removed_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Where one floor sample's container finds the benchmark's listener.
+struct FloorEndpoint {
+  std::string runtime_api_address;  // host network: "127.0.0.1:<port>" of the listener
+  // Isolated: the holder whose namespace the container joins, and the sample's own folder
+  // (holding runtime.sock), bind-mounted read-only at /run/ephemera.
+  std::string holder_id;
+  std::string runtime_dir;
+};
+
 class RawFloor final {
  public:
-  // Builds one sample's create request for a Runtime API at `runtime_api_address`
-  // ("127.0.0.1:<port>", the listener Run() opened). A failure fails that sample.
+  // Builds one sample's create request for the listener Run() opened. A failure fails
+  // that sample.
   using SpecBuilder =
-      std::function<Status(const std::string& runtime_api_address, docker::ContainerSpec* out)>;
+      std::function<Status(const FloorEndpoint& endpoint, docker::ContainerSpec* out)>;
 
+  // `holders` null: the function's container is on its own network (host, bridge, none)
+  // and the listener on 127.0.0.1. Otherwise the isolated arrangement: each sample takes
+  // a holder (before its clock starts), makes `runtime_dir`/<sample>/ with the listener
+  // on runtime.sock in it, and gives the holder back once its container is removed.
   RawFloor(uv_loop_t* loop, docker::DockerClient* docker, SpecBuilder build_spec,
-           uint64_t timeout_ms = 10000);
+           uint64_t timeout_ms = 10000, FloorHolders* holders = nullptr,
+           std::string runtime_dir = "");
   ~RawFloor();
 
   // `measured` runs once, when the first /next arrived (kCold) or the attempt failed.
@@ -91,9 +175,12 @@ class RawFloor final {
   void Run(ProbeDone measured, std::function<void()> disposed);
 
   size_t in_flight() const { return attempts_.size(); }
+  bool isolated() const { return holders_ != nullptr; }
   struct Attempt;
 
  private:
+  Status OpenListener(const std::shared_ptr<Attempt>& a, FloorEndpoint* endpoint);
+  void Launch(const std::shared_ptr<Attempt>& a, FloorEndpoint endpoint);
   void Finish(const std::shared_ptr<Attempt>& a, ProbeResult result);
   void MaybeDispose(const std::shared_ptr<Attempt>& a);
 
@@ -101,6 +188,8 @@ class RawFloor final {
   docker::DockerClient* docker_;
   SpecBuilder build_spec_;
   uint64_t timeout_ms_;
+  FloorHolders* holders_;
+  std::string runtime_dir_;
   std::set<std::shared_ptr<Attempt>> attempts_;
   uint64_t serial_ = 0;
 };

@@ -109,6 +109,38 @@ std::string Verdict(const TargetVerdict& t) {
   return t.met ? "**met**" : "**missed**";
 }
 
+// The raw floor's network arrangement and, for an isolated function, its holders: how
+// many, what one cost, how often they were reused.
+std::string FloorArrangementText(const RunResult& run) {
+  const FloorArrangement& f = run.floor;
+  std::string t = "**The raw floor's network arrangement**: ";
+  if (!f.isolated) {
+    t += "network " + (f.network.empty() ? std::string("?") : f.network) +
+         ", as the function's; each sample's first /next reached the benchmark on " + f.listener +
+         ".";
+  } else {
+    Summary h = Summarize(f.holder_start_ms);
+    t += "isolated, as the function: each sample's container joined the network namespace of "
+         "a holder (NetworkMode container:<holder>) and its first /next arrived on " +
+         f.listener +
+         ". Holders are prepared ahead and reused: " + std::to_string(f.holders_prepared) +
+         " made before the first sample, " + std::to_string(f.holders_made) + " in all (" +
+         std::to_string(f.holders_on_demand) +
+         " made when a sample found none ready, before its clock started; " +
+         std::to_string(f.holders_failed) + " failed), serving " + std::to_string(f.holder_uses) +
+         " floor samples (warm-ups and sweep included).";
+    if (h.n > 0) {
+      t += " One holder's create + start: " + Ms(h.p50) + " ms median (" + Ms(h.min) + "–" +
+           Ms(h.max) + ", n " + std::to_string(h.n) +
+           "), not part of any floor sample; ephemera's cold starts take theirs from the "
+           "daemon's own pool, made ahead too.";
+    }
+    if (!f.holder_error.empty()) t += " Last holder error: " + f.holder_error + ".";
+  }
+  if (!f.docker_run_network.empty()) t += " docker run: network " + f.docker_run_network + ".";
+  return t;
+}
+
 }  // namespace
 
 std::string SeriesLabel(const RunResult& run, const std::string& key) {
@@ -275,6 +307,24 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddItemToArray(tp, o);
   }
   json::AddStringArray(r, "throughput_profile", run.throughput_profile);
+  {
+    const FloorArrangement& f = run.floor;
+    cJSON* o = cJSON_AddObjectToObject(r, "floor_arrangement");
+    cJSON_AddStringToObject(o, "network", f.network.c_str());
+    cJSON_AddStringToObject(o, "arrangement", f.isolated ? "isolated" : "own network");
+    cJSON_AddStringToObject(o, "listener", f.listener.c_str());
+    cJSON* h = cJSON_AddObjectToObject(o, "holders");
+    cJSON_AddNumberToObject(h, "prepared", f.holders_prepared);
+    cJSON_AddNumberToObject(h, "made", f.holders_made);
+    cJSON_AddNumberToObject(h, "made_on_demand", f.holders_on_demand);
+    cJSON_AddNumberToObject(h, "failed", f.holders_failed);
+    cJSON_AddNumberToObject(h, "uses", static_cast<double>(f.holder_uses));
+    cJSON_AddItemToObject(h, "create_start_ms", SummaryJson(Summarize(f.holder_start_ms)));
+    cJSON* each = cJSON_AddArrayToObject(h, "each_create_start_ms");
+    for (double ms : f.holder_start_ms) cJSON_AddItemToArray(each, cJSON_CreateNumber(Round3(ms)));
+    if (!f.holder_error.empty()) cJSON_AddStringToObject(h, "last_error", f.holder_error.c_str());
+    cJSON_AddStringToObject(o, "docker_run_network", f.docker_run_network.c_str());
+  }
   cJSON* qm = cJSON_AddArrayToObject(r, "queue_memory");
   for (const QueueMemory& q : run.queue_memory) {
     cJSON* o = cJSON_CreateObject();
@@ -345,6 +395,7 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     }
     md += "\n";
   }
+  md += FloorArrangementText(run) + "\n\n";
   md += "![latency CDF per series](cdf.svg)\n\n";
 
   md += "## Targets\n\n| target | measured | verdict | margin |\n|---|---|---|---|\n";
@@ -621,6 +672,17 @@ std::string TerminalTable(const RunResult& run, const Analysis& a) {
     std::snprintf(line, sizeof line, "%-27s %.3f (95%% CI %.3f - %.3f)\n", r.name.c_str(),
                   r.ci.estimate, r.ci.low, r.ci.high);
     t += line;
+  }
+  if (run.floor.isolated) {
+    Summary h = Summarize(run.floor.holder_start_ms);
+    std::snprintf(line, sizeof line,
+                  "raw floor: isolated; %d holder(s) made ahead (%d in all), create + start "
+                  "p50 %.1f ms, reused by %llu samples\n",
+                  run.floor.holders_prepared, run.floor.holders_made, h.p50,
+                  static_cast<unsigned long long>(run.floor.holder_uses));
+    t += line;
+  } else if (!run.floor.network.empty()) {
+    t += "raw floor: network " + run.floor.network + "\n";
   }
   for (const SweepStats& s : a.sweep) {
     std::snprintf(line, sizeof line,

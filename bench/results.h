@@ -131,6 +131,23 @@ struct QueueMemory {
   std::string note;
 };
 
+// How the raw floor's containers reached the benchmark's listener: the benchmarked
+// function's own network arrangement (bench/README.md "What is measured"), and for an
+// isolated function the namespace holders it made ahead, off the timed path, and reused.
+struct FloorArrangement {
+  std::string network;  // the function's network as the floor used it: "host", "isolated", ...
+  bool isolated = false;
+  std::string listener;       // where each sample's first /next arrived
+  int holders_prepared = 0;   // made before the first sample (as many as may be lent at once)
+  int holders_made = 0;       // all holders made and started, those prepared included
+  int holders_on_demand = 0;  // made when a sample found none ready (before its clock started)
+  int holders_failed = 0;     // could not be created or started
+  uint64_t holder_uses = 0;   // floor samples (warm-ups and sweep included) that joined one
+  std::vector<double> holder_start_ms;  // create + start of each holder made, in order
+  std::string holder_error;             // the last holder failure, if any
+  std::string docker_run_network;       // what the docker run series ran on
+};
+
 struct MicrobenchResult {
   std::string name;
   double items_per_second = 0;
@@ -171,6 +188,7 @@ struct RunResult {
   std::vector<ThroughputLevel> throughput;
   std::vector<std::string> throughput_profile;  // perf report lines of the daemon, if any
   std::vector<QueueMemory> queue_memory;
+  FloorArrangement floor;
   std::vector<MicrobenchResult> microbench;
   std::vector<std::string> notes;  // things not measured and why, anomalies
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +12,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "bench/environment.h"
@@ -25,6 +29,7 @@
 #include "runtime/core/uv_handle.h"
 #include "runtime/json/json.h"
 #include "runtime/sandbox/container_spec.h"
+#include "runtime/sandbox/holders.h"
 
 namespace ephemera::bench {
 namespace {
@@ -55,11 +60,32 @@ std::string Join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+bool FloorIsolated(const registry::FunctionSpec& fn) {
+  // The registry gives a function that names no network registry::kDefaultNetwork, so
+  // this follows that constant; an empty field (a spec built by hand) means it too.
+  if (fn.network.empty()) return std::string_view(registry::kDefaultNetwork) == "isolated";
+  return sandbox::IsIsolated(fn);
+}
+
 Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
                  const std::string& shim_path, const std::string& run_label,
                  const std::string& runtime_api_address, docker::ContainerSpec* out) {
+  FloorEndpoint endpoint;
+  endpoint.runtime_api_address = runtime_api_address;
+  return FloorSpec(fn, image, shim_path, run_label, endpoint, out);
+}
+
+Status FloorSpec(const registry::FunctionSpec& spec, const docker::ImageConfig& image,
+                 const std::string& shim_path, const std::string& run_label,
+                 const FloorEndpoint& endpoint, docker::ContainerSpec* out) {
+  registry::FunctionSpec fn = spec;
+  if (fn.network.empty()) fn.network = registry::kDefaultNetwork;
   sandbox::ContainerParams params;
-  params.runtime_api_address = runtime_api_address;
+  params.runtime_api_address = endpoint.runtime_api_address;
+  if (sandbox::IsIsolated(fn)) {
+    params.holder_id = endpoint.holder_id;
+    params.runtime_dir = endpoint.runtime_dir;
+  }
   params.environment_id = NewRequestId();
   params.shim_path = shim_path;
   params.instance_label = run_label;
@@ -72,14 +98,36 @@ Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& im
   return Status::Ok();
 }
 
+// Keep in step with HolderPool::Make in runtime/sandbox/holders.cc (its spec is not
+// exposed on its own); only the name and labels differ.
+docker::ContainerSpec FloorHolderSpec(const std::string& shim_path, const std::string& run_label) {
+  docker::ContainerSpec spec;
+  spec.image = sandbox::HolderOptions().image;
+  spec.name = "ephemera-bench-holder";  // FloorHolders appends a random suffix
+  spec.labels = {{kHolderLabel, run_label}};
+  spec.network_mode = "none";
+  spec.entrypoint = {kShimMountPoint};
+  spec.cmd = {"--hold"};
+  spec.binds = {shim_path + ":" + kShimMountPoint + ":ro"};
+  spec.cap_drop = {"ALL"};
+  spec.security_opt = {"no-new-privileges"};
+  spec.readonly_rootfs = true;
+  spec.pids_limit = 8;
+  spec.memory_bytes = 16 << 20;
+  spec.user = sandbox::kDefaultUser;
+  return spec;
+}
+
 std::vector<std::string> DockerRunArgv(const BenchOptions& o, const registry::FunctionSpec& fn,
                                        const std::string& run_label, std::string* why) {
-  std::vector<std::string> argv = {o.docker_cli,    "run",
-                                   "--rm",          "-i",
-                                   "--network",     fn.network,
-                                   "--memory",      std::to_string(fn.memory_mb) + "m",
-                                   "--memory-swap", std::to_string(fn.memory_mb) + "m",
-                                   "--label",       "ephemera.bench=" + run_label};
+  std::vector<std::string> argv = {o.docker_cli, "run", "--rm", "-i"};
+  if (!FloorIsolated(fn)) {  // isolated: the engine's default network (runner.h)
+    argv.push_back("--network");
+    argv.push_back(fn.network.empty() ? registry::kDefaultNetwork : fn.network);
+  }
+  std::string memory = std::to_string(fn.memory_mb) + "m";
+  argv.insert(argv.end(), {"--memory", memory, "--memory-swap", memory, "--label",
+                           "ephemera.bench=" + run_label});
   std::vector<std::string> args;
   if (o.docker_run_args_set) {
     args = o.docker_run_args;
@@ -122,11 +170,16 @@ class Runner {
     sigterm_.Close();
     docker_run_.reset();
     floor_.reset();
+    holders_.reset();
     client_.reset();
     docker_.reset();
     daemon_exit_timer_.reset();
     daemon_proc_.Close();
     uv_run(&loop_, UV_RUN_DEFAULT);
+    if (!floor_dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(floor_dir_, ec);
+    }
     if (uv_loop_close(&loop_) != 0)
       r_->notes.push_back("the benchmark's loop did not close cleanly");
     if (daemon_log_fd_ >= 0) ::close(daemon_log_fd_);
@@ -173,9 +226,14 @@ class Runner {
         &err);
     if (!docker_) return err;
 
+    FloorArrangement& fa = r_->floor;
+    fa.isolated = FloorIsolated(*fn_);
+    fa.network = fn_->network.empty() ? registry::kDefaultNetwork : fn_->network;
     if (o_.docker_run) {
       std::string why;
       docker_run_argv_ = DockerRunArgv(o_, *fn_, run_label_, &why);
+      fa.docker_run_network = fa.isolated ? "the engine's default, bridge (no --network)"
+                                          : fa.network + " (--network " + fa.network + ")";
       if (docker_run_argv_.empty()) r_->notes.push_back("docker run series skipped: " + why);
     } else {
       r_->notes.push_back("docker run series skipped (--no-docker-run)");
@@ -238,8 +296,8 @@ class Runner {
       if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
       std::fprintf(stderr,
                    "\nephemera-bench: stopped at once; containers labelled "
-                   "ephemera.bench=%s may be left\n",
-                   run_label_.c_str());
+                   "ephemera.bench=%s or %s=%s may be left\n",
+                   run_label_.c_str(), kHolderLabel, run_label_.c_str());
       std::_Exit(130);
     }
     interrupted_ = true;
@@ -356,25 +414,92 @@ class Runner {
   void ResolveFunction() {
     docker_->InspectImage(fn_->image, [this](Status s, const docker::ImageConfig& image) {
       if (!s.ok()) return Fail("image of " + fn_->name + ": " + s.message());
+      FloorArrangement& fa = r_->floor;
+      if (fa.isolated) {
+        // The sample folders, as the daemon's (runtime/cli/serve.cc): under
+        // $EPHEMERA_RUNTIME_DIR, else /run/ephemera or /tmp, one folder for this run.
+        const char* base = std::getenv("EPHEMERA_RUNTIME_DIR");
+        floor_dir_ = std::string(base != nullptr && *base != '\0'
+                                     ? base
+                                     : (::access("/run", W_OK) == 0 ? "/run/ephemera" : "/tmp")) +
+                     "/bench-" + run_label_;
+        std::error_code ec;
+        std::filesystem::create_directories(floor_dir_, ec);
+        if (ec) return Fail("cannot create " + floor_dir_ + ": " + ec.message());
+        ::chmod(floor_dir_.c_str(), 0755);
+        fa.listener = "a unix socket per sample, " + floor_dir_ +
+                      "/floor-<n>/runtime.sock, bind-mounted read-only at " +
+                      sandbox::kRuntimeDirMountPoint;
+      } else {
+        fa.listener = "127.0.0.1:<a port per sample>";
+      }
       docker::ContainerSpec spec;  // the first sample's, for the description
-      if (Status b = FloorSpec(*fn_, image, o_.shim_path, run_label_, "127.0.0.1:0", &spec);
-          !b.ok()) {
+      FloorEndpoint example;
+      example.runtime_api_address = "127.0.0.1:<port>";  // only described, never listened on
+      example.holder_id = "<holder>";
+      example.runtime_dir = floor_dir_ + "/floor-<n>";
+      if (Status b = FloorSpec(*fn_, image, o_.shim_path, run_label_, example, &spec); !b.ok()) {
         return Fail("the raw floor's container for " + fn_->name + ": " + b.message());
       }
       floor_spec_text_ = spec.entrypoint.empty() ? "the image's ENTRYPOINT" : Join(spec.entrypoint);
       floor_spec_text_ += spec.cmd.empty() ? " with the image's CMD" : " " + Join(spec.cmd);
+      if (fa.isolated) {
+        holders_ = std::make_unique<FloorHolders>(&loop_, docker_.get(),
+                                                  FloorHolderSpec(o_.shim_path, run_label_));
+      }
       floor_ = std::make_unique<RawFloor>(
           &loop_, docker_.get(),
-          [this, image](const std::string& address, docker::ContainerSpec* out) {
-            return FloorSpec(*fn_, image, o_.shim_path, run_label_, address, out);
+          [this, image](const FloorEndpoint& endpoint, docker::ContainerSpec* out) {
+            return FloorSpec(*fn_, image, o_.shim_path, run_label_, endpoint, out);
           },
-          o_.sample_timeout_ms);
+          o_.sample_timeout_ms, holders_.get(), floor_dir_);
       if (!docker_run_argv_.empty()) {
         docker_run_ = std::make_unique<DockerRun>(&loop_, docker_run_argv_, o_.payload);
       }
       DescribeSeries(spec);
+      PrepareHolders();
+    });
+  }
+
+  // ---- Stage 2a: an isolated floor's holders, made before anything is timed ----
+  //
+  // As many as the floor can have lent out at once. A sample's holder goes back once its
+  // container is removed (only then is the namespace empty again), so the same ones serve
+  // the whole run. The rounds need one: the next sample waits until the last container is
+  // gone. The sweep's closed loop starts a worker's next sample as soon as the previous
+  // /next arrived, while that container is still being removed, so at its top level C
+  // (its own or the knee's) up to 2 x C are lent out. A sample that still finds none
+  // ready gets one made before its clock starts (counted, and said in the report).
+
+  void PrepareHolders() {
+    if (!holders_) return CreateFunctions();
+    int wanted = 1;
+    if (o_.sweep_samples > 0) {
+      for (int level : SweepLevels()) wanted = std::max(wanted, 2 * level);
+    }
+    progress_.Say("raw floor: " + std::to_string(wanted) + " network namespace holder(s) (" +
+                  sandbox::HolderOptions().image + ") made ahead for the isolated function " +
+                  fn_->name);
+    holders_->Prepare(wanted, [this](Status s) {
+      r_->floor.holders_prepared = holders_->made();
+      if (!s.ok()) {
+        return Fail("the raw floor's holders: " + s.message() +
+                    " (build the image with make -f Makefile.docker images)");
+      }
       CreateFunctions();
     });
+  }
+
+  // The holders' figures, for the reports (once they are all made).
+  void RecordHolders() {
+    if (!holders_) return;
+    FloorArrangement& fa = r_->floor;
+    fa.holders_made = holders_->made();
+    fa.holders_on_demand = holders_->made_on_demand();
+    fa.holders_failed = holders_->failed();
+    fa.holder_uses = holders_->lent();
+    fa.holder_start_ms = holders_->start_ms();
+    fa.holder_error = holders_->last_error();
   }
 
   // ---- Stage 2b: the warm and pool functions, through the daemon's CreateFunction ----
@@ -479,8 +604,59 @@ class Runner {
     Quiet([this] { RunRound(); });
   }
 
+  // What one floor sample runs, in the function's network arrangement.
+  std::string FloorWhat(const docker::ContainerSpec& spec) const {
+    bool shim = InjectsShim(*fn_);
+    auto env = [&spec](const std::string& name) {
+      for (const std::string& e : spec.env) {
+        if (e.rfind(name + "=", 0) == 0) return e;
+      }
+      return std::string();
+    };
+    std::string shim_bind;
+    for (const std::string& b : spec.binds) {
+      if (b.find(std::string(":") + kShimMountPoint) != std::string::npos) shim_bind = b;
+    }
+    std::string shim_text =
+        shim ? ", the shim bind " + shim_bind + " and entrypoint " + kShimMountPoint
+             : ", no shim (mode " + std::string(registry::ShimModeName(fn_->mode)) + ")";
+    std::string head =
+        "Docker API (libcurl on the same kind of loop as the daemon, unix socket, API "
+        "1.41): POST /containers/create with the daemon's spec for " +
+        fn_->name + " (image " + spec.image + ", ";
+    std::string tail =
+        ") -> POST /wait?condition=next-exit until its headers arrive -> POST /start -> ";
+    std::string end =
+        " Never answered; the container is then force-removed (not timed). Phases: create; "
+        "start = wait registered + start call; init = start returned -> /next.";
+    std::string memory = ", memory " + std::to_string(fn_->memory_mb) + " MB";
+    if (!r_->floor.isolated) {
+      return head + "network " + spec.network_mode + memory + ", the same environment" + shim_text +
+             ", command " + floor_spec_text_ + tail +
+             "the first GET /2018-06-01/runtime/invocation/next on a plain listener of the "
+             "benchmark on 127.0.0.1 (" +
+             env("AWS_LAMBDA_RUNTIME_API") + ", a port per sample)." + end;
+    }
+    return head + "network " + r_->floor.network +
+           ": NetworkMode container:<holder>, the namespace of a holder made ahead and reused "
+           "from sample to sample (image " +
+           sandbox::HolderOptions().image + ", `" + kShimMountPoint +
+           " --hold`, NetworkMode none, hardened as the daemon's; not timed; their count and "
+           "cost are under \"The raw floor's network arrangement\")" +
+           memory + ", the sample's own folder bind-mounted read-only at " +
+           sandbox::kRuntimeDirMountPoint + ", the same environment (" +
+           env("AWS_LAMBDA_RUNTIME_API") + ", " + env("EPHEMERA_RUNTIME_SOCKET") +
+           (shim ? ", " + env("EPHEMERA_PROXY_LISTEN") : "") + ", " +
+           env("EPHEMERA_INVOKE_ENDPOINT") + ")" + shim_text + ", command " + floor_spec_text_ +
+           tail +
+           "the first GET /2018-06-01/runtime/invocation/next arriving on the "
+           "benchmark's own unix-socket listener runtime.sock in that folder (" +
+           (shim ? "relayed there from 127.0.0.1:9001 inside by the shim"
+                 : "reached by the function's runtime library through EPHEMERA_RUNTIME_SOCKET") +
+           ")." + end;
+  }
+
   void DescribeSeries(const docker::ContainerSpec& spec) {
-    bool shim = InjectsShim(fn_->mode);
     Series e;
     e.key = kEphemera;
     e.label = "ephemera cold";
@@ -493,19 +669,7 @@ class Runner {
     Series f;
     f.key = kRawFloor;
     f.label = "raw Docker floor";
-    f.what =
-        "Docker API (libcurl on the same kind of loop as the daemon, unix socket, API "
-        "1.41): POST /containers/create with the daemon's spec for " +
-        fn_->name + " (image " + spec.image + ", network " + spec.network_mode + ", memory " +
-        std::to_string(fn_->memory_mb) + " MB, the same environment" +
-        (shim ? ", the shim bind " + spec.binds.front() + " and entrypoint " + kShimMountPoint
-              : ", no shim (mode " + std::string(registry::ShimModeName(fn_->mode)) + ")") +
-        ", command " + floor_spec_text_ +
-        ") -> POST /wait?condition=next-exit until its headers arrive -> POST /start -> "
-        "the first GET /2018-06-01/runtime/invocation/next on a plain listener of the "
-        "benchmark (AWS_LAMBDA_RUNTIME_API points at it). Never answered; the container is "
-        "then force-removed (not timed). Phases: create; start = wait registered + start "
-        "call; init = start returned -> /next.";
+    f.what = FloorWhat(spec);
     r_->series.push_back(std::move(e));
     r_->series.push_back(std::move(f));
     if (!docker_run_argv_.empty()) {
@@ -514,7 +678,13 @@ class Runner {
       d.label = "docker run --rm";
       d.what = "`" + Join(docker_run_argv_) + "` with " + o_.payload +
                " on stdin; time from spawning the CLI to its exit (the CLI waits for the "
-               "container's removal). Kept if it exits 0.";
+               "container's removal). Kept if it exits 0. Network: " +
+               r_->floor.docker_run_network +
+               (r_->floor.isolated
+                    ? ", not the function's isolated arrangement (a holder's namespace and a "
+                      "socket folder serve a Runtime API, which this one-shot run does not use)"
+                    : ", as the function's") +
+               ".";
       r_->series.push_back(std::move(d));
     }
     if (o_.warm_pool) {
@@ -1417,7 +1587,23 @@ class Runner {
   void Cleanup() {
     progress_.Finish();
     loadgen_.reset();
-    RemoveLabelled("ephemera.bench=" + run_label_, [this] { DeleteCreated(); });
+    RemoveOurs([this] { DeleteCreated(); });
+  }
+
+  // The floor's and docker run's containers, then the floor's holders.
+  void RemoveOurs(std::function<void()> next) {
+    RemoveLabelled("ephemera.bench=" + run_label_,
+                   [this, next = std::move(next)]() mutable { RemoveHolders(std::move(next)); });
+  }
+
+  // Every holder of the floor's (lent out or not), then any the engine still lists with
+  // our label (one whose start raced an interruption, say).
+  void RemoveHolders(std::function<void()> next) {
+    if (!holders_) return next();
+    holders_->RemoveAll([this, next = std::move(next)]() mutable {
+      RecordHolders();
+      RemoveLabelled(std::string(kHolderLabel) + "=" + run_label_, std::move(next));
+    });
   }
 
   // Functions we created on a daemon that is not ours (ours keeps no state: --state none).
@@ -1487,6 +1673,7 @@ class Runner {
       r_->environment.emplace_back("load_avg_end", LoadAverage());
       docker_run_.reset();
       floor_.reset();
+      holders_.reset();
       client_.reset();
       docker_.reset();  // the loop now runs out of handles and uv_run returns
     };
@@ -1501,12 +1688,22 @@ class Runner {
     progress_.Finish();
     // Whatever runs still gets cleaned up.
     if (daemon_running_ && !stopping_expected()) {
-      RemoveLabelled("ephemera.bench=" + run_label_, [this] { StopDaemon(); });
+      RemoveOurs([this] { StopDaemon(); });
       return;
     }
+    if (holders_ && !stopping_expected() && !releasing_) {
+      releasing_ = true;
+      RemoveOurs([this] { ReleaseAll(); });
+      return;
+    }
+    ReleaseAll();
+  }
+
+  void ReleaseAll() {
     client_.reset();
     floor_.reset();
     docker_run_.reset();
+    holders_.reset();
     docker_.reset();
   }
 
@@ -1527,6 +1724,9 @@ class Runner {
   std::unique_ptr<docker::DockerClient> docker_;
   std::unique_ptr<EphemeraClient> client_;
   std::unique_ptr<RawFloor> floor_;
+  std::unique_ptr<FloorHolders> holders_;  // an isolated function's floor only
+  std::string floor_dir_;                  // ... and its sample folders
+  bool releasing_ = false;
   std::unique_ptr<DockerRun> docker_run_;
   std::unique_ptr<LoadGenerator> loadgen_;
   std::vector<std::string> docker_run_argv_;

@@ -16,13 +16,17 @@
 //      daemon stopped (SIGTERM), its leftovers removed -> the loop closes.
 // Microbenchmarks, if wanted, run after the loop (a child process), so they never overlap
 // the cold starts.
+// The raw floor runs in the function's own network arrangement (probes.h RawFloor): for an
+// isolated function its holders are made before the rounds (as many as the floor will
+// have samples in flight), reused from sample to sample and removed in Cleanup.
 // Thread: the calling thread runs the loop. Depends on: probes, environment, registry,
-//   docker, core.
+//   sandbox (container_spec, holders), docker, core.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "bench/probes.h"
 #include "bench/results.h"
 #include "registry/registry.h"
 #include "runtime/core/status.h"
@@ -66,18 +70,46 @@ struct BenchOptions {
 };
 
 // The create request of one raw-floor sample: exactly what the daemon sends for `fn`
-// (sandbox::BuildContainerSpec, the function the cold path calls), with
-// AWS_LAMBDA_RUNTIME_API pointing at `runtime_api_address`, a fresh request id, and, for
-// http-mode functions with http_port 0, a freshly picked port, as the daemon does. Only the
-// name and the labels differ: ephemera.bench=<run_label> instead of ephemera.managed, so a
-// daemon's reaper never touches the floor's containers and the floor never touches the
-// daemon's.
+// (sandbox::BuildContainerSpec, the function the cold path calls), in the function's own
+// network arrangement: on the host network AWS_LAMBDA_RUNTIME_API points at
+// `endpoint.runtime_api_address`; for an isolated function the container joins
+// `endpoint.holder_id`'s namespace (NetworkMode container:<holder>) and gets
+// `endpoint.runtime_dir` bind-mounted read-only at /run/ephemera with the environment the
+// daemon gives (EPHEMERA_RUNTIME_SOCKET, AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 relayed by
+// the shim, EPHEMERA_INVOKE_ENDPOINT, ...). A fresh request id, and, for http-mode
+// functions with http_port 0, a freshly picked port, as the daemon does. Only the name and
+// the labels differ: ephemera.bench=<run_label> instead of ephemera.managed, so a daemon's
+// reaper never touches the floor's containers and the floor never touches the daemon's.
+// What the daemon adds for its data store (EPHEMERA_STORE_URL, a Redis user per function)
+// is not given: the floor makes no Redis user.
+Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
+                 const std::string& shim_path, const std::string& run_label,
+                 const FloorEndpoint& endpoint, docker::ContainerSpec* out);
+// The same on the host network: the listener at `runtime_api_address`.
 Status FloorSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
                  const std::string& shim_path, const std::string& run_label,
                  const std::string& runtime_api_address, docker::ContainerSpec* out);
 
+// True when the floor of `fn` runs isolated: its network is "isolated", which is also
+// what a function that names no network gets once registry::kDefaultNetwork says so
+// (the registry fills the field in with it).
+bool FloorIsolated(const registry::FunctionSpec& fn);
+
+// The network namespace holder of an isolated floor: the daemon's holder
+// (runtime/sandbox/holders.cc: image sandbox::HolderOptions().image, NetworkMode none,
+// `ephemera-shim --hold` bind-mounted read-only, capabilities dropped, no-new-privileges,
+// read-only root, pids limit 8, 16 MB, the default user), labelled
+// ephemera.bench.holder=<run_label> instead of ephemera.managed / ephemera.holder: no
+// daemon's reaper touches it, the floor's settling (which waits for ephemera.bench=...
+// containers to be gone) does not wait for it, and the benchmark's cleanup removes it.
+docker::ContainerSpec FloorHolderSpec(const std::string& shim_path, const std::string& run_label);
+inline constexpr char kHolderLabel[] = "ephemera.bench.holder";
+
 // The docker CLI command line of the docker-run series, or empty (with `why`) when this
-// function has no way to run once and exit (see bench/README.md).
+// function has no way to run once and exit (see bench/README.md). Its network is the
+// function's (`--network host`, ...), except for an isolated function: a holder and a
+// socket mean nothing to a one-shot `docker run`, so it gets no --network and runs on
+// the engine's default network (bridge).
 std::vector<std::string> DockerRunArgv(const BenchOptions& options,
                                        const registry::FunctionSpec& fn,
                                        const std::string& run_label, std::string* why);
