@@ -49,6 +49,7 @@ Events::Events(uv_loop_t* loop, EventsOptions options, Runner runner)
       options_(std::move(options)),
       commands_(std::make_unique<redis::Client>(loop, ClientFor(options_, "cmd", true))),
       reader_(std::make_unique<redis::Client>(loop, ClientFor(options_, "read", false))),
+      record_timer_(loop),
       drain_timer_(loop),
       defer_timer_(loop),
       first_attempt_timer_(loop),
@@ -158,29 +159,57 @@ void Events::Eval(const std::string& script, std::vector<std::string> keys,
 
 void Events::Record(const InvocationRecord& record) {
   if (!commands_->ready()) {
-    ++records_skipped_;
-    ++records_skipped_this_outage_;
-    if (!records_outage_logged_) {
-      LOG_WARN("events", "invocation records are not kept while Redis at %s is unavailable (%s)",
-               commands_->url().c_str(), commands_->last_error().c_str());
-      records_outage_logged_ = true;
-    }
+    SkipRecords(1);
+    return;
+  }
+  // Buffered until the loop's next turn: the records of one turn (many, under load) go to
+  // Redis in one script call, with the retention run once per index.
+  record_batch_.push_back(record.request_id);
+  record_batch_.push_back(record.function);
+  record_batch_.push_back(json::Print(record.ToJson().get()));
+  ++record_writes_;
+  if (record_batch_.size() >= 3 * kMaxRecordBatch) {
+    FlushRecords();
+  } else if (!record_timer_.active()) {
+    record_timer_.Start(0, [this] { FlushRecords(); });
+  }
+}
+
+void Events::SkipRecords(size_t n) {
+  records_skipped_ += n;
+  records_skipped_this_outage_ += n;
+  if (!records_outage_logged_) {
+    LOG_WARN("events", "invocation records are not kept while Redis at %s is unavailable (%s)",
+             commands_->url().c_str(), commands_->last_error().c_str());
+    records_outage_logged_ = true;
+  }
+}
+
+void Events::FlushRecords() {
+  record_timer_.Stop();
+  if (record_batch_.empty()) return;
+  size_t n = record_batch_.size() / 3;
+  std::vector<std::string> batch;
+  batch.swap(record_batch_);
+  if (!commands_->ready()) {
+    record_writes_ -= n;
+    SkipRecords(n);
     return;
   }
   const EventQueueOptions& q = options_.queue;
-  ++record_writes_;
-  Eval(scripts::kRecord, {},
-       {q.keys.prefix, record.request_id, record.function, json::Print(record.ToJson().get()),
-        std::to_string(q.retention.max_age_ms), std::to_string(q.retention.max_count)},
-       [this](Status s, redis::Reply) {
-         --record_writes_;
-         if (s.ok()) {
-           ++records_written_;
-         } else {
-           ++records_skipped_;
-           LOG_DEBUG("events", "an invocation record was not written: %s", s.message().c_str());
-         }
-       });
+  std::vector<std::string> args = {q.keys.prefix, std::to_string(q.retention.max_age_ms),
+                                   std::to_string(q.retention.max_count)};
+  args.insert(args.end(), std::make_move_iterator(batch.begin()),
+              std::make_move_iterator(batch.end()));
+  Eval(scripts::kRecordBatch, {}, std::move(args), [this, n](Status s, redis::Reply) {
+    record_writes_ -= n;
+    if (s.ok()) {
+      records_written_ += n;
+    } else {
+      records_skipped_ += n;
+      LOG_DEBUG("events", "%zu invocation record(s) were not written: %s", n, s.message().c_str());
+    }
+  });
 }
 
 void Events::ListRecords(const std::string& function, size_t limit, const std::string& since_ms,

@@ -73,6 +73,7 @@ class Events {
 
   // ---- invocation records ----
   // Fire and forget: written with retention, or skipped (and counted) while Redis is down.
+  // Buffered until the loop's next turn, then written with that turn's others in one call.
   void Record(const InvocationRecord& record);
   // Newest first (since_ms empty), or those that ended at or after since_ms, oldest first;
   // `function` "" = all. JSON texts of the records.
@@ -107,6 +108,10 @@ class Events {
 
  private:
   void OnCommandsState(bool ready, const Status& why);
+  // Sends the buffered records (request id, function, JSON per record) in one call.
+  void FlushRecords();
+  void SkipRecords(size_t n);
+  static constexpr size_t kMaxRecordBatch = 256;
   void Defer(std::function<void()> fn);
   void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
             redis::Client::Callback cb);
@@ -120,7 +125,9 @@ class Events {
   uint64_t records_skipped_ = 0;
   uint64_t records_skipped_this_outage_ = 0;
   bool records_outage_logged_ = false;
-  size_t record_writes_ = 0;
+  size_t record_writes_ = 0;  // buffered or sent, not yet answered
+  std::vector<std::string> record_batch_;
+  Timer record_timer_;
   Timer drain_timer_;
   Timer defer_timer_;
   Timer first_attempt_timer_;

@@ -7,7 +7,9 @@ namespace ephemera::events::scripts {
 //   put_record(prefix, rid, fn, json, ttl_ms, max, score): appends one record to
 //   <p>inv:<rid> (expiring ttl_ms after the last write), indexes it as "<rid>:<n>" in
 //   <p>invocations and <p>invocations:fn:<fn>, drops index entries older than ttl_ms and,
-//   past `max` entries, the oldest requests' records.
+//   past `max` entries, the oldest requests' records. It is add_record (the writes), then
+//   trim_all and trim_function (the retention of each index), which a batch of records runs
+//   once per index.
 namespace {
 
 constexpr char kPrelude[] = R"lua(
@@ -16,17 +18,18 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function int(n) return string.format('%d', n) end
-local function put_record(prefix, rid, fn, json, ttl, max, score)
+local function add_record(prefix, rid, fn, json, ttl, score)
   local list = prefix .. 'inv:' .. rid
   local n = redis.call('RPUSH', list, json)
   redis.call('PEXPIRE', list, ttl)
   local member = rid .. ':' .. n
+  redis.call('ZADD', prefix .. 'invocations', int(score), member)
+  redis.call('ZADD', prefix .. 'invocations:fn:' .. fn, int(score), member)
+  return member
+end
+local function trim_all(prefix, ttl, max, score)
   local idx = prefix .. 'invocations'
-  local fidx = prefix .. 'invocations:fn:' .. fn
-  redis.call('ZADD', idx, int(score), member)
-  redis.call('ZADD', fidx, int(score), member)
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', int(score - ttl))
-  redis.call('ZREMRANGEBYSCORE', fidx, '-inf', int(score - ttl))
   local over = redis.call('ZCARD', idx) - max
   if over > 0 then
     for _, m in ipairs(redis.call('ZRANGE', idx, 0, over - 1)) do
@@ -35,8 +38,17 @@ local function put_record(prefix, rid, fn, json, ttl, max, score)
     end
     redis.call('ZREMRANGEBYRANK', idx, 0, over - 1)
   end
-  over = redis.call('ZCARD', fidx) - max
+end
+local function trim_function(prefix, fn, ttl, max, score)
+  local fidx = prefix .. 'invocations:fn:' .. fn
+  redis.call('ZREMRANGEBYSCORE', fidx, '-inf', int(score - ttl))
+  local over = redis.call('ZCARD', fidx) - max
   if over > 0 then redis.call('ZREMRANGEBYRANK', fidx, 0, over - 1) end
+end
+local function put_record(prefix, rid, fn, json, ttl, max, score)
+  local member = add_record(prefix, rid, fn, json, ttl, score)
+  trim_all(prefix, ttl, max, score)
+  trim_function(prefix, fn, ttl, max, score)
   return member
 end
 )lua";
@@ -151,9 +163,21 @@ return first
 )lua";
 
 // ARGV: [1] prefix, [2] request id, [3] function, [4] record JSON, [5] ttl ms, [6] max.
-const std::string kRecord = std::string(kPrelude) + R"lua(
-return put_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]),
-                  now_ms())
+// ARGV[1] prefix, ARGV[2] ttl ms, ARGV[3] max, then request id, function, JSON per record.
+// The retention runs once per index touched, after all the writes. Returns the count.
+const std::string kRecordBatch = std::string(kPrelude) + R"lua(
+local prefix, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local fns = {}
+local n = 0
+for i = 4, #ARGV - 2, 3 do
+  add_record(prefix, ARGV[i], ARGV[i + 1], ARGV[i + 2], ttl, now)
+  fns[ARGV[i + 1]] = true
+  n = n + 1
+end
+trim_all(prefix, ttl, max, now)
+for fn in pairs(fns) do trim_function(prefix, fn, ttl, max, now) end
+return n
 )lua";
 
 // KEYS[1] an index. ARGV[1] prefix, ARGV[2] limit, ARGV[3] "" (newest first) or a time in

@@ -30,8 +30,8 @@ extern const std::string kAck;
 // Marks a request id as never accepted (the daemon answered 503 after a write whose fate
 // it could not know); returns 0 if the event had a final state already.
 extern const std::string kTombstone;
-// One invocation record, with retention by age and count.
-extern const std::string kRecord;
+// Many invocation records in one call, with the retention once per index.
+extern const std::string kRecordBatch;
 // The newest records (or those since a time), as JSON texts.
 extern const std::string kListRecords;
 // Moves a dead letter back to the stream as a new Event invocation.

@@ -451,9 +451,13 @@ uint64_t Client::Send(std::vector<std::string> argv, Callback& cb, uint64_t time
     return 0;
   }
   ++stats_.commands;
-  pending_.emplace(
-      id, Pending{std::move(cb), MonotonicMs() + static_cast<double>(timeout_ms), argv[0]});
-  ArmTimeouts();
+  double deadline = MonotonicMs() + static_cast<double>(timeout_ms);
+  pending_.emplace(id, Pending{std::move(cb), deadline, argv[0]});
+  // A timer already due no later than this deadline covers it: its check re-arms for the
+  // rest, so a busy connection does not rescan every pending command per command.
+  if (!(timeout_timer_.active() && armed_deadline_ != 0 && armed_deadline_ <= deadline)) {
+    ArmTimeouts();
+  }
   return id;
 }
 

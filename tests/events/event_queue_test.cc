@@ -488,6 +488,8 @@ TEST_F(EventQueueTest, RecordsAreKeptWithinTheirCountAndListedNewestFirst) {
   auto o = Options();
   o.queue.retention.max_count = 5;
   Events* e = Make(o);
+  ASSERT_TRUE(RunUntil([&] { return e->redis_ready(); }, 5000));
+  redis_.Command({"CONFIG", "RESETSTAT"});
   for (int i = 0; i < 8; ++i) {
     InvocationRecord r;
     r.request_id = "req-" + std::to_string(i);
@@ -500,6 +502,9 @@ TEST_F(EventQueueTest, RecordsAreKeptWithinTheirCountAndListedNewestFirst) {
   std::vector<std::string> all, odd;
   int done = 0;
   RunFor(100);
+  // The records of one loop turn go to Redis in one script call.
+  std::string stats = redis_.Command({"INFO", "commandstats"}).str;
+  EXPECT_NE(stats.find("cmdstat_eval:calls=1,"), std::string::npos) << stats;
   e->ListRecords("", 100, "", [&](Status s, std::vector<std::string> l) {
     EXPECT_TRUE(s.ok());
     all = std::move(l);
