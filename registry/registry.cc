@@ -1354,7 +1354,8 @@ json::Json SpecToJson(const FunctionSpec& s) {
   if (!s.working_dir.empty()) cJSON_AddStringToObject(o, "working_dir", s.working_dir.c_str());
   if (s.http_port != 8080) cJSON_AddNumberToObject(o, "http_port", s.http_port);
   if (s.http_path != "/") cJSON_AddStringToObject(o, "http_path", s.http_path.c_str());
-  if (s.network != kDefaultNetwork) cJSON_AddStringToObject(o, "network", s.network.c_str());
+  // Always written: the default changed once (host, then isolated), see LoadState.
+  cJSON_AddStringToObject(o, "network", s.network.c_str());
   if (s.concurrency != 0) cJSON_AddNumberToObject(o, "concurrency", s.concurrency);
   const FunctionSpec& d = Defaults();
   if (s.queue_size != d.queue_size) cJSON_AddNumberToObject(o, "queue_size", s.queue_size);
@@ -1442,13 +1443,15 @@ Status Registry::Open(std::string manifest_path, std::string state_path,
                                "ignored: repair it or delete it to start with none");
       }
       const cJSON* item = nullptr;
+      int version = 1;
       cJSON_ArrayForEach(item, root.get()) {
         std::string_view key = item->string != nullptr ? item->string : "";
         if (key == "version") {
-          if (!cJSON_IsNumber(item) || item->valuedouble != 1) {
+          if (!cJSON_IsNumber(item) || (item->valuedouble != 1 && item->valuedouble != 2)) {
             return InvalidArgument(path + ": unsupported registry state version " + Shown(item) +
-                                   " (this build reads version 1)");
+                                   " (this build reads versions 1 and 2)");
           }
+          version = static_cast<int>(item->valuedouble);
         } else if (key == "functions") {
           if (Status s = ParseFunctionMap(item, path, &r->created_); !s.ok()) return s;
         } else if (key == "removed") {
@@ -1462,9 +1465,17 @@ Status Registry::Open(std::string manifest_path, std::string state_path,
                                  " (known: version, functions, removed)");
         }
       }
+      const cJSON* functions = cJSON_GetObjectItemCaseSensitive(root.get(), "functions");
       for (auto& [name, spec] : r->created_) {
         auto copy = std::make_shared<FunctionSpec>(*spec);
         copy->from_manifest = false;
+        // Version 1 was written while functions that named no network shared the host's,
+        // and left the field out for them: they keep the host network.
+        if (version == 1 &&
+            !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(functions, name.c_str()),
+                                 "network")) {
+          copy->network = "host";
+        }
         spec = std::move(copy);
       }
     }
@@ -1538,7 +1549,7 @@ Status Registry::Persist(const std::map<std::string, std::shared_ptr<const Funct
                          const std::vector<std::string>& removed) const {
   if (state_path_.empty()) return Status::Ok();
   json::Json root = json::NewObject();
-  cJSON_AddNumberToObject(root.get(), "version", 1);
+  cJSON_AddNumberToObject(root.get(), "version", kStateVersion);
   cJSON* functions = cJSON_AddObjectToObject(root.get(), "functions");
   for (const auto& [name, spec] : created) {
     cJSON_AddItemToObject(functions, name.c_str(), SpecToJson(*spec).release());

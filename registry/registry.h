@@ -96,9 +96,11 @@ Status ValidateStorePrefix(std::string_view pattern);
 
 inline constexpr char kDefaultRole[] = "arn:aws:iam::000000000000:role/ephemera";
 inline constexpr char kArnPrefix[] = "arn:aws:lambda:us-east-1:000000000000:function:";
-// The network of a function that names none. "isolated" becomes the default once the
-// daemon implements it; until then functions share the host's network.
-inline constexpr char kDefaultNetwork[] = "host";
+// The network of a function that names none: a namespace of its own (docs/architecture.md
+// "Isolation and hardening"); "host" is the explicit opt-out. State files of version 1,
+// written while "host" was the default, keep "host" for the functions that named none.
+inline constexpr char kDefaultNetwork[] = "isolated";
+inline constexpr int kStateVersion = 2;
 // Lambda's limit on a function's environment: keys plus values, all variables together.
 inline constexpr size_t kEnvironmentMaxBytes = 4096;
 

@@ -242,6 +242,10 @@ int Serve(const ServeOptions& o) {
     return d.store ? d.store->EnvironmentFor(fn, sandbox::kRuntimeDirMountPoint)
                    : std::vector<std::string>{};
   };
+  so.sandbox.daemon_forwards = [&d](const registry::FunctionSpec& fn) {
+    std::string target = d.store ? d.store->ForwardFor(fn) : std::string();
+    return target.empty() ? std::vector<std::string>{} : std::vector<std::string>{target};
+  };
   so.max_concurrency = o.max_concurrency;
   if (o.max_starts > 0) so.max_starts_in_flight = o.max_starts;
   so.precreate = o.precreate;

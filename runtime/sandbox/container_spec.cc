@@ -78,9 +78,9 @@ std::vector<std::string> LambdaEnvironment(const registry::FunctionSpec& fn,
     // the program inside sees the Runtime API on 127.0.0.1:9001 as in Lambda.
     env.push_back("EPHEMERA_RUNTIME_SOCKET=" + runtime_dir + "/runtime.sock");
     if (InjectsShim(fn)) env.push_back(std::string("EPHEMERA_PROXY_LISTEN=") + kIsolatedRuntimeApi);
-    if (!fn.forward.empty()) {
+    if (!p.forwards.empty()) {
       std::string fwd;
-      for (const std::string& target : fn.forward) {
+      for (const std::string& target : p.forwards) {
         std::string port = target.substr(target.rfind(':') + 1);
         fwd += (fwd.empty() ? "" : ",") + port + "=" + runtime_dir + "/fwd-" + port + ".sock";
       }
@@ -128,6 +128,25 @@ void ApplySecurity(const registry::SecuritySettings& sec, const docker::ImageCon
 }
 
 }  // namespace
+
+std::vector<std::string> Forwards(const registry::FunctionSpec& fn,
+                                  const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  std::vector<int> ports;
+  auto add = [&](const std::string& entry) {
+    registry::ForwardTarget t;
+    if (!registry::ParseForward(entry, &t).ok()) return;
+    for (int p : ports) {
+      if (p == t.port) return;
+    }
+    ports.push_back(t.port);
+    bool v6 = t.host.find(':') != std::string::npos && t.host.front() != '[';
+    out.push_back((v6 ? "[" + t.host + "]" : t.host) + ":" + std::to_string(t.port));
+  };
+  for (const std::string& entry : fn.forward) add(entry);
+  for (const std::string& entry : extra) add(entry);
+  return out;
+}
 
 Status BuildContainerSpec(const registry::FunctionSpec& fn, const docker::ImageConfig& image,
                           const ContainerParams& p, docker::ContainerSpec* out) {

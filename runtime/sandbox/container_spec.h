@@ -39,7 +39,15 @@ struct ContainerParams {
   // "NAME=value" entries the daemon adds (SandboxOptions::daemon_environment), placed
   // before the function's own variables.
   std::vector<std::string> daemon_env;
+  // Isolated environments: the host services forwarded into the namespace ("host:port",
+  // the spec's `forward` and the daemon's own, one per port; Forwards()).
+  std::vector<std::string> forwards;
 };
+
+// The spec's `forward` entries then `extra`, one per port (the first entry of a port wins:
+// each port has one socket, fwd-<port>.sock), as "host:port"; invalid entries dropped.
+std::vector<std::string> Forwards(const registry::FunctionSpec& fn,
+                                  const std::vector<std::string>& extra);
 
 // Where an isolated environment finds its sockets, and the address its shim relays.
 inline constexpr char kRuntimeDirMountPoint[] = "/run/ephemera";

@@ -239,12 +239,14 @@ void Environment::AcquireHolder() {
 
 // The host services the function's spec lets it reach, one socket each in its folder.
 bool Environment::OpenForwarders() {
-  for (const std::string& target : spec_->forward) {
-    size_t colon = target.rfind(':');
-    std::string host = colon == std::string::npos ? "127.0.0.1" : target.substr(0, colon);
-    std::string port = colon == std::string::npos ? target : target.substr(colon + 1);
+  forwards_ = Forwards(*spec_, options_->daemon_forwards ? options_->daemon_forwards(*spec_)
+                                                         : std::vector<std::string>{});
+  for (const std::string& target : forwards_) {
+    registry::ForwardTarget t;
+    if (!registry::ParseForward(target, &t).ok()) continue;  // Forwards() kept valid ones
     auto fwd = std::make_unique<Forwarder>(loop_);
-    if (Status s = fwd->Listen(socket_dir_ + "/fwd-" + port + ".sock", host, std::stoi(port));
+    if (Status s =
+            fwd->Listen(socket_dir_ + "/fwd-" + std::to_string(t.port) + ".sock", t.host, t.port);
         !s.ok()) {
       reusable_ = false;
       LOG_WARN("sandbox", "%s: cannot forward %s: %s", spec_->name.c_str(), target.c_str(),
@@ -326,6 +328,7 @@ void Environment::CreateContainer() {
   params.holder_id = holder_id_;
   params.runtime_dir = socket_dir_;
   if (options_->daemon_environment) params.daemon_env = options_->daemon_environment(*spec_);
+  params.forwards = forwards_;
   if (spec_->mode == registry::ShimMode::kHttp && spec_->http_port == 0) {
     params.http_port = PickFreeLoopbackPort();
   }

@@ -68,6 +68,9 @@ struct SandboxOptions {
   // Variables the daemon adds to a function's container beyond the Lambda ones, e.g. the
   // data store's address and credentials (runtime/store/store_users.h). Null: none.
   std::function<std::vector<std::string>(const registry::FunctionSpec& fn)> daemon_environment;
+  // Host services ("host:port") the daemon lets an isolated function reach beyond its
+  // spec's `forward`, e.g. Redis for a function with a store. Null: none.
+  std::function<std::vector<std::string>(const registry::FunctionSpec& fn)> daemon_forwards;
 };
 
 // One event for one environment, with where its outcome goes.
@@ -175,8 +178,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   EnvironmentState state_ = EnvironmentState::kProvisioning;
   bool reusable_ = true;
   std::unique_ptr<runtime_api::RuntimeApiServer> runtime_api_;
-  std::string holder_id_;   // isolated: the namespace this container joined
-  std::string socket_dir_;  // isolated: this environment's folder of sockets
+  std::string holder_id_;              // isolated: the namespace this container joined
+  std::string socket_dir_;             // isolated: this environment's folder of sockets
+  std::vector<std::string> forwards_;  // what forwarders_ listen for ("host:port")
   std::vector<std::unique_ptr<Forwarder>> forwarders_;
   std::string container_id_;
   docker::DockerClient::RequestId wait_request_ = 0, attach_request_ = 0;

@@ -182,6 +182,14 @@ void StoreUsers::OnRedisState(bool ready, const Status& why) {
   for (const std::string& user : std::set<std::string>(to_delete_)) Delete(user);
 }
 
+std::string StoreUsers::ForwardFor(const registry::FunctionSpec& fn) const {
+  const redis::RedisUrl& r = options_.url;
+  if (fn.store.prefixes.empty() || fn.network != "isolated" || !r.unix_path.empty()) return "";
+  std::string host = r.host == "localhost" ? "127.0.0.1" : r.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return host + ":" + std::to_string(r.port);
+}
+
 std::vector<std::string> StoreUsers::EnvironmentFor(const registry::FunctionSpec& fn,
                                                     const std::string& forward_dir) const {
   auto it = users_.find(fn.name);
@@ -195,19 +203,11 @@ std::vector<std::string> StoreUsers::EnvironmentFor(const registry::FunctionSpec
     std::string host = r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host;
     url = "redis://" + credentials + host + ":" + std::to_string(r.port);
     if (r.db != 0) url += "/" + std::to_string(r.db);
-  } else if (fn.network == "isolated" && r.unix_path.empty()) {
-    // The Redis port must be one the spec forwards; the sandbox listens for it on
-    // <forward_dir>/fwd-<port>.sock (runtime/sandbox/environment.cc, OpenForwarders).
-    std::string want_host = r.host == "localhost" ? "127.0.0.1" : r.host;
-    for (const std::string& entry : fn.forward) {
-      registry::ForwardTarget t;
-      if (!registry::ParseForward(entry, &t).ok() || t.port != r.port) continue;
-      std::string host = t.host == "localhost" ? "127.0.0.1" : t.host;
-      if (host != want_host) continue;
-      url = "unix://" + credentials + forward_dir + "/fwd-" + std::to_string(t.port) + ".sock";
-      if (r.db != 0) url += "?db=" + std::to_string(r.db);
-      break;
-    }
+  } else if (!ForwardFor(fn).empty()) {
+    // The sandbox forwards <forward_dir>/fwd-<port>.sock to Redis for this function
+    // (runtime/sandbox/environment.cc, OpenForwarders).
+    url = "unix://" + credentials + forward_dir + "/fwd-" + std::to_string(r.port) + ".sock";
+    if (r.db != 0) url += "?db=" + std::to_string(r.db);
   }
   std::vector<std::string> env;
   if (!url.empty()) env.push_back("EPHEMERA_STORE_URL=" + url);

@@ -34,12 +34,12 @@
 //
 // What a container gets (EnvironmentFor), for a function with a store:
 //   EPHEMERA_STORE_URL       redis://ephemera-fn-<name>:<password>@<host>:<port>[/db] on the
-//                            host network; for an isolated function that lists the Redis
-//                            port in `forward`, unix://ephemera-fn-<name>:<password>@
-//                            <dir>/fwd-<port>.sock[?db=N], the socket the sandbox forwards to
-//                            Redis (runtime/sandbox/forwarder.h). Not set where Redis cannot
-//                            be reached (bridge, none, isolated without the forward, a
-//                            daemon on a unix socket).
+//                            host network; for an isolated function,
+//                            unix://ephemera-fn-<name>:<password>@<dir>/fwd-<port>.sock[?db=N],
+//                            the socket the sandbox forwards to Redis (runtime/sandbox/
+//                            forwarder.h; ForwardFor names the target, so a store needs no
+//                            `forward` entry). Not set where Redis cannot be reached (bridge,
+//                            none, a daemon that reaches Redis on a unix socket).
 //   EPHEMERA_STORE_USER      the ACL user's name
 //   EPHEMERA_STORE_PREFIXES  the key patterns, comma-separated
 // The password is visible to whoever can inspect the container (root on the host).
@@ -94,6 +94,9 @@ class StoreUsers {
   void Sync(const std::vector<std::shared_ptr<const registry::FunctionSpec>>& specs);
   // The variables above for `fn`'s container ({} if it declares no store). `forward_dir` is
   // where an isolated container finds its forwarding sockets (sandbox's runtime folder).
+  // The host service an isolated `fn` must be able to reach for its store: "host:port" of
+  // Redis, or "" (no store, not isolated, Redis on a unix socket).
+  std::string ForwardFor(const registry::FunctionSpec& fn) const;
   std::vector<std::string> EnvironmentFor(const registry::FunctionSpec& fn,
                                           const std::string& forward_dir) const;
   // Removes this daemon's password from every user it set, then calls back (also when

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "bench/probes.h"
 #include "runtime/sandbox/container_spec.h"
 
 namespace ephemera::bench {
@@ -19,6 +20,7 @@ registry::FunctionSpec ExecFunction() {
   fn.command = {"/usr/local/bin/shout", "--loud"};
   fn.memory_mb = 256;
   fn.environment = {{"GREETING", "hi"}};
+  fn.network = "host";
   return fn;
 }
 
@@ -59,6 +61,34 @@ TEST(BenchRunner, FloorSpecIsTheDaemonsContainerRelabelled) {
   docker::ContainerSpec again;
   ASSERT_TRUE(FloorSpec(fn, image, "/opt/shim", "4242", "127.0.0.1:1235", &again).ok());
   EXPECT_NE(again.name, floor.name);
+}
+
+// An isolated function's floor joins a holder and gets the daemon's socket folder and
+// variables, as the daemon's own container would.
+TEST(BenchRunner, IsolatedFloorSpecJoinsTheHolderLikeTheDaemonsContainer) {
+  registry::FunctionSpec fn = ExecFunction();
+  fn.network = registry::kDefaultNetwork;
+  ASSERT_TRUE(FloorIsolated(fn));
+  docker::ImageConfig image;
+  FloorEndpoint endpoint;
+  endpoint.holder_id = "holder-1";
+  endpoint.runtime_dir = "/tmp/bench-1/floor-0";
+  docker::ContainerSpec floor;
+  ASSERT_TRUE(FloorSpec(fn, image, "/opt/shim", "4242", endpoint, &floor).ok());
+  sandbox::ContainerParams p;
+  p.environment_id = "00000000-0000-4000-8000-000000000000";
+  p.shim_path = "/opt/shim";
+  p.holder_id = endpoint.holder_id;
+  p.runtime_dir = endpoint.runtime_dir;
+  docker::ContainerSpec daemon;
+  ASSERT_TRUE(sandbox::BuildContainerSpec(fn, image, p, &daemon).ok());
+  EXPECT_EQ(floor.network_mode, "container:holder-1");
+  EXPECT_EQ(floor.network_mode, daemon.network_mode);
+  EXPECT_EQ(floor.binds, daemon.binds);
+  EXPECT_EQ(floor.env.size(), daemon.env.size());
+  EXPECT_TRUE(Has(floor.env, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001"));
+  EXPECT_TRUE(Has(floor.env, "EPHEMERA_RUNTIME_SOCKET=/run/ephemera/runtime.sock"));
+  EXPECT_EQ(floor.labels.at("ephemera.bench"), "4242");
 }
 
 TEST(BenchRunner, DockerRunCommandFollowsTheFunctionMode) {

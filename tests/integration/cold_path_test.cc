@@ -135,8 +135,8 @@ TEST_F(ColdPath, TwentyInvocationsLeaveNoContainers) {
     ASSERT_EQ(r.body, payload);
   }
   ASSERT_TRUE(daemon_->WaitIdle());
-  std::string mine = "ephemera.daemon=" + std::to_string(daemon_->pid());
-  EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "containers left by this daemon";
+  // Only the network-namespace holders stay (kept for the next isolated start).
+  EXPECT_TRUE(EnvironmentsOf(daemon_->pid()).empty()) << "containers left by this daemon";
 }
 
 // http mode: the shim starts the image's web service once and turns an API Gateway
@@ -195,10 +195,10 @@ TEST(ColdPathShutdown, SigtermDuringInvocationRemovesContainerAndExitsCleanly) {
   std::thread caller([&] { pending = Http("POST", url + "/function/sleeper", "{}"); });
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
   // Wait until the container exists, then stop the daemon under it.
-  for (int i = 0; i < 500 && ContainersWithLabel(mine).empty(); ++i) {
+  for (int i = 0; i < 500 && EnvironmentsOf(d.pid()).empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_FALSE(ContainersWithLabel(mine).empty());
+  EXPECT_FALSE(EnvironmentsOf(d.pid()).empty());
   EXPECT_EQ(d.Stop(), 0) << d.log();
   caller.join();
   EXPECT_TRUE(ContainersWithLabel(mine).empty());
@@ -228,7 +228,10 @@ TEST(ColdPathStartup, ReapsContainersOfDeadDaemonsOnly) {
   }
   auto left = ContainersWithLabel("ephemera-test.reap=" + tag);
   EXPECT_EQ(left.size(), 1u);
-  EXPECT_EQ(ContainersWithLabel("ephemera.daemon=" + std::to_string(alive.pid())).size(), 1u)
+  EXPECT_EQ(ContainersWithLabels(
+                {"ephemera-test.reap=" + tag, "ephemera.daemon=" + std::to_string(alive.pid())})
+                .size(),
+            1u)
       << "the running daemon's container was removed";
   std::system(("/usr/bin/docker rm -f $(/usr/bin/docker ps -aq --filter label=ephemera-test.reap=" +
                tag + ") >/dev/null 2>&1")

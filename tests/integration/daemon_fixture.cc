@@ -82,8 +82,10 @@ HttpResult DockerGet(const std::string& path) {
   return Perform("GET", "http://localhost" + path, "", {}, "/var/run/docker.sock");
 }
 
-std::vector<std::string> ContainersWithLabel(const std::string& label) {
-  char* escaped = curl_easy_escape(nullptr, ("{\"label\":[\"" + label + "\"]}").c_str(), 0);
+std::vector<std::string> ContainersWithLabels(const std::vector<std::string>& labels) {
+  std::string list;
+  for (const auto& l : labels) list += (list.empty() ? "\"" : ",\"") + l + "\"";
+  char* escaped = curl_easy_escape(nullptr, ("{\"label\":[" + list + "]}").c_str(), 0);
   HttpResult r = DockerGet(std::string("/v1.41/containers/json?all=1&filters=") + escaped);
   curl_free(escaped);
   std::vector<std::string> ids;
@@ -93,6 +95,14 @@ std::vector<std::string> ContainersWithLabel(const std::string& label) {
     ids.push_back(json::GetString(item, "Id").value_or("?"));
   }
   return ids;
+}
+
+std::vector<std::string> ContainersWithLabel(const std::string& label) {
+  return ContainersWithLabels({label});
+}
+
+std::vector<std::string> EnvironmentsOf(int pid) {
+  return ContainersWithLabels({"ephemera.daemon=" + std::to_string(pid), "ephemera.environment"});
 }
 
 std::string BinaryPath() {

@@ -36,6 +36,10 @@ bool WaitUntil(const std::function<bool()>& cond, int timeout_ms);
 HttpResult DockerGet(const std::string& path);
 // Ids of containers (any state) carrying label `k=v`.
 std::vector<std::string> ContainersWithLabel(const std::string& label);
+// Containers carrying every one of `labels` (the engine ANDs label filters).
+std::vector<std::string> ContainersWithLabels(const std::vector<std::string>& labels);
+// The environments (not the network-namespace holders) of the daemon with process `pid`.
+std::vector<std::string> EnvironmentsOf(int pid);
 
 class Daemon {
  public:

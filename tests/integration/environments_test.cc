@@ -375,7 +375,7 @@ TEST(EnvironmentsShutdown, SigtermRemovesWarmAndPooledEnvironments) {
             201);
   ASSERT_EQ(d.Invoke("sd-warm", "{}").status, 200);
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
-  ASSERT_TRUE(WaitUntil([&] { return ContainersWithLabel(mine).size() == 3; }, 20000))
+  ASSERT_TRUE(WaitUntil([&] { return EnvironmentsOf(d.pid()).size() == 3; }, 20000))
       << "one warm and two pooled environments";
   EXPECT_EQ(d.Stop(), 0) << d.log();
   EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "SIGTERM leaves no container";

@@ -4,6 +4,7 @@
 // it matters, to show the probe can see what isolation hides.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "tests/integration/daemon_fixture.h"
@@ -127,6 +128,34 @@ TEST_F(Isolation, AForkBombIsContainedAndOthersKeepWorking) {
   EXPECT_EQ(echo.status, 200);
   EXPECT_EQ(echo.body, R"({"still":"here"})");
   EXPECT_TRUE(daemon_->WaitIdle());
+}
+
+// A setuid-root binary run by the function's non-root user: no-new-privileges keeps its
+// effective user; the same image with the setting opted out shows the binary would gain root.
+TEST_F(Isolation, ASetuidBinaryCannotGainPrivileges) {
+  const std::string image = "ephemera/test-setuid:latest";
+  std::string import = std::string("tar --owner=0 --group=0 --mode=4755 -C ") +
+                       EPHEMERA_BINARY_DIR + "/bin --transform s,euid_probe,probe, -cf - " +
+                       "euid_probe | /usr/bin/docker import -c 'ENTRYPOINT [\"/probe\"]' - " +
+                       image + " >/dev/null";
+  ASSERT_EQ(std::system(import.c_str()), 0) << import;
+  auto create = [&](const std::string& name, const std::string& extra) {
+    std::string body = R"({"FunctionName":")" + name + R"(","Code":{"ImageUri":")" + image +
+                       R"("},"Timeout":10,"Environment":{"Variables":{"EPHEMERA_MODE":"exec")" +
+                       extra + "}}}";
+    HttpResult r = Http("POST", daemon_->url() + "/2015-03-31/functions", body);
+    ASSERT_EQ(r.status, 201) << r.body;
+  };
+  create("setuid", "");
+  create("setuid-allowed", R"(,"EPHEMERA_NO_NEW_PRIVILEGES":"false")");
+  HttpResult kept = daemon_->Invoke("setuid", "{}");
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(kept.body, "uid=993 euid=993\n");
+  HttpResult gained = daemon_->Invoke("setuid-allowed", "{}");
+  ASSERT_EQ(gained.status, 200) << gained.body;
+  EXPECT_EQ(gained.body, "uid=993 euid=0\n") << "the probe shows a setuid binary at work";
+  EXPECT_TRUE(daemon_->WaitIdle());
+  std::system(("/usr/bin/docker rmi -f " + image + " >/dev/null 2>&1").c_str());
 }
 
 }  // namespace

@@ -119,8 +119,8 @@ TEST(Registry, SpecMinimalGetsDefaults) {
   EXPECT_EQ(s.mode, ShimMode::kAuto);
   EXPECT_EQ(s.policy, Policy{});
   EXPECT_EQ(s.policy.kind, PolicyKind::kCold);
-  EXPECT_EQ(s.network, "host");
-  EXPECT_STREQ(kDefaultNetwork, "host");
+  EXPECT_EQ(s.network, "isolated");
+  EXPECT_STREQ(kDefaultNetwork, "isolated");
   EXPECT_EQ(s.http_port, 8080);
   EXPECT_EQ(s.http_path, "/");
   EXPECT_EQ(s.concurrency, 0);
@@ -883,7 +883,7 @@ TEST(Registry, SpecToJsonWritesOnlyNonDefaults) {
   s.last_modified_ms = 5;
   EXPECT_EQ(json::Print(SpecToJson(s).get()),
             R"({"image":"ephemera/echo:latest","mode":"auto","timeout":3,"memory":128,)"
-            R"("last_modified_ms":5})");
+            R"("network":"isolated","last_modified_ms":5})");
   s.policy = Policy{PolicyKind::kWarm, 60, 0};
   s.security.pids_limit = 512;
   s.security.user = "app";
@@ -897,7 +897,8 @@ TEST(Registry, SpecToJsonWritesOnlyNonDefaults) {
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "queue_size"), nullptr);
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "forward"), nullptr);
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "store"), nullptr);
-  EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(o, "network"), nullptr);
+  // The network is always written: its default changed once (see the state versions).
+  EXPECT_EQ(json::GetString(o, "network"), "isolated");
   s.policy = Policy{PolicyKind::kPool, 60, 3};
   EXPECT_EQ(json::Print(cJSON_GetObjectItemCaseSensitive(SpecToJson(s).get(), "policy")),
             R"({"type":"pool","size":3})");
@@ -1290,7 +1291,7 @@ TEST(Registry, FunctionConfigurationShowsNonDefaultSettings) {
   s.policy = Policy{PolicyKind::kPool, 60, 2};
   s.queue_size = 5;
   s.queue_timeout_s = 3;
-  s.network = "isolated";
+  s.network = "host";
   s.security.read_only_root = false;
   s.security.user = "app";
   s.security.pids_limit = 100;
@@ -1304,7 +1305,7 @@ TEST(Registry, FunctionConfigurationShowsNonDefaultSettings) {
   EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(vars, "EPHEMERA_IDLE_TTL"), nullptr);
   EXPECT_EQ(json::GetString(vars, "EPHEMERA_QUEUE_SIZE"), "5");
   EXPECT_EQ(json::GetString(vars, "EPHEMERA_QUEUE_TIMEOUT"), "3");
-  EXPECT_EQ(json::GetString(vars, "EPHEMERA_NETWORK"), "isolated");
+  EXPECT_EQ(json::GetString(vars, "EPHEMERA_NETWORK"), "host");
   EXPECT_EQ(json::GetString(vars, "EPHEMERA_READ_ONLY_ROOT"), "false");
   EXPECT_EQ(json::GetString(vars, "EPHEMERA_USER"), "app");
   EXPECT_EQ(json::GetString(vars, "EPHEMERA_PIDS_LIMIT"), "100");
@@ -1592,7 +1593,7 @@ TEST(Registry, TruncatedStateFileIsAnErrorNamingTheFile) {
     EXPECT_NE(st.message().find(state), std::string::npos) << st.message();
     EXPECT_NE(st.message().find("truncated"), std::string::npos) << st.message();
   }
-  WriteFile(state, R"({"version": 2, "functions": {}})");
+  WriteFile(state, R"({"version": 3, "functions": {}})");
   EXPECT_FALSE(Registry::Open("", state, &r).ok());
   WriteFile(state, R"({"version": 1, "functions": {}, "extra": 1})");
   EXPECT_FALSE(Registry::Open("", state, &r).ok());
@@ -1649,6 +1650,31 @@ TEST(Registry, MissingStateFileIsAnEmptyState) {
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_TRUE(r->List().empty());
   EXPECT_FALSE(std::filesystem::exists(dir.File("none.json")));  // opening writes nothing
+}
+
+// Version 1 was written while functions without a network shared the host's (and left the
+// field out for them); version 2 writes the field always and the default is isolated.
+TEST(Registry, StateVersionOneKeepsTheHostNetworkOfFunctionsThatNamedNone) {
+  TempDir dir;
+  std::string state = dir.File("state.json");
+  WriteFile(state, R"({"version": 1, "functions": {)"
+                   R"("old": {"image": "ephemera/echo:latest"},)"
+                   R"("boxed": {"image": "ephemera/echo:latest", "network": "isolated"}}})");
+  std::unique_ptr<Registry> r;
+  ASSERT_TRUE(Registry::Open("", state, &r).ok());
+  EXPECT_EQ(r->Find("old")->network, "host");
+  EXPECT_EQ(r->Find("boxed")->network, "isolated");
+  // Saved again (any change) as version 2, the choice is written out and survives.
+  ASSERT_TRUE(r->Create(MakeSpec("new")).ok());
+  std::string saved = ReadFile(state);
+  EXPECT_NE(saved.find("\"version\":\t2"), std::string::npos) << saved;
+  ASSERT_TRUE(Registry::Open("", state, &r).ok());
+  EXPECT_EQ(r->Find("old")->network, "host");
+  EXPECT_EQ(r->Find("new")->network, "isolated");
+
+  WriteFile(state, R"({"version": 2, "functions": {"plain": {"image": "ephemera/echo:latest"}}})");
+  ASSERT_TRUE(Registry::Open("", state, &r).ok());
+  EXPECT_EQ(r->Find("plain")->network, "isolated");
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ FunctionSpec Fn(ShimMode mode) {
   fn.memory_mb = 256;
   fn.timeout_s = 7;
   fn.environment = {{"GREETING", "hi"}};
+  fn.network = "host";  // most tests here are about the host network; isolated is below
   return fn;
 }
 
@@ -95,6 +96,31 @@ TEST(ContainerSpec, InvokeEndpointAndDaemonVariablesFollowTheNetwork) {
   bridge.network = "bridge";
   ASSERT_TRUE(BuildContainerSpec(bridge, Image(), Params(), &spec).ok());
   for (const auto& e : spec.env) EXPECT_NE(e.rfind("EPHEMERA_INVOKE_ENDPOINT=", 0), 0u) << e;
+}
+
+TEST(ContainerSpec, AFunctionNamingNoNetworkIsIsolatedAndGetsItsForwards) {
+  FunctionSpec fn;  // as the registry makes it when the spec names no network
+  fn.name = "f";
+  fn.image = "img:latest";
+  fn.mode = ShimMode::kExec;
+  fn.forward = {"5432", "db.local:6379"};
+  ContainerParams p = Params();
+  docker::ContainerSpec spec;
+  // An isolated container joins a holder: without one it cannot be built.
+  EXPECT_FALSE(BuildContainerSpec(fn, Image(), p, &spec).ok());
+  p.holder_id = "holder";
+  p.runtime_dir = "/run/ephemera/daemon-1/env";
+  // The daemon adds Redis for a store; a port the spec forwards already keeps its entry.
+  p.forwards = Forwards(fn, {"127.0.0.1:6380", "10.0.0.1:5432", "[::1]:7000", "bad"});
+  EXPECT_EQ(p.forwards, (std::vector<std::string>{"127.0.0.1:5432", "db.local:6379",
+                                                  "127.0.0.1:6380", "[::1]:7000"}));
+  ASSERT_TRUE(BuildContainerSpec(fn, Image(), p, &spec).ok());
+  EXPECT_EQ(spec.network_mode, "container:holder");
+  EXPECT_TRUE(HasEnv(spec,
+                     "EPHEMERA_FORWARD=5432=/run/ephemera/fwd-5432.sock,"
+                     "6379=/run/ephemera/fwd-6379.sock,6380=/run/ephemera/fwd-6380.sock,"
+                     "7000=/run/ephemera/fwd-7000.sock"));
+  EXPECT_TRUE(HasEnv(spec, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001"));
 }
 
 TEST(ContainerSpec, CommandReplacesEntrypointAndCmdArgsReplaceOnlyCmd) {

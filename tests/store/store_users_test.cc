@@ -212,18 +212,25 @@ TEST_F(StoreUsersTest, FunctionsWithoutAStoreGetNoUserAndNoVariables) {
   EXPECT_TRUE(UserExists(admin, user_prefix_ + "f"));
 }
 
-TEST_F(StoreUsersTest, IsolatedFunctionsReachRedisThroughTheirForwardSocket) {
+// An isolated function with a store reaches Redis through a socket the sandbox forwards
+// for it (ForwardFor names the target), with or without a `forward` entry of its own.
+TEST_F(StoreUsersTest, IsolatedFunctionsReachRedisThroughTheForwardSocketMadeForThem) {
   users_ = Make("redis://127.0.0.1:6379/2");
   auto iso = Spec("iso", {key_prefix_ + "a:*"}, "isolated", {"6379"});
-  auto iso_other_port = Spec("iso2", {key_prefix_ + "a:*"}, "isolated", {"127.0.0.1:6380"});
+  auto iso_plain = Spec("iso2", {key_prefix_ + "a:*"}, "isolated");
+  auto no_store = Spec("iso3", {}, "isolated");
   auto bridge = Spec("br", {key_prefix_ + "a:*"}, "bridge");
   auto host = Spec("h", {key_prefix_ + "a:*"});
-  users_->Sync({iso, iso_other_port, bridge, host});
-  std::string url = Var(users_->EnvironmentFor(*iso, "/run/ephemera"), "EPHEMERA_STORE_URL");
-  EXPECT_EQ(url.rfind("unix://" + user_prefix_ + "iso:", 0), 0u) << url;
-  EXPECT_NE(url.find("@/run/ephemera/fwd-6379.sock?db=2"), std::string::npos) << url;
-  EXPECT_EQ(Var(users_->EnvironmentFor(*iso_other_port, "/run/ephemera"), "EPHEMERA_STORE_URL"), "")
-      << "no forward of the Redis port: no URL";
+  users_->Sync({iso, iso_plain, no_store, bridge, host});
+  for (const auto& fn : {iso, iso_plain}) {
+    std::string url = Var(users_->EnvironmentFor(*fn, "/run/ephemera"), "EPHEMERA_STORE_URL");
+    EXPECT_EQ(url.rfind("unix://" + user_prefix_ + fn->name + ":", 0), 0u) << url;
+    EXPECT_NE(url.find("@/run/ephemera/fwd-6379.sock?db=2"), std::string::npos) << url;
+    EXPECT_EQ(users_->ForwardFor(*fn), "127.0.0.1:6379") << fn->name;
+  }
+  EXPECT_EQ(users_->ForwardFor(*no_store), "") << "no store, nothing forwarded";
+  EXPECT_EQ(users_->ForwardFor(*host), "") << "the host network needs no forward";
+  EXPECT_EQ(users_->ForwardFor(*bridge), "");
   auto bridge_env = users_->EnvironmentFor(*bridge, "/run/ephemera");
   EXPECT_EQ(Var(bridge_env, "EPHEMERA_STORE_URL"), "");
   EXPECT_EQ(Var(bridge_env, "EPHEMERA_STORE_USER"), user_prefix_ + "br");
