@@ -78,7 +78,11 @@ void PrintRecord(const cJSON* r) {
   double total = json::GetNumber(phases, "total").value_or(-1);
   std::string type = json::GetString(r, "type").value_or("?");
   int attempt = static_cast<int>(json::GetNumber(r, "attempt").value_or(1));
-  if (type == "Event") type += "#" + std::to_string(attempt);
+  if (type == "Event") {
+    // Two appends: GCC 12 -O3 warns (-Wrestrict, a false positive) on "#" + std::string.
+    type += '#';
+    type += std::to_string(attempt);
+  }
   char total_text[32] = "-";
   if (total >= 0) std::snprintf(total_text, sizeof total_text, "%.1f ms", total);
   std::printf("%s  %-16s %-16s %-14s %-5s %10s  %s%s%s\n",
