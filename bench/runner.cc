@@ -30,6 +30,7 @@
 #include "runtime/json/json.h"
 #include "runtime/sandbox/container_spec.h"
 #include "runtime/sandbox/holders.h"
+#include "runtime/scheduler/scheduler.h"
 
 namespace ephemera::bench {
 namespace {
@@ -211,8 +212,9 @@ class Runner {
     c.throughput_seconds = o_.throughput_seconds;
     c.max_starts = o_.max_starts;
     c.pool_size = o_.warm_pool ? o_.pool_size : 0;
-    // The daemon's start cap: --max-starts, else its default (2, runtime/cli/main.cc).
-    r_->pool_rate.max_starts = o_.max_starts > 0 ? o_.max_starts : 2;
+    // The daemon's start cap: --max-starts, else the scheduler's default.
+    r_->pool_rate.max_starts =
+        o_.max_starts > 0 ? o_.max_starts : scheduler::SchedulerOptions{}.max_starts_in_flight;
     c.quick = o_.quick;
     c.payload = o_.payload;
     c.started_at = IsoUtcNow();

@@ -57,7 +57,7 @@ struct SchedulerOptions {
   // Container starts in flight at once. Measured on this project's 2-core machines: the
   // engine's starts per second stop rising past 2 (docs/decisions.md), so more only
   // queues inside the engine.
-  int max_starts_in_flight = 2;
+  int max_starts_in_flight = 3;  // the engine's knee here (docs/decisions.md decision 13)
   // Event invocations waiting for capacity, daemon-wide, before new ones are refused
   // (refused before their 202, never dropped after it).
   size_t max_async_waiting = 10000;
