@@ -92,7 +92,11 @@ void HolderPool::Make() {
   docker_->CreateContainer(spec, [this, alive, t0, failed](Status s, std::string id) {
     if (alive.expired()) return;
     if (!s.ok()) {
-      failed("", Status(s.code(), "network namespace holder: " + s.message()));
+      // The docker client's message already says how to build the project's images.
+      std::string hint = s.code() == StatusCode::kNotFound
+                             ? "; every isolated function needs it (network host does not)"
+                             : "";
+      failed("", Status(s.code(), "network namespace holder: " + s.message() + hint));
       return;
     }
     all_.insert(id);
