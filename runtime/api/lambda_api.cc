@@ -6,6 +6,7 @@
 
 #include "runtime/api/aws_errors.h"
 #include "runtime/api/events_api.h"
+#include "runtime/api/gateway.h"
 #include "runtime/core/base64.h"
 #include "runtime/core/clock.h"
 #include "runtime/core/ids.h"
@@ -151,6 +152,13 @@ LambdaApi::LambdaApi(uv_loop_t* loop, registry::Registry* registry, scheduler::S
   router_.Add("POST", "/2015-03-31/functions/{}/invocations",
               [this](const Ex& ex, const P& p) { Invoke(ex, p[0]); });
   router_.Add("POST", "/function/{}", [this](const Ex& ex, const P& p) { InvokePlain(ex, p[0]); });
+  // API Gateway's ANY: every method an HTTP API route takes (HEAD is served by GET).
+  for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    router_.Add(method, "/gateway/{}",
+                [this](const Ex& ex, const P& p) { InvokeGateway(ex, p[0], nullptr); });
+    router_.Add(method, "/gateway/{}/{...}",
+                [this](const Ex& ex, const P& p) { InvokeGateway(ex, p[0], &p[1]); });
+  }
   router_.Add("POST", "/2015-03-31/functions",
               [this](const Ex& ex, const P&) { CreateFunction(ex); });
   router_.Add("POST", "/2015-03-31/functions/",
@@ -338,11 +346,7 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref, const std:
   }
 
   bool tail = ir.capture_logs;
-  size_t payload_bytes = ir.payload.size();
-  int64_t started_ms = EpochMs();
-  auto handle = scheduler_->Invoke(std::move(ir), [this, ex, request_id, tail, name = spec->name,
-                                                   payload_bytes, started_ms](InvokeOutcome out) {
-    RecordInvocation(events_, "RequestResponse", name, request_id, payload_bytes, started_ms, out);
+  RunSync(ex, std::move(ir), "RequestResponse", [ex, request_id, tail](InvokeOutcome out) {
     if (!sandbox::IsFunctionOutcome(out.kind)) {
       ex->Reply(ServiceErrorResponse(out, request_id));
       return;
@@ -353,6 +357,19 @@ void LambdaApi::Invoke(const Ex& ex, const std::string& function_ref, const std:
     if (tail) r.headers.Set("X-Amz-Log-Result", LogResult(request_id, out));
     ex->Reply(std::move(r));
   });
+}
+
+void LambdaApi::RunSync(const Ex& ex, sandbox::InvokeRequest ir, const char* record_type,
+                        std::function<void(InvokeOutcome)> done) {
+  std::string name = ir.function->name, request_id = ir.request_id;
+  size_t payload_bytes = ir.payload.size();
+  int64_t started_ms = EpochMs();
+  auto handle =
+      scheduler_->Invoke(std::move(ir), [this, record_type, name, request_id, payload_bytes,
+                                         started_ms, done = std::move(done)](InvokeOutcome out) {
+        RecordInvocation(events_, record_type, name, request_id, payload_bytes, started_ms, out);
+        done(std::move(out));
+      });
   ex->SetOnAbort([this, handle] { scheduler_->Cancel(handle); });
 }
 
@@ -373,22 +390,45 @@ void LambdaApi::InvokePlain(const Ex& ex, const std::string& name) {
   ir.payload = std::move(ex->mutable_request().body);
   if (auto ct = ex->request().headers.Get("Content-Type"); ct && !ct->empty())
     ir.content_type = std::string(*ct);
-  size_t payload_bytes = ir.payload.size();
-  int64_t started_ms = EpochMs();
-  auto handle = scheduler_->Invoke(
-      std::move(ir), [this, ex, request_id, name, payload_bytes, started_ms](InvokeOutcome out) {
-        RecordInvocation(events_, "plain", name, request_id, payload_bytes, started_ms, out);
-        if (!sandbox::IsFunctionOutcome(out.kind)) {
-          ex->Reply(ServiceErrorResponse(out, request_id));
-          return;
-        }
-        bool failed = out.kind == OutcomeKind::kFunctionError;
-        http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
-                             failed ? "application/json" : out.content_type);
-        SetInvocationHeaders(r, out, request_id);
-        ex->Reply(std::move(r));
-      });
-  ex->SetOnAbort([this, handle] { scheduler_->Cancel(handle); });
+  RunSync(ex, std::move(ir), "plain", [ex, request_id](InvokeOutcome out) {
+    if (!sandbox::IsFunctionOutcome(out.kind)) {
+      ex->Reply(ServiceErrorResponse(out, request_id));
+      return;
+    }
+    bool failed = out.kind == OutcomeKind::kFunctionError;
+    http::HttpResponse r(failed ? 500 : 200, std::move(out.body),
+                         failed ? "application/json" : out.content_type);
+    SetInvocationHeaders(r, out, request_id);
+    ex->Reply(std::move(r));
+  });
+}
+
+// ---- The HTTP gateway: a request becomes an API Gateway event, the answer a reply ----
+
+void LambdaApi::InvokeGateway(const Ex& ex, const std::string& name, const std::string* proxy) {
+  std::string request_id = NewRequestId();
+  auto spec = registry_->Find(name);
+  if (!spec) {
+    ex->Reply(GatewayError(404, "Not Found", request_id, "no function " + name));
+    return;
+  }
+  sandbox::InvokeRequest ir;
+  if (Status s = BuildGatewayEvent(ex->request(), proxy, request_id, EpochMs(), kMaxSyncPayload,
+                                   &ir.payload);
+      !s.ok()) {
+    bool large = s.code() == StatusCode::kTooLarge;
+    ex->Reply(GatewayError(large ? 413 : 404, large ? "Request Entity Too Large" : "Not Found",
+                           request_id, s.message()));
+    return;
+  }
+  std::string().swap(ex->mutable_request().body);  // the event holds it now
+  ir.function = spec;
+  ir.request_id = request_id;
+  RunSync(ex, std::move(ir), "gateway", [ex, request_id](InvokeOutcome out) {
+    http::HttpResponse r = GatewayResponse(out, request_id);
+    if (sandbox::IsFunctionOutcome(out.kind)) SetInvocationHeaders(r, out, request_id);
+    ex->Reply(std::move(r));
+  });
 }
 
 // ---- Control plane ----

@@ -3,6 +3,7 @@
 // Routes (first match wins, see router.h):
 //   POST   /2015-03-31/functions/{FunctionName}/invocations   Lambda Invoke
 //   POST   /function/{name}                                   plain: raw body in, raw body out
+//   any    /gateway/{name}[/{path...}]                        HTTP gateway (gateway.h)
 //   POST   /2015-03-31/functions                              CreateFunction
 //   GET    /2015-03-31/functions[/]                           ListFunctions (Marker, MaxItems)
 //   GET    /2015-03-31/functions/{name}                       GetFunction
@@ -22,6 +23,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -71,6 +73,13 @@ class LambdaApi {
   using Ex = std::shared_ptr<http::HttpExchange>;
   void Invoke(const Ex& ex, const std::string& function_ref, const std::string& caller = "");
   void InvokePlain(const Ex& ex, const std::string& name);
+  // The HTTP gateway (gateway.h): `proxy` is the path after /gateway/{name}/, or null.
+  void InvokeGateway(const Ex& ex, const std::string& name, const std::string* proxy);
+  // Runs one synchronous invocation through the scheduler, the one path every synchronous
+  // route takes: records it as `record_type`, hands its outcome to `done` (once), and
+  // cancels it if the client goes away first.
+  void RunSync(const Ex& ex, sandbox::InvokeRequest ir, const char* record_type,
+               std::function<void(sandbox::InvokeOutcome)> done);
   void CreateFunction(const Ex& ex);
   void ListFunctions(const Ex& ex);
   void GetFunction(const Ex& ex, const std::string& ref, bool configuration_only);

@@ -14,6 +14,10 @@ bool Router::Match(const std::string& pattern, const std::string& path, Params* 
   while (true) {
     size_t ps = pat.find('/'), xs = p.find('/');
     std::string_view pseg = pat.substr(0, ps), xseg = p.substr(0, xs);
+    if (pseg == "{...}" && ps == std::string_view::npos) {
+      params->emplace_back(p);  // the rest of the path, as it is
+      return true;
+    }
     if (pseg == "{}") {
       if (xseg.empty()) return false;
       params->emplace_back(xseg);

@@ -1,7 +1,10 @@
 // runtime/http/router.h: a first-match route table, h2o style.
 //
 // Patterns are '/'-separated segments; "{}" matches exactly one non-empty
-// segment and is handed to the handler as a parameter, in order. The first route
+// segment and is handed to the handler as a parameter, in order. "{...}", only as
+// the last segment of a pattern, matches the rest of the path, slashes included
+// and possibly empty ("/a/{...}" matches "/a/", "/a/b" and "/a/b/c", not "/a"),
+// and is handed over as one parameter. The first route
 // whose method and pattern match wins. A path that matches some route but not
 // with this method gives 405; nothing matching gives the fallback (404). A
 // HEAD request is served by the first GET (or HEAD) route that matches; the
