@@ -174,6 +174,7 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
   cJSON_AddItemToObject(cfg, "throughput_levels", IntArray(c.throughput_levels));
   cJSON_AddNumberToObject(cfg, "throughput_seconds", c.throughput_seconds);
   cJSON_AddNumberToObject(cfg, "max_starts", c.max_starts);
+  cJSON_AddBoolToObject(cfg, "precreate", c.precreate);
   cJSON_AddNumberToObject(cfg, "pool_size", c.pool_size);
   cJSON_AddBoolToObject(cfg, "quick", c.quick);
   cJSON_AddStringToObject(cfg, "payload", c.payload.c_str());
@@ -227,6 +228,12 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddItemToArray(targets, o);
   }
   json::AddStringArray(r, "time_budget", a.time_budget);
+  if (c.precreate) {
+    // Did the cold samples skip the create? (kept samples of the ephemera series)
+    cJSON* pc = cJSON_AddObjectToObject(r, "precreate");
+    cJSON_AddNumberToObject(pc, "cold_samples", a.cold_samples);
+    cJSON_AddNumberToObject(pc, "cold_with_create", a.cold_with_create);
+  }
 
   cJSON* sweep = cJSON_AddArrayToObject(r, "sweep");
   for (size_t i = 0; i < run.sweep.size(); ++i) {
@@ -371,6 +378,15 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
         "container is gone, the pool is full). " +
         (c.quick ? "**Quick run (`--quick`): too few samples for firm conclusions.** " : "") +
         "Command: `" + c.command_line + "`.\n\n";
+  if (c.precreate) {
+    md +=
+        "**The daemon ran with `--precreate`**: after each cold start it creates the "
+        "function's next container ahead (created, never started), so a cold sample starts "
+        "that container and skips the create; " +
+        F("%.0f of %.0f kept cold samples had a create phase. ", a.cold_with_create,
+          a.cold_samples) +
+        "Settling between samples leaves that one created container in place.\n\n";
+  }
   md +=
       "All times are milliseconds, measured on the machine described at the end, with other "
       "work possibly running; compare the series with each other (they ran interleaved in "
@@ -701,6 +717,13 @@ std::string TerminalTable(const RunResult& run, const Analysis& a) {
                   "throughput c=%d: %.0f warm invokes/s, p50 %.3f ms, p99 %.3f ms, daemon %.0f "
                   "us/invoke\n",
                   s.concurrency, s.per_second, s.latency.p50, s.latency.p99, s.daemon_us);
+    t += line;
+  }
+  if (run.config.precreate) {
+    std::snprintf(line, sizeof line,
+                  "precreate: %d of %d cold samples had a create phase (daemon ran with "
+                  "--precreate)\n",
+                  a.cold_with_create, a.cold_samples);
     t += line;
   }
   for (const TargetVerdict& v : a.targets) {

@@ -150,6 +150,26 @@ std::vector<std::string> DockerRunArgv(const BenchOptions& o, const registry::Fu
   return argv;
 }
 
+bool ColdStartFromAhead(const Sample& sample) {
+  const auto& p = sample.phases;
+  return sample.start_kind == "cold" && p.count("create") == 0 && p.count("start") != 0 &&
+         p.count("total") != 0;
+}
+
+bool ColdContainersSettled(const std::vector<docker::ContainerSummary>& rows,
+                           const std::string& daemon, bool precreate, bool ahead_expected) {
+  int created = 0, other = 0;
+  for (const docker::ContainerSummary& row : rows) {
+    if (!daemon.empty()) {
+      auto it = row.labels.find("ephemera.daemon");
+      if (it == row.labels.end() || it->second != daemon) continue;
+    }
+    ++(row.state == "created" ? created : other);
+  }
+  if (!precreate) return created + other == 0;
+  return other == 0 && (ahead_expected ? created == 1 : created <= 1);
+}
+
 namespace {
 
 class Runner {
@@ -211,6 +231,7 @@ class Runner {
     c.throughput_levels = o_.throughput_levels;
     c.throughput_seconds = o_.throughput_seconds;
     c.max_starts = o_.max_starts;
+    c.precreate = o_.precreate;
     c.pool_size = o_.warm_pool ? o_.pool_size : 0;
     // The daemon's start cap: --max-starts, else the scheduler's default.
     r_->pool_rate.max_starts =
@@ -341,6 +362,8 @@ class Runner {
       daemon_args_.push_back("--max-starts");
       daemon_args_.push_back(std::to_string(o_.max_starts));
     }
+    // --precreate: the function's next container is created ahead of each cold start.
+    if (o_.precreate) daemon_args_.push_back("--precreate");
     if (!o_.docker_endpoint.empty()) {
       daemon_args_.push_back("--docker");
       daemon_args_.push_back(o_.docker_endpoint);
@@ -662,12 +685,18 @@ class Runner {
     Series e;
     e.key = kEphemera;
     e.label = "ephemera cold";
-    e.what = "POST " + r_->config.endpoint + "/2015-03-31/functions/" + fn_->name +
-             "/invocations with body " + o_.payload +
-             " over a keep-alive libcurl connection; time from sending to the whole reply; "
-             "phases from its Server-Timing header (\"client\" = latency - total). Kept if "
-             "HTTP 200, no X-Amz-Function-Error, and Server-Timing has create and start "
-             "(a cold start).";
+    e.what =
+        "POST " + r_->config.endpoint + "/2015-03-31/functions/" + fn_->name +
+        "/invocations with body " + o_.payload +
+        " over a keep-alive libcurl connection; time from sending to the whole reply; "
+        "phases from its Server-Timing header (\"client\" = latency - total). " +
+        (o_.precreate
+             ? std::string("The daemon ran with --precreate: kept if HTTP 200, no "
+                           "X-Amz-Function-Error, X-Ephemera-Start: cold and Server-Timing has "
+                           "start (with create when no container created ahead was there, "
+                           "without when the daemon started the one it had created ahead).")
+             : std::string("Kept if HTTP 200, no X-Amz-Function-Error, and Server-Timing "
+                           "has create and start (a cold start)."));
     Series f;
     f.key = kRawFloor;
     f.label = "raw Docker floor";
@@ -773,6 +802,7 @@ class Runner {
       const std::string& name = key == kEphemera ? fn_->name : key == kWarm ? warm_fn_ : pool_fn_;
       const char* expect = key == kEphemera ? "cold" : key == kWarm ? "warm" : "pool";
       client_->Invoke(name, o_.payload, expect, [this, key, record](ProbeResult r) {
+        if (key == kEphemera) OnColdAnswer(r);
         if (key == kWarm && r.kind != ProbeResult::Kind::kFailed) warm_ready_ = true;
         if (key == kPool && r.kind == ProbeResult::Kind::kKept &&
             !pool_seen_.insert(r.sample.environment_id).second) {
@@ -843,9 +873,28 @@ class Runner {
     });
   }
 
-  // No container of the cold function (of our daemon, when it is ours) is left.
+  // An answer of the cold function. With --precreate: a cold start that skipped the create
+  // is the class measured (runner.h ColdStartFromAhead), and the daemon is creating the next
+  // container ahead when the start was answered, so settling waits for it. Without
+  // --precreate, nothing changes.
+  void OnColdAnswer(ProbeResult& r) {
+    if (!o_.precreate) return;
+    if (r.kind == ProbeResult::Kind::kWrongClass && ColdStartFromAhead(r.sample)) {
+      r.kind = ProbeResult::Kind::kKept;
+      r.message.clear();
+    }
+    // After a failure the daemon may or may not have made one: settle for either.
+    ahead_expected_ = r.kind != ProbeResult::Kind::kFailed && r.sample.start_kind == "cold";
+  }
+
+  // No container of the cold function (of our daemon, when it is ours) is left; with
+  // --precreate, but for the one the daemon created ahead (runner.h ColdContainersSettled).
   void SettleCold(std::function<void()> next) {
     std::string filter = "ephemera.function=" + fn_->name;
+    if (o_.precreate) {
+      settle_cold_deadline_ = MonotonicMs() + static_cast<double>(o_.settle_timeout_ms);
+      return PollColdAhead(std::move(next));
+    }
     std::string also = o_.endpoint.empty() ? "ephemera.daemon=" + std::to_string(daemon_pid_) : "";
     WaitUntilNoContainers(
         &loop_, docker_.get(), filter, o_.settle_timeout_ms,
@@ -857,6 +906,36 @@ class Runner {
           next();
         },
         also);
+  }
+
+  void PollColdAhead(std::function<void()> next) {
+    std::string filter = "ephemera.function=" + fn_->name;
+    docker_->ListContainerSummaries(
+        filter, [this, filter, next = std::move(next)](
+                    Status s, std::vector<docker::ContainerSummary> rows) mutable {
+          // --precreate is refused with --endpoint: the daemon is ours.
+          std::string daemon = std::to_string(daemon_pid_);
+          if (s.ok() && ColdContainersSettled(rows, daemon, true, ahead_expected_)) return next();
+          if (MonotonicMs() > settle_cold_deadline_) {
+            if (unsettled_notes_++ < 3) {
+              int created = 0, other = 0;
+              for (const docker::ContainerSummary& row : rows) {
+                auto it = row.labels.find("ephemera.daemon");
+                if (it == row.labels.end() || it->second != daemon) continue;
+                ++(row.state == "created" ? created : other);
+              }
+              r_->notes.push_back("containers labelled " + filter + " were not settled after " +
+                                  std::to_string(o_.settle_timeout_ms) +
+                                  " ms (--precreate: " + std::to_string(created) + " created, " +
+                                  std::to_string(other) + " in another state; wanted " +
+                                  (ahead_expected_ ? "exactly" : "at most") +
+                                  " 1 created and no other" +
+                                  (s.ok() ? "" : "; list: " + s.message()) + ")");
+            }
+            return next();
+          }
+          Later(10, [this, next = std::move(next)]() mutable { PollColdAhead(std::move(next)); });
+        });
   }
 
   struct Health {
@@ -1021,6 +1100,7 @@ class Runner {
       int index = l.next_index++;
       if (l.series == kEphemera) {
         client_->Invoke(fn_->name, o_.payload, "cold", [this, index](ProbeResult r) {
+          OnColdAnswer(r);
           OnLevelSample(index, std::move(r));
           ++disposed_;  // the daemon disposes by itself; settled at the block's end
           MaybeEndBlock();
@@ -1740,6 +1820,10 @@ class Runner {
   double other_idle_ = 0;
   std::set<std::string> pool_seen_;  // pool environments used so far
   double quiet_deadline_ = 0;
+  // --precreate: the cold function's container created ahead should be there (a cold
+  // start was answered), and until when settling waits for it.
+  bool ahead_expected_ = false;
+  double settle_cold_deadline_ = 0;
   int unquiet_notes_ = 0;
   // Throughput and queue memory.
   std::string tp_host_;

@@ -57,6 +57,7 @@ struct BenchOptions {
   bool perf = true;              // perf record the daemon at the top throughput level
   int queue_invocations = 1000;  // 0 = no queue memory stage
   int max_starts = 0;            // --max-starts for our daemon; 0 = its default
+  bool precreate = false;        // --precreate for our daemon (not with an endpoint)
   bool quick = false;
   bool docker_run = true;
   bool docker_run_args_set = false;
@@ -113,6 +114,24 @@ inline constexpr char kHolderLabel[] = "ephemera.bench.holder";
 std::vector<std::string> DockerRunArgv(const BenchOptions& options,
                                        const registry::FunctionSpec& fn,
                                        const std::string& run_label, std::string* why);
+
+// With --precreate, a cold start that skipped the create: X-Ephemera-Start: cold and a
+// Server-Timing with start and total but no create (the daemon started the container it
+// had created ahead; docs/architecture.md "Timed phases"). The probe (probes.h) counts a
+// cold reply without create as the wrong class; the runner keeps these when --precreate.
+bool ColdStartFromAhead(const Sample& sample);
+
+// Settling between samples, for the cold function's containers as the engine lists them
+// (label ephemera.function=<fn>), counting only those of our daemon when `daemon` is not
+// empty (their ephemera.daemon label). Without --precreate, settled means none is left.
+// With it, the daemon keeps the function's next container created ahead, with the same
+// labels as any other (runtime/sandbox/container_spec.cc) but never started: exactly one
+// container in state "created" may stay, and nothing else (a started container is
+// "running", "exited", "removing" or "dead" until it is gone). Once a cold start has
+// been answered (`ahead_expected`), that one must be there: the daemon creates it while
+// the cold sample runs, and the next sample must not overlap that create.
+bool ColdContainersSettled(const std::vector<docker::ContainerSummary>& rows,
+                           const std::string& daemon, bool precreate, bool ahead_expected);
 
 // The Redis key prefix of the daemon the benchmark starts (`ephemera serve --redis-prefix`).
 std::string RedisPrefix(const std::string& run_label);

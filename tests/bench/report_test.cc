@@ -381,6 +381,88 @@ TEST(BenchReport, MarkdownHasTheSections) {
   EXPECT_NE(t.find("[MISSED]"), std::string::npos);
 }
 
+// A run whose daemon had --precreate: cold at `cold_p50` against the floor's 100 ms, and
+// only the first `with_create` cold samples had a create phase.
+RunResult MakePrecreateRun(double cold_p50, int with_create) {
+  RunResult run = MakeRun();
+  run.config.precreate = true;
+  Series& e = run.series[0];
+  for (size_t i = 0; i < e.samples.size(); ++i) {
+    e.samples[i].latency_ms += cold_p50 - 100;
+    if (static_cast<int>(i) >= with_create) e.samples[i].phases.erase("create");
+  }
+  return run;
+}
+
+TEST(BenchReport, PrecreateAddsItsTargetFromTheSameRatioAndCountsTheCreates) {
+  RunResult run = MakePrecreateRun(80, 3);
+  Analysis a = Analyze(run);
+  ASSERT_EQ(a.targets.size(), kTargets + 1);
+  EXPECT_EQ(a.cold_samples, 21);
+  EXPECT_EQ(a.cold_with_create, 3);
+  EXPECT_NEAR(a.ratios[0].ci.estimate, 0.8, 1e-12);
+  // Right after the 1.05 target, which says the daemon ran with --precreate.
+  EXPECT_EQ(a.targets[0].name, "ephemera cold p50 <= 1.05 x raw Docker floor p50");
+  EXPECT_NE(a.targets[0].margin.find("the daemon ran with --precreate"), std::string::npos);
+  const TargetVerdict& t = a.targets[1];
+  EXPECT_EQ(t.name, kPrecreateTargetName);
+  EXPECT_TRUE(t.evaluated);
+  EXPECT_TRUE(t.met);  // 0.80 <= 0.95
+  EXPECT_NE(t.measured.find("0.800 x"), std::string::npos) << t.measured;
+  EXPECT_NE(t.margin.find("met: 15.0 ms under the 95.0 ms allowed"), std::string::npos) << t.margin;
+  EXPECT_NE(t.margin.find("3 of 21 cold samples had a create phase"), std::string::npos)
+      << t.margin;
+  // The create line of the time budget counts instead of comparing medians.
+  bool create_line = false;
+  for (const std::string& line : a.time_budget) {
+    EXPECT_NE(line.rfind("create: ", 0), 0u) << line;
+    if (line.rfind("create (--precreate): 3 of 21 cold samples had one", 0) == 0)
+      create_line = true;
+  }
+  EXPECT_TRUE(create_line);
+
+  RunResult slow = MakePrecreateRun(100, 21);
+  Analysis b = Analyze(slow);
+  const TargetVerdict& m = b.targets[1];
+  EXPECT_TRUE(m.evaluated);
+  EXPECT_FALSE(m.met);  // 1.00 > 0.95
+  EXPECT_NE(m.margin.find("missed by 5.0 ms over the 95.0 ms allowed"), std::string::npos)
+      << m.margin;
+  EXPECT_NE(m.margin.find("21 of 21 cold samples"), std::string::npos) << m.margin;
+}
+
+TEST(BenchReport, PrecreateIsInTheJsonConfigTheMarkdownAndTheTable) {
+  RunResult run = MakePrecreateRun(80, 3);
+  Analysis a = Analyze(run);
+  json::Json j = json::Parse(JsonReport(run, a));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(json::GetBool(Get(j.get(), "config"), "precreate"), true);
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "precreate"), "cold_samples").value_or(0), 21);
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "precreate"), "cold_with_create").value_or(0), 3);
+  EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "targets")), static_cast<int>(kTargets + 1));
+  std::string md = MarkdownReport(run, a);
+  EXPECT_NE(md.find("**The daemon ran with `--precreate`**"), std::string::npos);
+  EXPECT_NE(md.find("3 of 21 kept cold samples had a create phase"), std::string::npos);
+  EXPECT_NE(md.find(std::string("| ") + kPrecreateTargetName + " | 0.800 x"), std::string::npos);
+  std::string t = TerminalTable(run, a);
+  EXPECT_NE(t.find("precreate: 3 of 21 cold samples had a create phase"), std::string::npos);
+  EXPECT_NE(t.find(std::string("[met]    ") + kPrecreateTargetName), std::string::npos);
+}
+
+TEST(BenchReport, WithoutPrecreateNothingOfItIsReported) {
+  RunResult run = MakeRun();
+  Analysis a = Analyze(run);
+  ASSERT_EQ(a.targets.size(), kTargets);
+  EXPECT_EQ(Target(a, "cold with --precreate"), nullptr);
+  EXPECT_EQ(a.targets[0].margin.find("precreate"), std::string::npos);
+  json::Json j = json::Parse(JsonReport(run, a));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(json::GetBool(Get(j.get(), "config"), "precreate"), false);
+  EXPECT_FALSE(Get(j.get(), "precreate"));
+  EXPECT_EQ(MarkdownReport(run, a).find("precreate"), std::string::npos);
+  EXPECT_EQ(TerminalTable(run, a).find("precreate"), std::string::npos);
+}
+
 TEST(BenchReport, ChartsLeaveOutWarmAndPool) {
   RunResult run = MakeRun();
   Analysis a = Analyze(run);

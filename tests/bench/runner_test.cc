@@ -1,10 +1,13 @@
 // Tests of what the runner asks the engine to run: the raw floor's container is the
-// daemon's, relabelled; the docker run command line per function mode.
+// daemon's, relabelled; the docker run command line per function mode; with --precreate,
+// which cold replies are kept and what settling accepts between samples.
 #include "bench/runner.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "bench/probes.h"
 #include "runtime/sandbox/container_spec.h"
@@ -125,6 +128,59 @@ TEST(BenchRunner, DockerRunCommandFollowsTheFunctionMode) {
   argv = DockerRunArgv(o, other, "7", &why);
   ASSERT_FALSE(argv.empty());
   EXPECT_EQ(argv.back(), "--once");
+}
+
+Sample ColdReply(std::map<std::string, double> phases, std::string kind = "cold") {
+  Sample s;
+  s.start_kind = std::move(kind);
+  s.phases = std::move(phases);
+  return s;
+}
+
+TEST(BenchRunner, AColdStartFromTheContainerCreatedAheadHasStartButNoCreate) {
+  EXPECT_TRUE(ColdStartFromAhead(ColdReply({{"start", 150}, {"init", 0}, {"total", 160}})));
+  // Created on the cold path: the probe keeps it anyway; not one from ahead.
+  EXPECT_FALSE(ColdStartFromAhead(ColdReply({{"create", 40}, {"start", 150}, {"total", 200}})));
+  EXPECT_FALSE(ColdStartFromAhead(ColdReply({{"total", 0.3}, {"handler", 0.1}}, "warm")));
+  EXPECT_FALSE(ColdStartFromAhead(ColdReply({{"start", 150}, {"total", 160}}, "pool")));
+  EXPECT_FALSE(ColdStartFromAhead(ColdReply({{"total", 160}})));  // no container started
+  EXPECT_FALSE(ColdStartFromAhead(ColdReply({{"start", 150}})));  // no total: not answered
+}
+
+docker::ContainerSummary Row(const std::string& state, const std::string& daemon = "42") {
+  docker::ContainerSummary row;
+  row.id = state + daemon;
+  row.state = state;
+  row.labels = {
+      {"ephemera.managed", "1"}, {"ephemera.function", "echo"}, {"ephemera.daemon", daemon}};
+  return row;
+}
+
+TEST(BenchRunner, SettlingWithoutPrecreateWantsNoContainerAtAll) {
+  EXPECT_TRUE(ColdContainersSettled({}, "42", false, false));
+  EXPECT_FALSE(ColdContainersSettled({Row("created")}, "42", false, false));
+  EXPECT_FALSE(ColdContainersSettled({Row("removing")}, "42", false, true));
+  // Another daemon's containers are not ours to wait for; without a daemon, all are.
+  EXPECT_TRUE(ColdContainersSettled({Row("running", "43")}, "42", false, false));
+  EXPECT_FALSE(ColdContainersSettled({Row("running", "43")}, "", false, false));
+}
+
+TEST(BenchRunner, SettlingWithPrecreateAcceptsExactlyTheOneCreatedContainer) {
+  // Before the first cold start there is none; after one, the daemon's must be there.
+  EXPECT_TRUE(ColdContainersSettled({}, "42", true, false));
+  EXPECT_FALSE(ColdContainersSettled({}, "42", true, true));
+  EXPECT_TRUE(ColdContainersSettled({Row("created")}, "42", true, false));
+  EXPECT_TRUE(ColdContainersSettled({Row("created")}, "42", true, true));
+  // Nothing more: a second created one, or the previous sample's container still there in
+  // any state a started container goes through.
+  EXPECT_FALSE(ColdContainersSettled({Row("created"), Row("created")}, "42", true, true));
+  for (const char* state : {"running", "exited", "removing", "dead", "paused", "restarting"}) {
+    EXPECT_FALSE(ColdContainersSettled({Row("created"), Row(state)}, "42", true, true)) << state;
+    EXPECT_FALSE(ColdContainersSettled({Row(state)}, "42", true, false)) << state;
+  }
+  // Another daemon's created container is not the one ours made ahead.
+  EXPECT_FALSE(ColdContainersSettled({Row("created", "43")}, "42", true, true));
+  EXPECT_TRUE(ColdContainersSettled({Row("created", "43"), Row("created")}, "42", true, true));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // A short real run of ephemera-bench against dockerd (integration): its own daemon, the
 // five series, a two-level sweep with a floor-only knee level, the pool rate, two
 // throughput levels, the queue memory stage. Checks the reports' structure, never the
-// timings.
+// timings. A second, shorter run with --precreate.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +119,59 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
 
   // Nothing left behind: no container of ours, no daemon.
   EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "");
+  EXPECT_EQ(std::system(("rm -rf '" + out + "'").c_str()), 0);
+}
+
+// --precreate: the daemon creates each cold start's successor ahead, the cold samples are
+// kept without a create phase, settling leaves that one container, the report has the
+// 0.95 target, and the daemon's containers are gone at the end.
+TEST(BenchSmoke, PrecreateRunKeepsColdSamplesWithoutCreateAndLeavesNothing) {
+  char tmpl[] = "/tmp/bench-smoke-precreate-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string out = tmpl;
+  std::string cmd = std::string(EPHEMERA_BENCH_BIN) +
+                    " --precreate --samples 3 --warmups 1 --sweep-samples 0" +
+                    " --pool-rate-samples 0 --throughput-levels 0 --queue-invocations 0" +
+                    " --no-docker-run --no-warm-pool --no-microbench --registry " +
+                    EPHEMERA_SOURCE_DIR + "/registry/functions.json --out " + out + " > " + out +
+                    "/stdout.txt 2> " + out + "/stderr.txt";
+  int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  std::string err = Read(out + "/stderr.txt");
+  ASSERT_EQ(WEXITSTATUS(rc), 0) << err << Read(out + "/daemon.log");
+
+  json::Json j = json::Parse(Read(out + "/results.json"));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(json::GetBool(Get(j.get(), "config"), "precreate"), true);
+  EXPECT_NE(
+      json::GetString(Get(j.get(), "config"), "command_line").value_or("").find("--precreate"),
+      std::string::npos);
+  const cJSON* e = cJSON_GetArrayItem(Get(j.get(), "series"), 0);
+  EXPECT_EQ(json::GetString(e, "key").value_or(""), "ephemera");
+  EXPECT_EQ(cJSON_GetArraySize(Get(e, "samples")), 3);
+  EXPECT_EQ(json::GetNumber(Get(e, "rejects"), "wrong_class_dropped").value_or(-1), 0);
+  // The warm-up round made the first container; every kept sample found one ahead.
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "precreate"), "cold_samples").value_or(0), 3);
+  EXPECT_EQ(json::GetNumber(Get(j.get(), "precreate"), "cold_with_create").value_or(-1), 0);
+  bool target = false;
+  const cJSON* t = nullptr;
+  cJSON_ArrayForEach(t, Get(j.get(), "targets")) {
+    if (json::GetString(t, "name").value_or("").rfind("cold with --precreate", 0) == 0)
+      target = json::GetBool(t, "evaluated").value_or(false);
+  }
+  EXPECT_TRUE(target);
+  // Settling never timed out waiting for the created container (or for anything else).
+  for (const char* note : {"were not settled", "were still there", "was not quiet"})
+    EXPECT_EQ(Read(out + "/results.json").find(note), std::string::npos) << note;
+  EXPECT_NE(Read(out + "/report.md").find("The daemon ran with `--precreate`"), std::string::npos);
+
+  // Nothing left behind: neither the floor's containers nor the daemon's (its pid is in
+  // the progress line "daemon ... (pid N, log ...)").
+  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "");
+  size_t at = err.find("(pid ");
+  ASSERT_NE(at, std::string::npos) << err;
+  std::string pid = err.substr(at + 5, err.find(',', at) - at - 5);
+  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.daemon=" + pid), "") << pid;
   EXPECT_EQ(std::system(("rm -rf '" + out + "'").c_str()), 0);
 }
 
