@@ -190,6 +190,70 @@ void LineSplitter::Feed(std::string_view bytes, std::vector<std::string>* lines)
   }
 }
 
+namespace {
+// A JSON number as an int; 0 if it is not a number, the nearest int if out of range (a
+// plain cast of an out-of-range double is undefined behaviour).
+int IntOf(const cJSON* obj, const char* key) {
+  double v = json::GetNumber(obj, key).value_or(0);
+  if (!(v == v)) return 0;  // NaN
+  if (v >= 2147483647.0) return 2147483647;
+  if (v <= -2147483648.0) return -2147483647 - 1;
+  return static_cast<int>(v);
+}
+}  // namespace
+
+Status ParseImageInspect(std::string_view body, ImageConfig* out) {
+  auto j = json::Parse(body);
+  if (!cJSON_IsObject(j.get())) return InvalidArgument("malformed JSON from the engine");
+  ImageConfig config;
+  config.id = json::GetString(j.get(), "Id").value_or("");
+  const cJSON* cfg = cJSON_GetObjectItemCaseSensitive(j.get(), "Config");
+  config.entrypoint = json::GetStringArray(cfg, "Entrypoint").value_or(std::vector<std::string>{});
+  config.cmd = json::GetStringArray(cfg, "Cmd").value_or(std::vector<std::string>{});
+  config.env = json::GetStringArray(cfg, "Env").value_or(std::vector<std::string>{});
+  config.working_dir = json::GetString(cfg, "WorkingDir").value_or("");
+  config.user = json::GetString(cfg, "User").value_or("");
+  *out = std::move(config);
+  return Status::Ok();
+}
+
+Status ParseContainerInspect(std::string_view body, ContainerState* out) {
+  auto j = json::Parse(body);
+  const cJSON* s = j ? cJSON_GetObjectItemCaseSensitive(j.get(), "State") : nullptr;
+  if (!cJSON_IsObject(s)) return InvalidArgument("no State in the answer");
+  ContainerState state;
+  state.status = json::GetString(s, "Status").value_or("");
+  state.running = json::GetBool(s, "Running").value_or(false);
+  state.oom_killed = json::GetBool(s, "OOMKilled").value_or(false);
+  state.pid = IntOf(s, "Pid");
+  state.exit_code = IntOf(s, "ExitCode");
+  state.error = json::GetString(s, "Error").value_or("");
+  *out = std::move(state);
+  return Status::Ok();
+}
+
+Status ParseContainerList(std::string_view body, std::vector<ContainerSummary>* out) {
+  auto j = json::Parse(body);
+  if (!cJSON_IsArray(j.get())) return InvalidArgument("malformed JSON");
+  std::vector<ContainerSummary> rows;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, j.get()) {
+    ContainerSummary row;
+    row.id = json::GetString(item, "Id").value_or("");
+    if (row.id.empty()) continue;
+    row.state = json::GetString(item, "State").value_or("");
+    const cJSON* label = nullptr;
+    cJSON_ArrayForEach(label, cJSON_GetObjectItemCaseSensitive(item, "Labels")) {
+      if (cJSON_IsString(label) && label->string != nullptr) {
+        row.labels[label->string] = label->valuestring;
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  *out = std::move(rows);
+  return Status::Ok();
+}
+
 std::optional<EngineEvent> ParseEngineEvent(std::string_view line) {
   auto j = json::Parse(line);
   if (!cJSON_IsObject(j.get())) return std::nullopt;
@@ -697,19 +761,11 @@ void DockerClient::InspectImage(const std::string& image,
            status = TransportError(c->endpoint_, "inspect image " + image, code, r.error);
          } else if (r.status() != 200) {
            status = EngineError("inspect", Target::kImage, image, r.status(), r.response_body);
-         } else if (auto j = json::Parse(r.response_body); !j) {
-           status = Internal("docker inspect image " + image + ": malformed JSON from the engine");
-         } else {
-           config.id = json::GetString(j.get(), "Id").value_or("");
-           const cJSON* cfg = cJSON_GetObjectItemCaseSensitive(j.get(), "Config");
-           config.entrypoint =
-               json::GetStringArray(cfg, "Entrypoint").value_or(std::vector<std::string>{});
-           config.cmd = json::GetStringArray(cfg, "Cmd").value_or(std::vector<std::string>{});
-           config.env = json::GetStringArray(cfg, "Env").value_or(std::vector<std::string>{});
-           config.working_dir = json::GetString(cfg, "WorkingDir").value_or("");
-           config.user = json::GetString(cfg, "User").value_or("");
+         } else if (status = ParseImageInspect(r.response_body, &config); !status.ok()) {
+           status = Internal("docker inspect image " + image + ": " + status.message());
+         } else if (!inspection->stale && c->image_cache_enabled_) {
            // A stale answer may predate a rebuild or a removal: it is not kept.
-           if (!inspection->stale && c->image_cache_enabled_) c->image_cache_[image] = config;
+           c->image_cache_[image] = config;
          }
          if (auto it = c->image_inflight_.find(image);
              it != c->image_inflight_.end() && it->second == inspection) {
@@ -1025,21 +1081,9 @@ void DockerClient::ListContainerSummaries(
       return done(EngineError("list", Target::kEngine, "containers", r.status(), r.response_body),
                   {});
     }
-    auto j = json::Parse(r.response_body);
-    if (!cJSON_IsArray(j.get()))
-      return done(Internal("docker list containers: malformed JSON"), {});
     std::vector<ContainerSummary> rows;
-    const cJSON* item = nullptr;
-    cJSON_ArrayForEach(item, j.get()) {
-      ContainerSummary row;
-      row.id = json::GetString(item, "Id").value_or("");
-      if (row.id.empty()) continue;
-      row.state = json::GetString(item, "State").value_or("");
-      const cJSON* label = nullptr;
-      cJSON_ArrayForEach(label, cJSON_GetObjectItemCaseSensitive(item, "Labels")) {
-        if (cJSON_IsString(label)) row.labels[label->string] = label->valuestring;
-      }
-      rows.push_back(std::move(row));
+    if (Status s = ParseContainerList(r.response_body, &rows); !s.ok()) {
+      return done(Internal("docker list containers: " + s.message()), {});
     }
     done(Status::Ok(), std::move(rows));
   });
@@ -1059,18 +1103,9 @@ void DockerClient::InspectContainer(const std::string& id,
            return done(EngineError("inspect", Target::kContainer, id, r.status(), r.response_body),
                        state);
          }
-         auto j = json::Parse(r.response_body);
-         const cJSON* s = j ? cJSON_GetObjectItemCaseSensitive(j.get(), "State") : nullptr;
-         if (!cJSON_IsObject(s)) {
-           return done(Internal("docker inspect container " + id + ": no State in the answer"),
-                       state);
+         if (Status s = ParseContainerInspect(r.response_body, &state); !s.ok()) {
+           return done(Internal("docker inspect container " + id + ": " + s.message()), state);
          }
-         state.status = json::GetString(s, "Status").value_or("");
-         state.running = json::GetBool(s, "Running").value_or(false);
-         state.oom_killed = json::GetBool(s, "OOMKilled").value_or(false);
-         state.pid = static_cast<int>(json::GetNumber(s, "Pid").value_or(0));
-         state.exit_code = static_cast<int>(json::GetNumber(s, "ExitCode").value_or(0));
-         state.error = json::GetString(s, "Error").value_or("");
          done(Status::Ok(), state);
        });
 }

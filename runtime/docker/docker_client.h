@@ -157,6 +157,13 @@ struct ContainerState {
   std::string error;  // the engine's note, e.g. why start failed
 };
 
+// The engine's JSON answers to image inspect, container inspect and container list, as
+// the client reads them (exposed for tests and fuzzing). kInvalidArgument if the body is
+// not the expected JSON shape; fields that are missing or of another type are left empty.
+Status ParseImageInspect(std::string_view body, ImageConfig* out);
+Status ParseContainerInspect(std::string_view body, ContainerState* out);
+Status ParseContainerList(std::string_view body, std::vector<ContainerSummary>* out);
+
 class DockerClient final {
  public:
   // Names a wait, attach or events stream in flight, for Cancel(). Never 0.

@@ -175,6 +175,34 @@ TEST(ParseEngineEvent, ATimeOutOfRangeIsNoTime) {
   EXPECT_EQ(negative->time_nano, 0);
 }
 
+TEST(ParseInspect, ReadsTheFieldsAndClampsNumbersOutOfRange) {
+  ContainerState st;
+  ASSERT_TRUE(
+      ParseContainerInspect(
+          R"({"State":{"Status":"exited","OOMKilled":true,"Pid":1e30,"ExitCode":-1e30}})", &st)
+          .ok());
+  EXPECT_EQ(st.status, "exited");
+  EXPECT_TRUE(st.oom_killed);
+  EXPECT_EQ(st.pid, 2147483647);  // not undefined behaviour: the nearest int
+  EXPECT_EQ(st.exit_code, -2147483647 - 1);
+  EXPECT_FALSE(ParseContainerInspect(R"({"Id":"x"})", &st).ok());
+  ImageConfig image;
+  ASSERT_TRUE(ParseImageInspect(
+                  R"({"Id":"sha256:ab","Config":{"Cmd":["a","b"],"User":"app","Env":[1]}})", &image)
+                  .ok());
+  EXPECT_EQ(image.id, "sha256:ab");
+  EXPECT_EQ(image.cmd, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(image.user, "app");
+  EXPECT_FALSE(ParseImageInspect("[]", &image).ok());
+  std::vector<ContainerSummary> rows;
+  ASSERT_TRUE(
+      ParseContainerList(R"([{"Id":"c1","Labels":{"a":"1","b":2}},{"State":"running"}])", &rows)
+          .ok());
+  ASSERT_EQ(rows.size(), 1u) << "a row without an id is skipped";
+  EXPECT_EQ(rows[0].labels.size(), 1u);
+  EXPECT_FALSE(ParseContainerList("{}", &rows).ok());
+}
+
 TEST(ParseEngineEvent, ReadsA2010ImageEventExactly) {
   auto e = ParseEngineEvent(kTagEventLine);
   ASSERT_TRUE(e.has_value());

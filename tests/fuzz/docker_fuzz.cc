@@ -1,7 +1,9 @@
 // Fuzz target: what the Docker engine sends back, as runtime/docker parses it
 // without a socket: the multiplexed log/attach stream (DockerStreamDemuxer),
 // the event stream (LineSplitter, ParseEngineEvent), error bodies (EngineError,
-// EngineMessage) and image references in events (NormalizeImageRef).
+// EngineMessage), image references in events (NormalizeImageRef) and the JSON answers
+// to image inspect, container inspect and container list (ParseImageInspect,
+// ParseContainerInspect, ParseContainerList).
 //
 // Input: one control byte, then the engine's bytes. The control byte picks the
 // piece size (1..64) the stream arrives in, the HTTP status and the target kind
@@ -121,5 +123,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Empty only for a JSON body whose "message" is empty (the engine's own words).
   (void)docker::EngineMessage(in);
+
+  // Inspect and list answers (JSON bodies). A failure leaves the output untouched.
+  docker::ImageConfig image;
+  image.id = "untouched";
+  if (!docker::ParseImageInspect(in, &image).ok()) Check(image.id == "untouched", "image kept");
+  docker::ContainerState state;
+  state.status = "untouched";
+  if (!docker::ParseContainerInspect(in, &state).ok()) {
+    Check(state.status == "untouched", "state kept");
+  }
+  std::vector<docker::ContainerSummary> rows;
+  if (docker::ParseContainerList(in, &rows).ok()) {
+    for (const auto& row : rows) Check(!row.id.empty(), "listed containers have an id");
+  }
   return 0;
 }
