@@ -158,6 +158,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void Finish(InvokeOutcome outcome);
   void Fail(OutcomeKind kind, Status status);
   void FailFunction(std::string error_type, std::string message);
+  // Exit 137 during an invocation: Runtime.OutOfMemory if the engine says the memory limit
+  // killed it (asked up to 3 times), else Runtime.ExitError.
+  void ClassifyKill(const std::string& request_id, int attempt);
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
   void RemoveContainer();
@@ -193,6 +196,7 @@ class Environment : public std::enable_shared_from_this<Environment> {
   bool runtime_asked_ = false;  // the runtime has called /next at least once
   Timer timer_;                 // init backstop, then the handler's deadline
   Timer delivery_timer_;        // bounds how long an outcome waits for its last log bytes
+  Timer kill_timer_;            // asks the engine again whether a kill was an OOM kill
 
   // The invocation in the environment, if any.
   std::optional<Invocation> current_;
