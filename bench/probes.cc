@@ -849,4 +849,26 @@ void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::s
   Poll(p);
 }
 
+int SpawnLogged(uv_loop_t* loop, UvHandle<uv_process_t>* proc, std::vector<std::string>& argv,
+                int log_fd, uv_exit_cb on_exit, void* data) {
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = log_fd;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = log_fd;
+  uv_process_options_t opts{};
+  opts.file = args[0];
+  opts.args = args.data();
+  opts.stdio = stdio;
+  opts.stdio_count = 3;
+  opts.exit_cb = on_exit;
+  int rc = proc->Init(loop, uv_spawn, &opts);
+  if (rc >= 0) proc->get()->data = data;
+  return rc;
+}
+
 }  // namespace ephemera::bench

@@ -35,6 +35,7 @@
 
 #include "bench/results.h"
 #include "runtime/core/status.h"
+#include "runtime/core/uv_handle.h"
 #include "runtime/docker/curl_uv.h"
 #include "runtime/docker/docker_client.h"
 
@@ -217,5 +218,12 @@ class DockerRun final {
 void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::string label_filter,
                            uint64_t timeout_ms, std::function<void(bool settled)> done,
                            std::string also = "");
+
+// Starts `argv` (argv[0] the binary) as a child process of `loop`: stdin from nowhere,
+// stdout and stderr into `log_fd`, `data` as the handle's data, `on_exit` its exit callback.
+// Returns libuv's result (negative on failure). Used by ephemera-bench and ephemera-soak
+// to start the daemon they measure.
+int SpawnLogged(uv_loop_t* loop, UvHandle<uv_process_t>* proc, std::vector<std::string>& argv,
+                int log_fd, uv_exit_cb on_exit, void* data);
 
 }  // namespace ephemera::bench

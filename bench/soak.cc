@@ -656,27 +656,13 @@ class Soak {
     }
     for (const std::string& a : daemon_args_)
       r_->daemon_command += (r_->daemon_command.empty() ? "" : " ") + a;
-    std::vector<char*> args;
-    for (std::string& a : daemon_args_) args.push_back(a.data());
-    args.push_back(nullptr);
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = daemon_log_fd_;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = daemon_log_fd_;
-    uv_process_options_t opts{};
-    opts.file = args[0];
-    opts.args = args.data();
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
-    opts.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
+    auto on_exit = [](uv_process_t* p, int64_t status, int signal) {
       if (auto* self = static_cast<Soak*>(p->data)) self->OnDaemonExit(status, signal);
     };
-    if (int rc = daemon_proc_.Init(&loop_, uv_spawn, &opts); rc < 0) {
+    if (int rc = SpawnLogged(&loop_, &daemon_proc_, daemon_args_, daemon_log_fd_, on_exit, this);
+        rc < 0) {
       return Fail("cannot start " + o_.ephemera_bin + ": " + uv_strerror(rc));
     }
-    daemon_proc_.get()->data = this;
     daemon_pid_ = daemon_proc_.get()->pid;
     r_->daemon_pid = daemon_pid_;
     daemon_running_ = true;
