@@ -94,12 +94,15 @@ void RuntimeApiProxy::ServeClient(int client_fd) {
     if (!ReadRequest(&s, &request, &size)) break;
     std::string raw = s.from_client.substr(0, size);
     s.from_client.erase(0, size);
+    // A client that asked to close (Connection: close, or HTTP/1.0 without keep-alive)
+    // gets its answer and then the close, whatever the upstream's answer said.
+    bool client_closes = ConnectionCloses(request);
     std::string local;
     if (hooks_.on_request && hooks_.on_request(request, &local)) {
-      if (!SendAll(s.client, local)) break;
+      if (!SendAll(s.client, local) || client_closes) break;
       continue;
     }
-    if (!Forward(&s, request, raw)) break;
+    if (!Forward(&s, request, raw) || client_closes) break;
   }
   s.CloseUpstream();
 }

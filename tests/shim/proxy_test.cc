@@ -243,6 +243,34 @@ TEST(Proxy, OnRequestMayAnswerLocallyAndOnResponseSeesTheUpstreamHead) {
   EXPECT_EQ(seen, std::vector<std::string>{"/remote 200 123"});
 }
 
+// A client that asks to close gets its answer, then the close, even from an upstream that
+// keeps the connection, and for an answer the proxy made itself.
+TEST(Proxy, ClosesAfterAnswerWhenTheClientAsksToClose) {
+  FakeHttpServer upstream([](const FakeRequest&) { return FakeReply::Simple(200, "up"); });
+  ProxyHooks hooks;
+  hooks.on_request = [](const WireHead& request, std::string* local) {
+    if (request.target != "/local") return false;
+    *local = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nlocal";
+    return true;
+  };
+  RuntimeApiProxy proxy(Loopback(upstream.port()), hooks);
+  ASSERT_TRUE(proxy.Start(Loopback(0)).ok());
+  for (const char* request :
+       {"GET /remote HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /local HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /remote HTTP/1.0\r\n\r\n"}) {
+    RawClient client(proxy.port());
+    client.Send(request);
+    std::string answer = client.Read(1 << 16, 2000);
+    EXPECT_NE(answer.find(" 200 "), std::string::npos) << request << answer;
+    EXPECT_TRUE(client.WaitForEof(2000)) << "still open after: " << request;
+  }
+  // Without it, the connection stays for the next request.
+  RawClient keep(proxy.port());
+  keep.Send("GET /remote HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(keep.Read(1 << 16, 1000).find(" 200 "), std::string::npos);
+  EXPECT_FALSE(keep.WaitForEof(300));
+}
+
 TEST(Proxy, ForwardsToAUnixSocketUpstream) {
   std::string path = "/tmp/ephemera-proxy-test-" + std::to_string(getpid()) + ".sock";
   FakeHttpServer upstream([](const FakeRequest& r) { return FakeReply::Simple(200, r.target); },
