@@ -100,8 +100,10 @@ void HolderPool::Make() {
       return;
     }
     all_.insert(id);
+    starting_.insert(id);
     docker_->StartContainer(id, [this, alive, t0, failed, id](Status s) {
       if (alive.expired()) return;
+      starting_.erase(id);
       if (!s.ok()) {
         failed(id, Status(s.code(), "network namespace holder: " + s.message()));
         return;
@@ -139,7 +141,8 @@ void HolderPool::Remove(const std::string& id) {
     if (alive.expired()) return;
     --removing_;
     if (!s.ok()) {
-      LOG_WARN("sandbox", "could not remove holder %s: %s", id.c_str(), s.message().c_str());
+      LOG_WARN("sandbox", "could not remove holder %s: %s (tried again when the engine is back)",
+               id.c_str(), s.message().c_str());
     }
     MaybeFinishShutdown();
   });
@@ -151,10 +154,13 @@ void HolderPool::Prune(const std::vector<docker::ContainerSummary>& rows) {
   std::unordered_set<std::string> running;
   for (const auto& row : rows) {
     if (row.labels.count("ephemera.holder") == 0) continue;
-    if (row.state == "running" && all_.count(row.id) != 0) {
-      running.insert(row.id);
-    } else if (all_.count(row.id) == 0 && making_ == 0) {
-      Remove(row.id);  // ours, but unknown to the pool (its start raced a disconnect)
+    if (all_.count(row.id) == 0) {
+      // Ours, but unknown to the pool: its removal failed while the engine was away, or
+      // its create or start raced a disconnect. (One whose create is still in flight may
+      // be removed too: its start then fails and the pool makes another.)
+      Remove(row.id);
+    } else if (row.state == "running" || starting_.count(row.id) != 0) {
+      running.insert(row.id);  // a holder whose start is in flight is not gone either
     }
   }
   std::vector<std::string> gone;

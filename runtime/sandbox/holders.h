@@ -81,7 +81,8 @@ class HolderPool {
   docker::DockerClient* docker_;
   HolderOptions options_;
   std::vector<std::string> ready_;
-  std::unordered_set<std::string> all_;  // ready, lent out, or being made
+  std::unordered_set<std::string> all_;       // ready, lent out, or being made
+  std::unordered_set<std::string> starting_;  // created, start call in flight
   std::deque<std::function<void(Status, std::string)>> waiting_;
   int making_ = 0;
   int removing_ = 0;

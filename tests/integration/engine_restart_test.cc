@@ -182,7 +182,11 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   EXPECT_TRUE(WaitUntil([&] { return engine.Containers("ephemera.function=er-slow") == 0; }, 30000))
       << d.log();
   EXPECT_EQ(d.Stop(), 0) << d.log();
-  EXPECT_EQ(engine.Containers(mine), 0) << "containers left on the engine";
+  EXPECT_EQ(engine.Containers(mine), 0)
+      << "containers left on the engine:\n"
+      << ephemera::testing::Run(engine.cli() + "ps -a --filter label=" + mine +
+                                " --format '{{.ID}} {{.Status}} {{.Labels}}'")
+      << d.log();
 }
 
 }  // namespace
