@@ -47,6 +47,12 @@ class SecondEngine {
   }
   ~SecondEngine() {
     Stop();
+    // The killed engine's containers keep their shims (containerd-shim-runc-v2, with the
+    // container's processes under it) running past any dockerd: end them. The [c] keeps
+    // the pattern from matching this shell's own command line.
+    std::system(("for p in $(pgrep -f '[c]ontainerd-shim-runc-v2 .*" + dir_ +
+                 "/'); do pkill -KILL -P $p; kill -KILL $p; done >/dev/null 2>&1")
+                    .c_str());
     std::system(("ip link delete " + bridge_ + " >/dev/null 2>&1").c_str());
     // dockerd leaves its data root bind-mounted and a namespace file mounted: undo the
     // mounts (innermost first), then remove the folder.
