@@ -93,6 +93,7 @@ void Events::Stop() {
 }
 
 void Events::Drain(std::function<void()> done) {
+  FlushRecords();
   double deadline = MonotonicMs() + 2.0 * static_cast<double>(options_.redis_timeout_ms);
   auto check = std::make_shared<std::function<void()>>();
   *check = [this, deadline, done = std::move(done), check] {
@@ -162,16 +163,17 @@ void Events::Record(const InvocationRecord& record) {
     SkipRecords(1);
     return;
   }
-  // Buffered until the loop's next turn: the records of one turn (many, under load) go to
-  // Redis in one script call, with the retention run once per index.
+  // Buffered for up to kRecordFlushMs: the records of that window (dozens under load) go to
+  // Redis in one script call, with the retention run once per index. Readers of records
+  // flush first (ListRecords, GetRecords), so a caller sees its own invocation's record.
   record_batch_.push_back(record.request_id);
   record_batch_.push_back(record.function);
-  record_batch_.push_back(json::Print(record.ToJson().get()));
+  record_batch_.push_back(record.ToJsonText());
   ++record_writes_;
   if (record_batch_.size() >= 3 * kMaxRecordBatch) {
     FlushRecords();
   } else if (!record_timer_.active()) {
-    record_timer_.Start(0, [this] { FlushRecords(); });
+    record_timer_.Start(kRecordFlushMs, [this] { FlushRecords(); });
   }
 }
 
@@ -214,6 +216,7 @@ void Events::FlushRecords() {
 
 void Events::ListRecords(const std::string& function, size_t limit, const std::string& since_ms,
                          std::function<void(Status, std::vector<std::string>)> done) {
+  FlushRecords();  // sent first on the same connection, so answered first
   const Keys& k = options_.queue.keys;
   Eval(scripts::kListRecords, {function.empty() ? k.record_index() : k.record_index(function)},
        {k.prefix, std::to_string(limit), since_ms},
@@ -236,6 +239,7 @@ void Events::GetRecords(
     std::map<std::string, std::string> final_state;
     int left = 2;
   };
+  FlushRecords();  // sent first on the same connection, so answered first
   auto both = std::make_shared<Both>();
   auto finish = [both, done = std::move(done)] {
     if (--both->left == 0)

@@ -112,6 +112,8 @@ class Events {
   void FlushRecords();
   void SkipRecords(size_t n);
   static constexpr size_t kMaxRecordBatch = 256;
+  // How long a record waits for others to share its write (at 5,000 invocations/s, 25).
+  static constexpr uint64_t kRecordFlushMs = 5;
   void Defer(std::function<void()> fn);
   void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
             redis::Client::Callback cb);

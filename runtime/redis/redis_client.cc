@@ -97,8 +97,14 @@ struct UvEvents {
       uv_poll_start(&p->handle, p->events, &UvEvents::OnPoll);  // libuv stopped it
     }
   }
+  // hiredis asks for reads again after every write: only a real change reaches libuv, whose
+  // uv_poll_start takes the descriptor out of epoll and puts it back (three system calls).
   void Update(int add, int remove) {
-    events = (events | add) & ~remove;
+    int next = (events | add) & ~remove;
+    if (next == events && uv_is_active(reinterpret_cast<uv_handle_t*>(&handle)) == (next != 0)) {
+      return;
+    }
+    events = next;
     if (events != 0) {
       uv_poll_start(&handle, events, &UvEvents::OnPoll);
     } else {
