@@ -53,6 +53,12 @@ struct HttpResponse {
   int status = 200;
   Headers headers;
   std::string body;
+  // May wait, for up to kHoldMs, to go out in one write with the reply to the request the
+  // client pipelined behind this one (the Runtime API's 202 to a runtime that sent its
+  // next GET /next with its result: one wake-up of the runtime instead of two). Without a
+  // pipelined request it goes at once.
+  bool may_wait_for_next = false;
+  static constexpr uint64_t kHoldMs = 20;
 
   HttpResponse() = default;
   HttpResponse(int s, std::string b, std::string content_type = "text/plain; charset=utf-8")

@@ -63,6 +63,7 @@ class Connection {
     if (closing_) return;
     closing_ = true;
     timer_.Stop();
+    hold_timer_.Stop();
     uv_read_stop(stream());
     if (server_ != nullptr) {
       server_->connections_.erase(this);
@@ -85,6 +86,17 @@ class Connection {
     // Serialized first: the head carries the length of the body moved below.
     std::string head = SerializeResponseHead(response, keep_alive);
     if (head_only || !StatusHasBody(response.status)) response.body.clear();
+    if (response.may_wait_for_next && keep_alive && pending_.size() > consumed_ && held_.empty()) {
+      // A request is pipelined behind this one: this reply goes out with its reply.
+      held_ = std::move(head);
+      held_ += response.body;
+      hold_timer_.Start(HttpResponse::kHoldMs, [this] {
+        if (!closing_ && !held_.empty()) Write(std::string(), std::string());
+      });
+      current_.reset();
+      Continue();
+      return;
+    }
     Write(std::move(head), std::move(response.body));
     // This may drop the last reference to `exchange`, whose Reply() called us;
     // Reply() touches nothing after this returns.
@@ -93,6 +105,10 @@ class Connection {
     if (!keep_alive) {
       // Nothing more is read from a connection we are about to close.
       close_after_write_ = true;
+      if (writes_in_flight_ == 0) {
+        LastWriteDone();  // written already (Write)
+        return;
+      }
       UpdateTimer();
       return;
     }
@@ -120,7 +136,8 @@ class Connection {
   Connection(HttpServer* server, uv_loop_t* loop)
       : server_(server),
         parser_(server->options_.limits, server->options_.body_limit),
-        timer_(loop) {}
+        timer_(loop),
+        hold_timer_(loop) {}
 
   Phase CurrentPhase() const {
     if (closing_) return Phase::kNone;
@@ -243,6 +260,7 @@ class Connection {
       size_t used = 0;
       auto result = parser_.Feed(pending_.data() + offset, pending_.size() - offset, &used);
       offset += used;
+      consumed_ = offset;
       if (result == RequestParser::Result::kNeedMore) {
         MaybeSendContinue();
         break;
@@ -256,6 +274,7 @@ class Connection {
     }
     // Close() and Reject() may have cleared the buffer meanwhile.
     pending_.erase(0, std::min(offset, pending_.size()));
+    consumed_ = 0;
     // Hold back a client that pipelines far ahead of us.
     if (!closing_ && !read_paused_ && pending_.size() > kMaxPendingBytes) {
       uv_read_stop(stream());
@@ -346,12 +365,43 @@ class Connection {
     // Bounds the drain, and the write of the reply to a client that reads nothing.
     phase_ = Phase::kDrain;
     timer_.Start(kDrainTimeoutMs, [this] { Close(); });
+    if (writes_in_flight_ == 0) LastWriteDone();  // written already (Write)
   }
 
+  // Writes at once what the socket takes (one writev, no libuv write request: a request's
+  // completion re-arms the descriptor in epoll, one more system call per reply); what it
+  // does not take goes to libuv's queue and completes in OnWrite. A reply written here is
+  // done when Write returns, and OnWrite does not run for it: the callers do its part.
   void Write(std::string head, std::string body) {
+    if (!held_.empty()) {  // a held reply goes first (see Send)
+      hold_timer_.Stop();
+      head.insert(0, held_);
+      held_.clear();
+    }
+    if (writes_in_flight_ == 0 && stream()->write_queue_size == 0) {
+      uv_buf_t now[2] = {uv_buf_init(head.data(), static_cast<unsigned>(head.size())),
+                         uv_buf_init(body.data(), static_cast<unsigned>(body.size()))};
+      int n = uv_try_write(stream(), now, body.empty() ? 1 : 2);
+      if (n < 0 && n != UV_EAGAIN) {
+        Close();
+        return;
+      }
+      size_t written = n > 0 ? static_cast<size_t>(n) : 0;
+      if (written == head.size() + body.size()) return;
+      if (written >= head.size()) {
+        body.erase(0, written - head.size());
+        head.clear();
+      } else {
+        head.erase(0, written);
+      }
+    }
     auto* w = new WriteReq;
-    w->head = std::move(head);
-    w->body = std::move(body);
+    if (head.empty()) {
+      w->head = std::move(body);  // the rest of the body is all that is left
+    } else {
+      w->head = std::move(head);
+      w->body = std::move(body);
+    }
     w->connection = this;
     w->req.data = w;
     uv_buf_t bufs[2] = {uv_buf_init(w->head.data(), static_cast<unsigned>(w->head.size())),
@@ -383,16 +433,21 @@ class Connection {
       return;
     }
     if (self->writes_in_flight_ > 0) return;
-    if (!self->draining_ || self->peer_finished_) {
-      self->Close();
+    self->LastWriteDone();
+  }
+
+  // The reply that ends the connection is written: close, or after an error reply
+  // send our FIN but keep discarding input until the client closes or the drain
+  // timer fires.
+  void LastWriteDone() {
+    if (!draining_ || peer_finished_) {
+      Close();
       return;
     }
-    // Send our FIN but keep discarding input until the client closes or the
-    // drain timer fires.
     auto* sreq = new uv_shutdown_t;
-    if (uv_shutdown(sreq, self->stream(), [](uv_shutdown_t* r, int) { delete r; }) < 0) {
+    if (uv_shutdown(sreq, stream(), [](uv_shutdown_t* r, int) { delete r; }) < 0) {
       delete sreq;
-      self->Close();
+      Close();
     }
   }
 
@@ -411,8 +466,11 @@ class Connection {
   HttpServer* server_;
   RequestParser parser_;
   std::string pending_;
+  size_t consumed_ = 0;  // bytes of pending_ parsed while ProcessPending runs
+  std::string held_;     // a reply waiting for the next one (may_wait_for_next)
   std::shared_ptr<HttpExchange> current_;
   Timer timer_;
+  Timer hold_timer_;
   Phase phase_ = Phase::kNone;
   uint64_t requests_ = 0;  // dispatched on this connection
   bool processing_ = false;

@@ -39,8 +39,12 @@ RuntimeError ReadRuntimeError(const http::HttpRequest& req) {
   return err;
 }
 
+// The answer to a result. A runtime that sent its next GET /next with the result gets it
+// together with that event (HttpResponse::may_wait_for_next).
 http::HttpResponse Accepted() {
-  return http::HttpResponse(202, "{\"status\":\"OK\"}\n", "application/json");
+  http::HttpResponse r(202, "{\"status\":\"OK\"}\n", "application/json");
+  r.may_wait_for_next = true;
+  return r;
 }
 
 }  // namespace

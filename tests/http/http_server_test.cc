@@ -82,6 +82,61 @@ TEST_F(HttpServerTest, PipelinedRepliesGoOutInRequestOrder) {
   EXPECT_EQ(server_->connection_count(), 1u);
 }
 
+// The Runtime API's 202 to a runtime that pipelined its next GET /next waits for that
+// event: both replies reach the client in one read.
+TEST_F(HttpServerTest, AReplyThatMayWaitGoesOutWithThePipelinedRequestsReply) {
+  std::shared_ptr<HttpExchange> parked;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    if (ex->request().path == "/result") {
+      HttpResponse r(202, "accepted");
+      r.may_wait_for_next = true;
+      ex->Reply(std::move(r));
+    } else {
+      parked = ex;
+      After(5, [&] { parked->Reply(HttpResponse(200, "event")); });
+    }
+  });
+  TestClient& c = Connect();
+  c.Send(
+      "POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+      "GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return !c.Responses().empty(); }));
+  // Held, the 202 came with the event; sent at once, it would have come alone 5 ms earlier.
+  auto rs = c.Responses();
+  ASSERT_EQ(rs.size(), 2u) << c.received();
+  EXPECT_EQ(c.reads(), 1);
+  EXPECT_EQ(rs[0].status, 202);
+  EXPECT_EQ(rs[0].body, "accepted");
+  EXPECT_EQ(rs[1].body, "event");
+}
+
+TEST_F(HttpServerTest, AHeldReplyGoesAloneWhenThePipelinedRequestIsNotAnsweredInTime) {
+  std::shared_ptr<HttpExchange> parked;
+  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+    if (ex->request().path == "/result") {
+      HttpResponse r(202, "accepted");
+      r.may_wait_for_next = true;
+      ex->Reply(std::move(r));
+    } else {
+      parked = ex;  // answered only after the client has the 202
+    }
+  });
+  TestClient& c = Connect();
+  c.Send(
+      "POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+      "GET /next HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
+  EXPECT_EQ(c.Responses()[0].status, 202);
+  ASSERT_NE(parked, nullptr);
+  parked->Reply(HttpResponse(200, "event"));
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 2; }));
+  EXPECT_EQ(c.Responses()[1].body, "event");
+  // Without a pipelined request nothing waits: the 202 of a lone POST comes by itself.
+  c.Send("POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok");
+  ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 3; }));
+  EXPECT_EQ(c.Responses()[2].status, 202);
+}
+
 TEST_F(HttpServerTest, ThousandsOfPipelinedRequestsInOneWriteAnsweredInOrder) {
   const int kRequests = 5000;
   int next_expected = 0;

@@ -142,6 +142,7 @@ class TestClient {
   int read_error() const { return read_error_; }
   int write_error() const { return write_error_; }
   int writes_pending() const { return writes_pending_; }
+  int reads() const { return reads_; }  // reads that brought bytes
 
  private:
   struct Write {
@@ -193,6 +194,7 @@ class TestClient {
       self->read_error_ = static_cast<int>(nread);
       uv_read_stop(s);
     } else {
+      if (nread > 0) ++self->reads_;
       self->received_.append(buf->base, static_cast<size_t>(nread));
     }
   }
@@ -202,6 +204,7 @@ class TestClient {
   uv_connect_t connect_{};
   bool start_reading_ = true;
   bool connected_ = false;
+  int reads_ = 0;
   bool eof_ = false;
   int read_error_ = 0;
   int write_error_ = 0;
