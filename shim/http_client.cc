@@ -253,6 +253,11 @@ long HttpClient::ReadMore(std::string* error) {
         interrupted_ ? "interrupted by a signal" : std::string("read failed: ") + strerror(err);
     return -1L;
   };
+  // A signal drained from the self-pipe by an earlier read that could not be aborted (the
+  // first answer of SendPipelined) must still end this one.
+  if (abortable_ && (TerminationRequested() || (interrupt_check_ && interrupt_check_()))) {
+    return fail(EINTR);
+  }
   while (true) {
     // Wait on the socket and the signal self-pipe together: a SIGTERM that lands just
     // before a long-polling read must still end it (EINTR alone would miss it).
@@ -475,8 +480,7 @@ bool HttpClient::ReadBody(const HttpRequest& request, HttpResponse* response, bo
   return true;
 }
 
-HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpResponse* response,
-                                         std::string* error) {
+std::string HttpClient::SerializeHead(const HttpRequest& request) const {
   std::string head;
   head.reserve(256);
   head.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
@@ -493,6 +497,25 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
     head.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
   }
   head.append("\r\n");
+  return head;
+}
+
+HttpClient::Attempt HttpClient::ReadResponse(const HttpRequest& request, HttpResponse* response,
+                                             bool* close_after, std::string* error) {
+  bool saw_any_byte = false;
+  interrupted_ = false;
+  do {
+    if (!ReadHead(response, &saw_any_byte, error)) {
+      return saw_any_byte || interrupted_ ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
+    }
+  } while (response->status >= 100 && response->status < 200);
+  if (!ReadBody(request, response, close_after, error)) return Attempt::kFailed;
+  return Attempt::kOk;
+}
+
+HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpResponse* response,
+                                         std::string* error) {
+  std::string head = SerializeHead(request);
   struct iovec parts[2];
   parts[0].iov_base = head.data();
   parts[0].iov_len = head.size();
@@ -501,43 +524,96 @@ HttpClient::Attempt HttpClient::SendOnce(const HttpRequest& request, HttpRespons
   if (!WriteAll(fd_, parts, request.body.empty() ? 1 : 2, error)) {
     return errno == EINTR ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
   }
-  bool saw_any_byte = false;
-  interrupted_ = false;
-  do {
-    if (!ReadHead(response, &saw_any_byte, error)) {
-      return saw_any_byte || interrupted_ ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
-    }
-  } while (response->status >= 100 && response->status < 200);
   bool close_after = false;
-  if (!ReadBody(request, response, &close_after, error)) return Attempt::kFailed;
-  if (close_after) Close();
-  return Attempt::kOk;
+  Attempt attempt = ReadResponse(request, response, &close_after, error);
+  if (attempt == Attempt::kOk && close_after) Close();
+  return attempt;
+}
+
+Status HttpClient::Open(bool* reused) {
+  *reused = fd_ >= 0;
+  if (*reused) return Status::Ok();
+  int err = 0;
+  return OpenOnce(&err);
+}
+
+Status HttpClient::Failed(const HttpRequest& request, const std::string& error) {
+  Close();
+  return Status::Error(request.method + " " + request.target + " to " + endpoint_.Describe() +
+                       ": " + error);
 }
 
 Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, bool abortable) {
   abortable_ = abortable;
   watch_failed_ = false;
-  bool reused = fd_ >= 0;
-  if (!reused) {
-    int err = 0;
-    Status st = OpenOnce(&err);
-    if (!st.ok()) return st;
-  }
+  bool reused = false;
+  if (Status st = Open(&reused); !st.ok()) return st;
   std::string error;
   Attempt attempt = SendOnce(request, response, &error);
   if (attempt == Attempt::kRetryOnFreshConnection && reused && !watch_failed_) {
     // The peer closed the idle keep-alive connection; one fresh try.
     Close();
-    int err = 0;
-    Status st = OpenOnce(&err);
-    if (!st.ok()) return st;
+    if (Status st = Open(&reused); !st.ok()) return st;
     error.clear();
     attempt = SendOnce(request, response, &error);
   }
   if (attempt == Attempt::kOk) return Status::Ok();
-  Close();
-  return Status::Error(request.method + " " + request.target + " to " + endpoint_.Describe() +
-                       ": " + error);
+  return Failed(request, error);
+}
+
+Status HttpClient::SendPipelined(const HttpRequest& first, HttpResponse* first_response,
+                                 const HttpRequest& second, HttpResponse* second_response,
+                                 bool abortable) {
+  abortable_ = false;
+  watch_failed_ = false;
+  bool reused = false;
+  if (Status st = Open(&reused); !st.ok()) return st;
+  std::string head1 = SerializeHead(first);
+  std::string head2 = SerializeHead(second);
+  std::string error;
+  Attempt attempt = Attempt::kRetryOnFreshConnection;
+  bool close_after = false;
+  for (int attempt_no = 0; attempt_no < 2; ++attempt_no) {
+    struct iovec parts[4];
+    int n = 0;
+    auto add = [&](const std::string& s) {
+      if (s.empty()) return;
+      parts[n].iov_base = const_cast<char*>(s.data());
+      parts[n].iov_len = s.size();
+      ++n;
+    };
+    add(head1);
+    add(first.body);
+    add(head2);
+    add(second.body);
+    error.clear();
+    if (!WriteAll(fd_, parts, n, &error)) {
+      attempt = errno == EINTR ? Attempt::kFailed : Attempt::kRetryOnFreshConnection;
+    } else {
+      attempt = ReadResponse(first, first_response, &close_after, &error);
+    }
+    // Retried only when nothing came back on a kept connection the peer had closed.
+    if (attempt != Attempt::kRetryOnFreshConnection || !reused || watch_failed_) break;
+    Close();
+    if (Status st = Open(&reused); !st.ok()) return st;
+  }
+  if (attempt != Attempt::kOk) return Failed(first, error);
+  if (close_after) {
+    // The server answered the first and closed: it did not take the second.
+    Close();
+    return Send(second, second_response, abortable);
+  }
+  abortable_ = abortable;
+  bool close_after_second = false;
+  attempt = ReadResponse(second, second_response, &close_after_second, &error);
+  if (attempt == Attempt::kRetryOnFreshConnection && !watch_failed_) {
+    // Closed before a byte of the second answer: the server did not take it.
+    Close();
+    return Send(second, second_response, abortable);
+  }
+  if (attempt != Attempt::kOk) return Failed(second, error);
+  if (close_after_second) Close();
+  return Status::Ok();
 }
 
 }  // namespace ephemera::shim

@@ -114,6 +114,14 @@ class HttpClient {
   // Sends one request and reads the whole response. See the file comment for `abortable`.
   Status Send(const HttpRequest& request, HttpResponse* response, bool abortable = false);
 
+  // Sends `first` and `second` in one write (HTTP/1.1 pipelining) and reads both
+  // responses in order; `abortable` applies to the wait for the second. A server that
+  // closes after the first answer has not taken the second: it is sent again on a new
+  // connection. Fails if either exchange fails, naming the request.
+  Status SendPipelined(const HttpRequest& first, HttpResponse* first_response,
+                       const HttpRequest& second, HttpResponse* second_response,
+                       bool abortable = false);
+
   void Close() noexcept;
 
   // For an idle connection that polled readable: false if the peer is gone. On EOF or an
@@ -141,6 +149,15 @@ class HttpClient {
   enum class Attempt { kOk, kRetryOnFreshConnection, kFailed };
   Status OpenOnce(int* error_number);
   Attempt SendOnce(const HttpRequest& request, HttpResponse* response, std::string* error);
+  // The request line and headers, with Host and Content-Length as the client sets them.
+  std::string SerializeHead(const HttpRequest& request) const;
+  // Reads one whole response (skipping 1xx ones); *close_after: the server will close.
+  Attempt ReadResponse(const HttpRequest& request, HttpResponse* response, bool* close_after,
+                       std::string* error);
+  // Opens the connection unless it is open; *reused says it was.
+  Status Open(bool* reused);
+  // Closes the connection and names the request that failed.
+  Status Failed(const HttpRequest& request, const std::string& error);
   // Reads more bytes into buffer_. Returns bytes read, 0 on EOF, -1 on error.
   long ReadMore(std::string* error);
   bool ReadHead(HttpResponse* response, bool* saw_any_byte, std::string* error);

@@ -33,17 +33,24 @@ int Serve(Handler handler) {
     return 3;
   }
   int failures = 0;
+  // A wait for the next event failed: 0 to try again, else the exit code.
+  auto next_failed = [&](const shim::Status& st) {
+    ShimLog("native mode: " + st.message());
+    if (!api.IsReachable()) {
+      ShimLog("native mode: the Runtime API at " + endpoint.Describe() + " is gone; exiting");
+      return 3;
+    }
+    return ++failures >= 3 ? 1 : 0;
+  };
+  shim::Invocation invocation;
+  bool have_event = false;  // the event came with the answer to the last result
   while (!shim::TerminationRequested()) {
-    shim::Invocation invocation;
-    shim::Status st = api.Next(&invocation);
+    shim::Status st;
+    if (!have_event) st = api.Next(&invocation);
+    have_event = false;
     if (!st.ok()) {
       if (shim::TerminationRequested()) break;
-      ShimLog("native mode: " + st.message());
-      if (!api.IsReachable()) {
-        ShimLog("native mode: the Runtime API at " + endpoint.Describe() + " is gone; exiting");
-        return 3;
-      }
-      if (++failures >= 3) return 1;
+      if (int code = next_failed(st); code != 0) return code;
       continue;
     }
     failures = 0;
@@ -64,14 +71,24 @@ int Serve(Handler handler) {
     } catch (...) {
       result = Result::Failure("Function.UncaughtException", "unknown exception");
     }
-    st = result.ok
-             ? api.PostResponse(invocation.request_id, std::move(result.body), result.content_type)
-             : api.PostError(invocation.request_id, result.error_type, result.error_message);
-    if (!st.ok()) {
-      ShimLog("native mode: cannot post the result of " + invocation.request_id + ": " +
-              st.message());
+    // The result and the next GET /next go in one write (see PostResponseThenNext).
+    const std::string request_id = std::move(invocation.request_id);
+    bool posted = false;
+    st = result.ok ? api.PostResponseThenNext(request_id, std::move(result.body),
+                                              result.content_type, &invocation, &posted)
+                   : api.PostErrorThenNext(request_id, result.error_type, result.error_message,
+                                           &invocation, &posted);
+    if (st.ok()) {
+      have_event = true;
+      continue;
+    }
+    if (!posted) {
+      ShimLog("native mode: cannot post the result of " + request_id + ": " + st.message());
       return api.IsReachable() ? 1 : 3;
     }
+    // The result was taken; only the wait for the next event failed, as a Next can.
+    if (shim::TerminationRequested()) break;
+    if (int code = next_failed(st); code != 0) return code;
   }
   return 0;
 }

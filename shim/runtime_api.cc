@@ -61,41 +61,18 @@ Status UpstreamFromEnvironment(Endpoint* endpoint, std::string* source) {
       "no Runtime API: set AWS_LAMBDA_RUNTIME_API=host:port or EPHEMERA_RUNTIME_SOCKET=/path");
 }
 
-Status RuntimeApiClient::Next(Invocation* invocation, HttpResponse* full_response) {
+namespace {
+
+HttpRequest NextRequest() {
   HttpRequest request;
   request.method = "GET";
   request.target = std::string(kPrefix) + "/invocation/next";
   request.headers.emplace_back("User-Agent", kUserAgent);
-  HttpResponse local_response;
-  HttpResponse& response = full_response != nullptr ? *full_response : local_response;
-  Status st = http_.Send(request, &response, /*abortable=*/true);  // SIGTERM ends the wait
-  if (!st.ok()) return st;
-  if (response.status != 200) {
-    return Status::Error("GET /next answered " + std::to_string(response.status) + ": " +
-                         Excerpt(response.body));
-  }
-  *invocation = Invocation();
-  invocation->request_id = HeaderOrEmpty(response, "Lambda-Runtime-Aws-Request-Id");
-  if (invocation->request_id.empty()) {
-    return Status::Error("GET /next answered without Lambda-Runtime-Aws-Request-Id");
-  }
-  std::string deadline = HeaderOrEmpty(response, "Lambda-Runtime-Deadline-Ms");
-  invocation->deadline_ms = deadline.empty() ? 0 : strtoll(deadline.c_str(), nullptr, 10);
-  invocation->function_arn = HeaderOrEmpty(response, "Lambda-Runtime-Invoked-Function-Arn");
-  invocation->trace_id = HeaderOrEmpty(response, "Lambda-Runtime-Trace-Id");
-  invocation->client_context = HeaderOrEmpty(response, "Lambda-Runtime-Client-Context");
-  invocation->cognito_identity = HeaderOrEmpty(response, "Lambda-Runtime-Cognito-Identity");
-  invocation->content_type = HeaderOrEmpty(response, "Content-Type");
-  if (full_response != nullptr) {
-    invocation->event = response.body;
-  } else {
-    invocation->event.swap(response.body);
-  }
-  return Status::Ok();
+  return request;
 }
 
-Status RuntimeApiClient::Post(std::string target, std::string body, std::string_view content_type,
-                              std::string_view error_type) {
+HttpRequest PostRequest(std::string target, std::string body, std::string_view content_type,
+                        std::string_view error_type) {
   HttpRequest request;
   request.method = "POST";
   request.target = std::move(target);
@@ -106,14 +83,60 @@ Status RuntimeApiClient::Post(std::string target, std::string body, std::string_
     request.headers.emplace_back("Lambda-Runtime-Function-Error-Type", std::string(error_type));
   }
   request.body = std::move(body);
-  HttpResponse response;
-  Status st = http_.Send(request, &response);
-  if (!st.ok()) return st;
+  return request;
+}
+
+Status CheckPosted(const HttpRequest& request, const HttpResponse& response) {
   if (response.status < 200 || response.status > 299) {
     return Status::Error("POST " + request.target + " answered " + std::to_string(response.status) +
                          ": " + Excerpt(response.body));
   }
   return Status::Ok();
+}
+
+// The event of a GET /next answer; `keep` leaves the response's body in place.
+Status ReadInvocation(HttpResponse* response, bool keep, Invocation* invocation) {
+  if (response->status != 200) {
+    return Status::Error("GET /next answered " + std::to_string(response->status) + ": " +
+                         Excerpt(response->body));
+  }
+  *invocation = Invocation();
+  invocation->request_id = HeaderOrEmpty(*response, "Lambda-Runtime-Aws-Request-Id");
+  if (invocation->request_id.empty()) {
+    return Status::Error("GET /next answered without Lambda-Runtime-Aws-Request-Id");
+  }
+  std::string deadline = HeaderOrEmpty(*response, "Lambda-Runtime-Deadline-Ms");
+  invocation->deadline_ms = deadline.empty() ? 0 : strtoll(deadline.c_str(), nullptr, 10);
+  invocation->function_arn = HeaderOrEmpty(*response, "Lambda-Runtime-Invoked-Function-Arn");
+  invocation->trace_id = HeaderOrEmpty(*response, "Lambda-Runtime-Trace-Id");
+  invocation->client_context = HeaderOrEmpty(*response, "Lambda-Runtime-Client-Context");
+  invocation->cognito_identity = HeaderOrEmpty(*response, "Lambda-Runtime-Cognito-Identity");
+  invocation->content_type = HeaderOrEmpty(*response, "Content-Type");
+  if (keep) {
+    invocation->event = response->body;
+  } else {
+    invocation->event.swap(response->body);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RuntimeApiClient::Next(Invocation* invocation, HttpResponse* full_response) {
+  HttpResponse local_response;
+  HttpResponse& response = full_response != nullptr ? *full_response : local_response;
+  Status st = http_.Send(NextRequest(), &response, /*abortable=*/true);  // SIGTERM ends the wait
+  if (!st.ok()) return st;
+  return ReadInvocation(&response, full_response != nullptr, invocation);
+}
+
+Status RuntimeApiClient::Post(std::string target, std::string body, std::string_view content_type,
+                              std::string_view error_type) {
+  HttpRequest request = PostRequest(std::move(target), std::move(body), content_type, error_type);
+  HttpResponse response;
+  Status st = http_.Send(request, &response);
+  if (!st.ok()) return st;
+  return CheckPosted(request, response);
 }
 
 Status RuntimeApiClient::PostResponse(std::string_view request_id, std::string body,
@@ -126,6 +149,37 @@ Status RuntimeApiClient::PostError(std::string_view request_id, std::string_view
                                    std::string_view message) {
   return Post(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/error",
               ErrorBody(error_type, message), "application/json", error_type);
+}
+
+Status RuntimeApiClient::PostThenNext(const HttpRequest& post, Invocation* next, bool* posted) {
+  *posted = false;
+  HttpResponse post_response;
+  HttpResponse next_response;
+  Status st = http_.SendPipelined(post, &post_response, NextRequest(), &next_response,
+                                  /*abortable=*/true);  // SIGTERM ends the wait for the event
+  if (post_response.status == 0) return st;             // the result's answer never came
+  if (Status checked = CheckPosted(post, post_response); !checked.ok()) return checked;
+  *posted = true;
+  if (!st.ok()) return st;
+  return ReadInvocation(&next_response, /*keep=*/false, next);
+}
+
+Status RuntimeApiClient::PostResponseThenNext(std::string_view request_id, std::string body,
+                                              std::string_view content_type, Invocation* next,
+                                              bool* posted) {
+  return PostThenNext(
+      PostRequest(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/response",
+                  std::move(body), content_type, {}),
+      next, posted);
+}
+
+Status RuntimeApiClient::PostErrorThenNext(std::string_view request_id, std::string_view error_type,
+                                           std::string_view message, Invocation* next,
+                                           bool* posted) {
+  return PostThenNext(
+      PostRequest(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/error",
+                  ErrorBody(error_type, message), "application/json", error_type),
+      next, posted);
 }
 
 Status RuntimeApiClient::PostInitError(std::string_view error_type, std::string_view message) {

@@ -70,6 +70,14 @@ class RuntimeApiClient {
                    std::string_view message);
   Status PostInitError(std::string_view error_type, std::string_view message);
 
+  // PostResponse (PostError) and Next in one write (pipelined): the daemon answers the
+  // result together with the next event, so the runtime wakes once per invocation. On
+  // failure *posted tells whether the result was accepted (then only the Next failed).
+  Status PostResponseThenNext(std::string_view request_id, std::string body,
+                              std::string_view content_type, Invocation* next, bool* posted);
+  Status PostErrorThenNext(std::string_view request_id, std::string_view error_type,
+                           std::string_view message, Invocation* next, bool* posted);
+
   // False if the Runtime API is gone: a fresh connection to it fails with IsGoneError().
   // Call it after a request failed, to choose between retrying and giving up (exit 3).
   bool IsReachable() { return !IsGoneError(ProbeEndpoint(http_.endpoint())); }
@@ -94,6 +102,7 @@ class RuntimeApiClient {
  private:
   Status Post(std::string target, std::string body, std::string_view content_type,
               std::string_view error_type);
+  Status PostThenNext(const HttpRequest& post, Invocation* next, bool* posted);
 
   HttpClient http_;
 };

@@ -55,6 +55,58 @@ TEST(HttpClient, ReadsContentLengthBody) {
   EXPECT_EQ(requests[0].Header("Host"), server.endpoint());
 }
 
+TEST(HttpClient, PipelinedRequestsGoOnOneConnectionAndBothAnswersAreRead) {
+  FakeHttpServer server([](const FakeRequest& req) {
+    return FakeReply::Simple(req.target == "/post" ? 202 : 200, "for " + req.target);
+  });
+  HttpClient client("127.0.0.1", server.port());
+  HttpRequest post;
+  post.method = "POST";
+  post.target = "/post";
+  post.body = "result";
+  HttpResponse first, second;
+  ASSERT_TRUE(client.SendPipelined(post, &first, Get("/next"), &second).ok());
+  EXPECT_EQ(first.status, 202);
+  EXPECT_EQ(first.body, "for /post");
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "for /next");
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].body, "result");
+  EXPECT_EQ(requests[1].target, "/next");
+  EXPECT_EQ(requests[1].connection, 1);
+  EXPECT_EQ(client.connections_opened(), 1);
+}
+
+TEST(HttpClient, APipelinedRequestTheServerClosedOnIsSentAgain) {
+  FakeHttpServer server([](const FakeRequest& req) {
+    // Answers the first and closes, saying so: the second is never read.
+    bool last = req.target == "/first";
+    FakeReply r = FakeReply::Simple(200, "for " + req.target, last ? "Connection: close\r\n" : "");
+    r.close_after = last;
+    return r;
+  });
+  HttpClient client("127.0.0.1", server.port());
+  HttpResponse first, second;
+  ASSERT_TRUE(client.SendPipelined(Get("/first"), &first, Get("/second"), &second).ok());
+  EXPECT_EQ(first.body, "for /first");
+  EXPECT_EQ(second.body, "for /second");
+  EXPECT_EQ(client.connections_opened(), 2);
+}
+
+TEST(HttpClient, APipelinedRequestLostToASilentCloseIsSentAgain) {
+  FakeHttpServer server([](const FakeRequest& req) {
+    FakeReply r = FakeReply::Simple(200, "for " + req.target);
+    r.close_after = req.target == "/first";  // closes without a word
+    return r;
+  });
+  HttpClient client("127.0.0.1", server.port());
+  HttpResponse first, second;
+  ASSERT_TRUE(client.SendPipelined(Get("/first"), &first, Get("/second"), &second).ok());
+  EXPECT_EQ(second.body, "for /second");
+  EXPECT_EQ(client.connections_opened(), 2);
+}
+
 TEST(HttpClient, ReadsChunkedBodyWithExtensionsAndTrailers) {
   FakeHttpServer server([](const FakeRequest&) {
     FakeReply r;
