@@ -1992,6 +1992,17 @@ Status ParseFunctionRef(std::string_view ref, std::string* name, std::string* qu
     return InvalidArgument("function name or ARN is " + std::to_string(text.size()) +
                            " characters long; the limit is 170");
   }
+  // A plain name, the usual case, needs no pattern: every other form has a ':'.
+  if (text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+      std::string::npos) {
+    if (text.size() > kNameMax) {
+      return InvalidArgument("function name " + Quoted(text) + " is " +
+                             std::to_string(text.size()) + " characters long; the limit is 64");
+    }
+    *name = std::move(text);
+    qualifier->clear();
+    return Status::Ok();
+  }
   std::smatch m;
   if (!std::regex_match(text, m, kPattern)) {
     return InvalidArgument("function name " + Quoted(text) +

@@ -454,7 +454,7 @@ std::string EventQueue::RecordOf(const Delivery& d) const {
   rec.ended_ms = d.ended_ms;
   rec.daemon = options_.daemon_id;
   rec.response_preview = d.outcome.body.substr(0, kResponsePreviewBytes);
-  return json::Print(rec.ToJson().get());
+  return rec.ToJsonText();
 }
 
 void EventQueue::Finish(const EntryId& id, const std::string& condition) {

@@ -41,7 +41,8 @@ struct InvocationRecord {
   // nothing else shows an Event invocation's answer unless a destination is configured.
   std::string response_preview;
 
-  json::Json ToJson() const;
+  // The record as stored and listed: one JSON object.
+  std::string ToJsonText() const;
 };
 
 inline constexpr size_t kResponsePreviewBytes = 4096;
