@@ -88,6 +88,10 @@ TEST_F(LambdaApi, EventInvocationIsAcceptedThenRuns) {
   HttpResult r = daemon_->Invoke("echo", "{\"async\":true}", {"X-Amz-Invocation-Type: Event"});
   EXPECT_EQ(r.status, 202);
   EXPECT_EQ(r.body, "");
+  // Accepted means in Redis: the daemon may not have read it back yet, so it is not in
+  // flight either; wait for its success rather than for idleness.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Metric("ephemera_invocations_succeeded_total") >= before + 1; }, 30000));
   ASSERT_TRUE(daemon_->WaitIdle());
   EXPECT_EQ(Metric("ephemera_invocations_succeeded_total"), before + 1);
 }
