@@ -112,6 +112,10 @@ struct ThroughputLevel {
   // CPU used during the window, ms (all cores): the daemon process, the load generator
   // (this process), every container (the docker cgroup), and the whole machine.
   double daemon_cpu_ms = -1, loadgen_cpu_ms = -1, containers_cpu_ms = -1, machine_cpu_ms = -1;
+  // Every redis-server process (the daemon keeps a record of each invocation there), and
+  // the time the hypervisor gave our vCPUs to others (steal: in machine_cpu_ms, not work
+  // done here).
+  double redis_cpu_ms = -1, steal_ms = -1;
   double daemon_switches = -1;  // the daemon's context switches in the window
   int environments = -1;        // the daemon's environments after the level
   double per_second() const {
@@ -243,7 +247,8 @@ struct ThroughputStats {
   Summary latency;
   // CPU per invocation, microseconds (negative: not measured).
   double daemon_us = -1, loadgen_us = -1, containers_us = -1, other_us = -1;
-  double daemon_switches = -1;  // context switches of the daemon per invocation
+  double redis_us = -1, steal_us = -1;  // other_us excludes both
+  double daemon_switches = -1;          // context switches of the daemon per invocation
 };
 
 struct Analysis {
