@@ -82,24 +82,33 @@ TEST_F(HttpServerTest, PipelinedRepliesGoOutInRequestOrder) {
   EXPECT_EQ(server_->connection_count(), 1u);
 }
 
-// The Runtime API's 202 to a runtime that pipelined its next GET /next waits for that
-// event: both replies reach the client in one read.
-TEST_F(HttpServerTest, AReplyThatMayWaitGoesOutWithThePipelinedRequestsReply) {
-  std::shared_ptr<HttpExchange> parked;
-  StartServer([&](std::shared_ptr<HttpExchange> ex) {
+// A Runtime API in miniature: POST /result gets a 202 that may wait for the next reply;
+// any other request is parked in *parked, for the test to answer.
+HttpServer::Handler ResultAndParkedNext(std::shared_ptr<HttpExchange>* parked) {
+  return [parked](std::shared_ptr<HttpExchange> ex) {
     if (ex->request().path == "/result") {
       HttpResponse r(202, "accepted");
       r.may_wait_for_next = true;
       ex->Reply(std::move(r));
     } else {
-      parked = ex;
-      After(5, [&] { parked->Reply(HttpResponse(200, "event")); });
+      *parked = std::move(ex);
     }
-  });
+  };
+}
+
+constexpr char kResultThenNext[] =
+    "POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+    "GET /next HTTP/1.1\r\n\r\n";
+
+// The Runtime API's 202 to a runtime that pipelined its next GET /next waits for that
+// event: both replies reach the client in one read.
+TEST_F(HttpServerTest, AReplyThatMayWaitGoesOutWithThePipelinedRequestsReply) {
+  std::shared_ptr<HttpExchange> parked;
+  StartServer(ResultAndParkedNext(&parked));
   TestClient& c = Connect();
-  c.Send(
-      "POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
-      "GET /next HTTP/1.1\r\n\r\n");
+  c.Send(kResultThenNext);
+  ASSERT_TRUE(RunUntil([&] { return parked != nullptr; }));
+  After(5, [&] { parked->Reply(HttpResponse(200, "event")); });
   ASSERT_TRUE(RunUntil([&] { return !c.Responses().empty(); }));
   // Held, the 202 came with the event; sent at once, it would have come alone 5 ms earlier.
   auto rs = c.Responses();
@@ -111,20 +120,10 @@ TEST_F(HttpServerTest, AReplyThatMayWaitGoesOutWithThePipelinedRequestsReply) {
 }
 
 TEST_F(HttpServerTest, AHeldReplyGoesAloneWhenThePipelinedRequestIsNotAnsweredInTime) {
-  std::shared_ptr<HttpExchange> parked;
-  StartServer([&](std::shared_ptr<HttpExchange> ex) {
-    if (ex->request().path == "/result") {
-      HttpResponse r(202, "accepted");
-      r.may_wait_for_next = true;
-      ex->Reply(std::move(r));
-    } else {
-      parked = ex;  // answered only after the client has the 202
-    }
-  });
+  std::shared_ptr<HttpExchange> parked;  // answered only after the client has the 202
+  StartServer(ResultAndParkedNext(&parked));
   TestClient& c = Connect();
-  c.Send(
-      "POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
-      "GET /next HTTP/1.1\r\n\r\n");
+  c.Send(kResultThenNext);
   ASSERT_TRUE(RunUntil([&] { return c.Responses().size() == 1; }));
   EXPECT_EQ(c.Responses()[0].status, 202);
   ASSERT_NE(parked, nullptr);
