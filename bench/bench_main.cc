@@ -15,6 +15,9 @@
 
 namespace {
 
+using ephemera::bench::SelfDir;
+using ephemera::bench::Timestamp;
+
 constexpr char kUsage[] =
     R"(ephemera-bench: benchmark of ephemera's cold, warm and pool invocations with the raw
 Docker floor and `docker run --rm` measured side by side, interleaved, in one run; then the
@@ -123,24 +126,6 @@ bool ParseLevels(const std::string& v, int max, std::vector<int>* out) {
     pos = comma + 1;
   }
   return !out->empty();
-}
-
-std::string SelfDir() {
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return ".";
-  exe[n] = '\0';
-  std::string self = exe;
-  return self.substr(0, self.rfind('/'));
-}
-
-std::string Timestamp() {
-  time_t now = time(nullptr);
-  tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &utc);
-  return buf;
 }
 
 bool MakeDirs(const std::string& dir) {

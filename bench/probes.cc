@@ -2,11 +2,13 @@
 #include "bench/probes.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <system_error>
 
@@ -136,26 +138,9 @@ EphemeraClient::Transfer* EphemeraClient::Start(const std::string& method, const
   t->easy = curl_easy_init();
   if (t->easy == nullptr) return nullptr;
   t->request_body = std::move(body);
-  std::string url = endpoint_ + path;
-  curl_easy_setopt(t->easy, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(t->easy, CURLOPT_PROXY, "");
-  curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 120000L);
-  curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-  curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t.get());
-  curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t.get());
+  SetTransferOptions(t->easy, endpoint_ + path, OnBody, OnHeader, t.get());
   if (method == "DELETE") curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
-  if (method == "POST") {
-    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body.data());
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request_body.size()));
-  }
+  if (method == "POST") t->headers = SetJsonPost(t->easy, t->request_body, t->headers);
   Transfer* raw = t.get();
   t->t0 = MonotonicMs();
   Status s = multi_->Add(raw->easy, [this, raw](CURLcode rc) {
@@ -849,6 +834,30 @@ void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::s
   Poll(p);
 }
 
+void SetTransferOptions(CURL* easy, const std::string& url, curl_write_callback on_body,
+                        curl_write_callback on_header, void* data) {
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 120000L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, data);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, data);
+}
+
+curl_slist* SetJsonPost(CURL* easy, const std::string& body, curl_slist* headers) {
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  return headers;
+}
+
 int SpawnLogged(uv_loop_t* loop, UvHandle<uv_process_t>* proc, std::vector<std::string>& argv,
                 int log_fd, uv_exit_cb on_exit, void* data) {
   std::vector<char*> args;
@@ -869,6 +878,64 @@ int SpawnLogged(uv_loop_t* loop, UvHandle<uv_process_t>* proc, std::vector<std::
   int rc = proc->Init(loop, uv_spawn, &opts);
   if (rc >= 0) proc->get()->data = data;
   return rc;
+}
+
+int DaemonProcess::Start(std::vector<std::string>& argv, int log_fd, ExitFn on_exit) {
+  on_exit_ = std::move(on_exit);
+  int rc = SpawnLogged(loop_, &proc_, argv, log_fd, &DaemonProcess::OnExit, this);
+  if (rc < 0) return rc;
+  pid_ = proc_.get()->pid;
+  running_ = true;
+  stopping_ = false;
+  return rc;
+}
+
+void DaemonProcess::Stop(std::function<void()> on_killed, uint64_t kill_after_ms) {
+  if (!running_) return;
+  stopping_ = true;
+  uv_process_kill(proc_.get(), SIGTERM);
+  kill_timer_.Start(kill_after_ms, [this, on_killed = std::move(on_killed)] {
+    if (!running_) return;
+    if (on_killed) on_killed();
+    uv_process_kill(proc_.get(), SIGKILL);
+  });
+}
+
+void DaemonProcess::Kill() {
+  if (running_) uv_process_kill(proc_.get(), SIGKILL);
+}
+
+void DaemonProcess::Close() {
+  on_exit_ = nullptr;
+  kill_timer_.Close();
+  proc_.Close();
+}
+
+void DaemonProcess::OnExit(uv_process_t* p, int64_t status, int signal) {
+  auto* self = static_cast<DaemonProcess*>(p->data);
+  if (self == nullptr) return;
+  self->running_ = false;
+  self->kill_timer_.Stop();
+  self->proc_.Close();
+  if (auto fn = self->on_exit_) fn(status, signal);
+}
+
+std::string SelfDir() {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return ".";
+  exe[n] = '\0';
+  std::string self = exe;
+  return self.substr(0, self.rfind('/'));
+}
+
+std::string Timestamp() {
+  time_t now = time(nullptr);
+  tm utc{};
+  gmtime_r(&now, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &utc);
+  return buf;
 }
 
 }  // namespace ephemera::bench

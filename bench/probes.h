@@ -226,4 +226,49 @@ void WaitUntilNoContainers(uv_loop_t* loop, docker::DockerClient* docker, std::s
 int SpawnLogged(uv_loop_t* loop, UvHandle<uv_process_t>* proc, std::vector<std::string>& argv,
                 int log_fd, uv_exit_cb on_exit, void* data);
 
+// The options of every benchmark transfer to the daemon: `url`, no proxy, no signals,
+// TCP_NODELAY, 120 s in all and 5 s to connect, and the body and header callbacks with
+// `data`.
+void SetTransferOptions(CURL* easy, const std::string& url, curl_write_callback on_body,
+                        curl_write_callback on_header, void* data);
+// Makes the transfer a JSON POST of `body` (which must outlive it), without waiting for
+// 100-continue; returns `headers` with its two headers added (the caller frees the list).
+curl_slist* SetJsonPost(CURL* easy, const std::string& body, curl_slist* headers);
+
+// The folder of the running binary (its siblings: ephemera, ephemera-shim, ...).
+std::string SelfDir();
+// Now in UTC as 20261201T143000Z (default result folder names).
+std::string Timestamp();
+
+// The daemon a benchmark tool measures: started with SpawnLogged, stopped with SIGTERM and,
+// if it has not exited `kill_after_ms` later, SIGKILL. Its exit reaches `on_exit`; whether
+// Stop() asked for it is stopping(). Close() before the loop closes.
+class DaemonProcess {
+ public:
+  using ExitFn = std::function<void(int64_t status, int signal)>;
+  explicit DaemonProcess(uv_loop_t* loop) : loop_(loop), kill_timer_(loop) {}
+
+  // libuv's result: negative if it could not be started.
+  int Start(std::vector<std::string>& argv, int log_fd, ExitFn on_exit);
+  // SIGTERM now; `on_killed` runs if SIGKILL is needed. Nothing if it is not running.
+  void Stop(std::function<void()> on_killed, uint64_t kill_after_ms = 30000);
+  void Kill();   // SIGKILL at once (a second Ctrl-C)
+  void Close();  // releases the handles; the exit is no longer reported
+
+  bool running() const { return running_; }
+  bool stopping() const { return stopping_; }
+  int pid() const { return pid_; }
+
+ private:
+  static void OnExit(uv_process_t* p, int64_t status, int signal);
+
+  uv_loop_t* loop_;
+  UvHandle<uv_process_t> proc_;
+  Timer kill_timer_;
+  ExitFn on_exit_;
+  int pid_ = 0;
+  bool running_ = false;
+  bool stopping_ = false;
+};
+
 }  // namespace ephemera::bench

@@ -194,8 +194,7 @@ class Runner {
     holders_.reset();
     client_.reset();
     docker_.reset();
-    daemon_exit_timer_.reset();
-    daemon_proc_.Close();
+    daemon_.Close();
     uv_run(&loop_, UV_RUN_DEFAULT);
     if (!floor_dir_.empty()) {
       std::error_code ec;
@@ -316,7 +315,7 @@ class Runner {
   void OnSignal(int sig) {
     if (interrupted_) {
       // Second signal: stop now. Our containers may stay; the next run removes them.
-      if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
+      daemon_.Kill();
       std::fprintf(stderr,
                    "\nephemera-bench: stopped at once; containers labelled "
                    "ephemera.bench=%s or %s=%s may be left\n",
@@ -368,15 +367,13 @@ class Runner {
       daemon_args_.push_back("--docker");
       daemon_args_.push_back(o_.docker_endpoint);
     }
-    auto on_exit = [](uv_process_t* p, int64_t status, int signal) {
-      if (auto* self = static_cast<Runner*>(p->data)) self->OnDaemonExit(status, signal);
-    };
-    if (int rc = SpawnLogged(&loop_, &daemon_proc_, daemon_args_, daemon_log_fd_, on_exit, this);
+    if (int rc =
+            daemon_.Start(daemon_args_, daemon_log_fd_,
+                          [this](int64_t status, int signal) { OnDaemonExit(status, signal); });
         rc < 0) {
       return Fail("cannot start " + o_.ephemera_bin + ": " + uv_strerror(rc));
     }
-    daemon_pid_ = daemon_proc_.get()->pid;
-    daemon_running_ = true;
+    daemon_pid_ = daemon_.pid();
     progress_.Say("daemon " + Join(daemon_args_) + " (pid " + std::to_string(daemon_pid_) +
                   ", log " + log_path + ")");
     Connect();
@@ -392,7 +389,7 @@ class Runner {
   void WaitHealthy() {
     client_->Get("/healthz", [this](int status, std::string) {
       if (status == 200) return ResolveFunction();
-      if (o_.endpoint.empty() && !daemon_running_) {  // it exited: say why, do not wait
+      if (o_.endpoint.empty() && !daemon_.running()) {  // it exited: say why, do not wait
         return Fail("the daemon exited at start-up: " + DaemonLogTail());
       }
       if (MonotonicMs() > health_deadline_ || (!o_.endpoint.empty() && status != 0)) {
@@ -1725,19 +1722,12 @@ class Runner {
   }
 
   void StopDaemon() {
-    if (!daemon_running_) return Done();
-    uv_process_kill(daemon_proc_.get(), SIGTERM);
-    daemon_exit_timer_ = std::make_unique<Timer>(&loop_);
-    daemon_exit_timer_->Start(30000, [this] {
-      r_->notes.push_back("the daemon did not stop within 30 s of SIGTERM; killed");
-      if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
-    });
+    if (!daemon_.running()) return Done();
+    daemon_.Stop(
+        [this] { r_->notes.push_back("the daemon did not stop within 30 s of SIGTERM; killed"); });
   }
 
   void OnDaemonExit(int64_t status, int signal) {
-    daemon_running_ = false;
-    if (daemon_exit_timer_) daemon_exit_timer_->Stop();
-    daemon_proc_.Close();
     if (!stopping_expected() && !interrupted_) {
       r_->notes.push_back("the daemon exited during the run (status " + std::to_string(status) +
                           ", signal " + std::to_string(signal) + "); see daemon.log");
@@ -1753,7 +1743,7 @@ class Runner {
     if (stopping_expected()) Done();
   }
 
-  bool stopping_expected() const { return daemon_exit_timer_ != nullptr; }
+  bool stopping_expected() const { return daemon_.stopping(); }
 
   void Done() {
     // Containers of our daemon that it did not remove (it should have, on SIGTERM).
@@ -1778,7 +1768,7 @@ class Runner {
     fatal_ = Status(StatusCode::kUnavailable, why);
     progress_.Finish();
     // Whatever runs still gets cleaned up.
-    if (daemon_running_ && !stopping_expected()) {
+    if (daemon_.running() && !stopping_expected()) {
       RemoveOurs([this] { StopDaemon(); });
       return;
     }
@@ -1862,12 +1852,10 @@ class Runner {
   double block_first_ = 0, block_last_ = 0;
   int unsettled_notes_ = 0;
   // The daemon.
-  UvHandle<uv_process_t> daemon_proc_;
+  DaemonProcess daemon_{&loop_};
   std::vector<std::string> daemon_args_;
   int daemon_pid_ = 0;
-  bool daemon_running_ = false;
   int daemon_log_fd_ = -1;
-  std::unique_ptr<Timer> daemon_exit_timer_;
   double health_deadline_ = 0;
   bool aborted_ = false;
   bool interrupted_ = false;

@@ -292,22 +292,8 @@ class InvokeClient final {
     t->request_body = std::move(body);
     if (t->easy == nullptr) return FailLater(std::move(t));
     std::string url = endpoint_ + path;
-    curl_easy_setopt(t->easy, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_PROXY, "");
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 120000L);
-    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t.get());
-    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body.data());
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request_body.size()));
+    SetTransferOptions(t->easy, url, OnBody, OnHeader, t.get());
+    t->headers = SetJsonPost(t->easy, t->request_body, t->headers);
     Transfer* raw = t.get();
     t->t0 = MonotonicMs();
     Status s = multi_->Add(raw->easy, [this, raw](CURLcode rc) {
@@ -468,8 +454,7 @@ class Soak {
     invoke_.reset();
     control_.reset();
     docker_.reset();
-    daemon_exit_timer_.reset();
-    daemon_proc_.Close();
+    daemon_.Close();
     uv_run(&loop_, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop_) != 0) r_->notes.push_back("the soak's loop did not close cleanly");
     if (daemon_log_fd_ >= 0) ::close(daemon_log_fd_);
@@ -616,7 +601,7 @@ class Soak {
 
   void OnSignal(int sig) {
     if (r_->interrupted) {
-      if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
+      daemon_.Kill();
       std::fprintf(stderr,
                    "\nephemera-soak: stopped at once; containers labelled ephemera.daemon=%d may "
                    "be left (the next daemon's start-up removes them)\n",
@@ -656,16 +641,14 @@ class Soak {
     }
     for (const std::string& a : daemon_args_)
       r_->daemon_command += (r_->daemon_command.empty() ? "" : " ") + a;
-    auto on_exit = [](uv_process_t* p, int64_t status, int signal) {
-      if (auto* self = static_cast<Soak*>(p->data)) self->OnDaemonExit(status, signal);
-    };
-    if (int rc = SpawnLogged(&loop_, &daemon_proc_, daemon_args_, daemon_log_fd_, on_exit, this);
+    if (int rc =
+            daemon_.Start(daemon_args_, daemon_log_fd_,
+                          [this](int64_t status, int signal) { OnDaemonExit(status, signal); });
         rc < 0) {
       return Fail("cannot start " + o_.ephemera_bin + ": " + uv_strerror(rc));
     }
-    daemon_pid_ = daemon_proc_.get()->pid;
+    daemon_pid_ = daemon_.pid();
     r_->daemon_pid = daemon_pid_;
-    daemon_running_ = true;
     Say("daemon " + r_->daemon_command + " (pid " + std::to_string(daemon_pid_) + ", log " +
         log_path + ")");
     control_ = EphemeraClient::Create(&loop_, r_->endpoint);
@@ -680,7 +663,7 @@ class Soak {
   void WaitHealthy() {
     control_->Get("/healthz", [this](int status, std::string) {
       if (status == 200) return CreateFunctions();
-      if (!daemon_running_) return Fail("the daemon exited at start-up; see its log");
+      if (!daemon_.running()) return Fail("the daemon exited at start-up; see its log");
       if (MonotonicMs() > health_deadline_) {
         return Fail("the daemon is not healthy after 15 s (GET /healthz: " +
                     (status == 0 ? std::string("no answer") : std::to_string(status)) + "); see " +
@@ -801,7 +784,7 @@ class Soak {
 
   void OnPhaseDone() {
     bool last = phase_ == Phase::kMain || r_->interrupted || aborted_ || next_ >= o_.invocations;
-    if (!daemon_running_) return CountLeft();
+    if (!daemon_.running()) return CountLeft();
     if (!last) {
       Say(Fmt("warm-up done (%d invocations): settling, then measuring the daemon", r_->done));
       return Settle([this](Snapshot s) {
@@ -1158,7 +1141,7 @@ class Soak {
   }
 
   void Sample() {
-    if (stopping_ || !daemon_running_) return;
+    if (stopping_ || !daemon_.running()) return;
     Snap([this](Snapshot s) {
       last_containers_ = s.containers;
       last_holders_ = s.holders;
@@ -1237,7 +1220,7 @@ class Soak {
       bool settled = s.in_flight == 0 && s.disposing == 0 && s.idle == s.environments &&
                      s.environments >= ExpectedEnvironments() && s.containers == s.environments;
       bool late = MonotonicMs() > settle_deadline_;
-      if (!settled && !late && daemon_running_) {
+      if (!settled && !late && daemon_.running()) {
         return Later(100,
                      [this, next = std::move(next)]() mutable { PollSettle(std::move(next)); });
       }
@@ -1268,21 +1251,14 @@ class Soak {
   // ---- Stop the daemon, then count what it left ----
 
   void StopDaemon() {
-    if (!daemon_running_) return CountLeft();
-    uv_process_kill(daemon_proc_.get(), SIGTERM);
-    daemon_exit_timer_ = std::make_unique<Timer>(&loop_);
-    daemon_exit_timer_->Start(30000, [this] {
-      r_->notes.push_back("the daemon did not stop within 30 s of SIGTERM; killed");
-      if (daemon_running_) uv_process_kill(daemon_proc_.get(), SIGKILL);
-    });
+    if (!daemon_.running()) return CountLeft();
+    daemon_.Stop(
+        [this] { r_->notes.push_back("the daemon did not stop within 30 s of SIGTERM; killed"); });
   }
 
   void OnDaemonExit(int64_t status, int signal) {
-    daemon_running_ = false;
     r_->daemon_exit_status = status;
     r_->daemon_exit_signal = signal;
-    if (daemon_exit_timer_) daemon_exit_timer_->Stop();
-    daemon_proc_.Close();
     if (!stopping_) {
       r_->daemon_died = true;
       r_->notes.push_back(
@@ -1369,8 +1345,8 @@ class Soak {
   void Fail(const std::string& why) {
     fatal_ = Unavailable(why);
     stopping_ = true;
-    if (daemon_running_ && !daemon_exit_timer_) return StopDaemon();
-    if (!daemon_running_) Later(0, [this] { CountLeft(); });
+    if (daemon_.running() && !daemon_.stopping()) return StopDaemon();
+    if (!daemon_.running()) Later(0, [this] { CountLeft(); });
   }
 
   void Say(const std::string& line) { std::fprintf(stderr, "ephemera-soak: %s\n", line.c_str()); }
@@ -1409,12 +1385,10 @@ class Soak {
   int last_containers_ = -1, last_holders_ = -1;
   // The daemon.
   int port_ = 0;
-  UvHandle<uv_process_t> daemon_proc_;
+  DaemonProcess daemon_{&loop_};
   std::vector<std::string> daemon_args_;
   int daemon_pid_ = 0;
-  bool daemon_running_ = false;
   int daemon_log_fd_ = -1;
-  std::unique_ptr<Timer> daemon_exit_timer_;
   bool stopping_ = false, aborted_ = false, counted_ = false;
   bool closed_ = false;              // the clients are gone: nothing may use them
   std::set<std::string> left_seen_;  // containers found after the daemon stopped
@@ -1815,24 +1789,6 @@ bool ParseMix(const std::string& list, std::array<int, kKindCount>* weights, std
     pos = comma + 1;
   }
   return true;
-}
-
-std::string SelfDir() {
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return ".";
-  exe[n] = '\0';
-  std::string self = exe;
-  return self.substr(0, self.rfind('/'));
-}
-
-std::string Timestamp() {
-  time_t now = time(nullptr);
-  tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &utc);
-  return buf;
 }
 
 std::string Absolute(const std::string& path) {
