@@ -38,40 +38,10 @@ extern "C" {
 
 #include "runtime/core/clock.h"
 #include "runtime/core/log.h"
+#include "runtime/redis/hiredis_reply.h"
 
 namespace ephemera::redis {
 namespace {
-
-Reply Copy(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Copy(r->element[i]));
-      break;
-    default:  // REDIS_REPLY_NIL
-      out.type = Reply::Type::kNil;
-      break;
-  }
-  return out;
-}
 
 void* IdToPrivdata(uint64_t id) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(id));
@@ -158,7 +128,7 @@ struct Trampolines {
             Reply{});
         return;
       }
-      Reply copy = Copy(static_cast<const redisReply*>(reply));
+      Reply copy = CopyHiredisReply<Reply>(static_cast<const redisReply*>(reply));
       Status s =
           copy.is_error()
               ? Internal("Redis at " + client->url() + " answered with an error: " + copy.str)

@@ -14,36 +14,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/redis/hiredis_reply.h"
+
 namespace ephemera::fn {
 namespace {
 
 Reply Convert(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_NIL: out.type = Reply::Type::kNil; break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
-      break;
-    default: out.type = Reply::Type::kNil; break;
-  }
-  return out;
+  return redis::CopyHiredisReply<Reply>(r);
 }
 
 std::string PercentDecode(const std::string& s) {
