@@ -15,9 +15,7 @@
 #include <thread>
 
 namespace ephemera::testing {
-namespace {
-
-RedisReplyText Convert(const redisReply* r) {
+RedisReplyText RedisReplyFromHiredis(const redisReply* r) {
   RedisReplyText out;
   out.ok = true;
   switch (r->type) {
@@ -30,14 +28,27 @@ RedisReplyText Convert(const redisReply* r) {
     case REDIS_REPLY_INTEGER: out.integer = r->integer; break;
     case REDIS_REPLY_NIL: out.nil = true; break;
     case REDIS_REPLY_ARRAY:
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(RedisReplyFromHiredis(r->element[i]));
+      }
       break;
     default: break;
   }
   return out;
 }
 
-}  // namespace
+std::string RedisReplyText::Describe() const {
+  if (!ok) return "(no reply)";
+  if (error) return "(error) " + str;
+  if (nil) return "(nil)";
+  if (!elements.empty()) {
+    std::string s = "[";
+    for (size_t i = 0; i < elements.size(); ++i) s += (i ? ", " : "") + elements[i].Describe();
+    return s + "]";
+  }
+  if (!str.empty()) return str;
+  return std::to_string(integer);
+}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -152,7 +163,7 @@ RedisReplyText RedisServer::Command(const std::vector<std::string>& argv) const 
       redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
   RedisReplyText out;
   if (reply != nullptr) {
-    out = Convert(reply);
+    out = RedisReplyFromHiredis(reply);
     freeReplyObject(reply);
   }
   redisFree(c);

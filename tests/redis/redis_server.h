@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+struct redisReply;  // hiredis
+
 namespace ephemera::testing {
 
 struct RedisReplyText {
@@ -23,7 +25,12 @@ struct RedisReplyText {
   long long integer = 0;  // integer replies
   std::string str;        // string/status/error replies
   std::vector<RedisReplyText> elements;
+  // "OK", "(nil)", "(error) NOPERM ...", "42", "[a, b]": for assertion messages.
+  std::string Describe() const;
 };
+
+// A copy of a hiredis reply (hiredis frees its own).
+RedisReplyText RedisReplyFromHiredis(const redisReply* r);
 
 class RedisServer {
  public:

@@ -6,43 +6,6 @@
 #include <cstdlib>
 
 namespace ephemera::testing {
-namespace {
-
-RedisValue Convert(const redisReply* r) {
-  RedisValue out;
-  out.ok = true;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS: out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR:
-      out.error = true;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER: out.integer = r->integer; break;
-    case REDIS_REPLY_NIL: out.nil = true; break;
-    case REDIS_REPLY_ARRAY:
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
-      break;
-    default: break;
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string RedisValue::Describe() const {
-  if (!ok) return "(no reply)";
-  if (error) return "(error) " + str;
-  if (nil) return "(nil)";
-  if (!elements.empty()) {
-    std::string s = "[";
-    for (size_t i = 0; i < elements.size(); ++i) s += (i ? ", " : "") + elements[i].Describe();
-    return s + "]";
-  }
-  if (!str.empty()) return str;
-  return std::to_string(integer);
-}
-
 RedisSession::RedisSession(const std::string& host, int port, const std::string& user,
                            const std::string& password) {
   timeval tv{5, 0};
@@ -96,7 +59,7 @@ RedisValue RedisSession::Command(const std::vector<std::string>& argv) {
       redisCommandArgv(context_, static_cast<int>(args.size()), args.data(), lens.data()));
   RedisValue out;
   if (reply != nullptr) {
-    out = Convert(reply);
+    out = RedisReplyFromHiredis(reply);
     freeReplyObject(reply);
   }
   return out;

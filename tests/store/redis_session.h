@@ -9,20 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/redis/redis_server.h"
+
 struct redisContext;
 
 namespace ephemera::testing {
 
-struct RedisValue {
-  bool ok = false;     // a reply came (possibly an error reply)
-  bool error = false;  // an error reply: `str` is its text ("NOPERM ...")
-  bool nil = false;
-  long long integer = 0;
-  std::string str;  // string, status and error replies
-  std::vector<RedisValue> elements;
-  // "OK", "(nil)", "(error) NOPERM ...", "42", "[a, b]": for assertion messages.
-  std::string Describe() const;
-};
+// A reply, as the test Redis server's helpers give it.
+using RedisValue = RedisReplyText;
 
 class RedisSession {
  public:
