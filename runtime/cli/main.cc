@@ -128,8 +128,38 @@ bool ParsePositive(const std::string& s, long max, long* out) {
   return true;
 }
 
+// The serve options that take a whole number in 1..max; `unit` goes into the message.
+struct NumberOption {
+  const char* name;
+  long max;
+  const char* unit;  // "milliseconds, ", "seconds, " or ""
+  void (*set)(ephemera::cli::ServeOptions& o, long n);
+};
+using ServeOptions = ephemera::cli::ServeOptions;
+constexpr NumberOption kNumberOptions[] = {
+    {"--init-timeout", 900000, "milliseconds, ",
+     [](ServeOptions& o, long n) { o.init_timeout_ms = static_cast<uint64_t>(n); }},
+    {"--max-concurrency", 100000, "",
+     [](ServeOptions& o, long n) { o.max_concurrency = static_cast<int>(n); }},
+    {"--engine-timeout", 3600000, "milliseconds, ",
+     [](ServeOptions& o, long n) { o.engine_timeout_ms = n; }},
+    {"--max-starts", 1000, "", [](ServeOptions& o, long n) { o.max_starts = static_cast<int>(n); }},
+    {"--redis-timeout", 600000, "milliseconds, ",
+     [](ServeOptions& o, long n) { o.redis_timeout_ms = static_cast<uint64_t>(n); }},
+    {"--event-service-retry", 3600000, "milliseconds, ",
+     [](ServeOptions& o, long n) { o.event_service_retry_ms = static_cast<uint64_t>(n); }},
+    {"--event-claim-idle", 86400000, "milliseconds, ",
+     [](ServeOptions& o, long n) { o.event_claim_idle_ms = static_cast<uint64_t>(n); }},
+    {"--event-max-queued", 100000000, "",
+     [](ServeOptions& o, long n) { o.event_max_queued = static_cast<size_t>(n); }},
+    {"--records-max", 10000000, "",
+     [](ServeOptions& o, long n) { o.records_max = static_cast<size_t>(n); }},
+    {"--records-max-age", 31536000, "seconds, ",
+     [](ServeOptions& o, long n) { o.records_max_age_s = static_cast<uint64_t>(n); }},
+};
+
 int RunServe(int argc, char** argv) {
-  ephemera::cli::ServeOptions o;
+  ServeOptions o;
   std::string listen = Env("EPHEMERA_LISTEN", "127.0.0.1:9000");
   o.registry_path = Env("EPHEMERA_REGISTRY", "registry/functions.json");
   o.redis_url = Env("REDIS_URL", "");
@@ -155,28 +185,30 @@ int RunServe(int argc, char** argv) {
                                                 "--state",
                                                 "--shim",
                                                 "--docker",
-                                                "--init-timeout",
-                                                "--max-concurrency",
-                                                "--max-starts",
-                                                "--engine-timeout",
                                                 "--log-level",
                                                 "--redis",
                                                 "--redis-prefix",
-                                                "--redis-timeout",
                                                 "--daemon-id",
                                                 "--event-concurrency",
-                                                "--event-retry-delays",
-                                                "--event-service-retry",
-                                                "--event-claim-idle",
-                                                "--event-max-queued",
-                                                "--records-max",
-                                                "--records-max-age"};
-    if (std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) ==
-        std::end(kValueOptions)) {
+                                                "--event-retry-delays"};
+    const NumberOption* number = nullptr;
+    for (const NumberOption& no : kNumberOptions) {
+      if (arg == no.name) number = &no;
+    }
+    if (number == nullptr && std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) ==
+                                 std::end(kValueOptions)) {
       return Usage(("unknown serve option " + arg).c_str());
     }
     if (!TakeValue(argc, argv, &i, &v)) return Usage((arg + " needs a value").c_str());
     long n = 0;
+    if (number != nullptr) {
+      if (!ParsePositive(v, number->max, &n)) {
+        return Usage(
+            (arg + " must be " + number->unit + "1.." + std::to_string(number->max)).c_str());
+      }
+      number->set(o, n);
+      continue;
+    }
     if (arg == "--listen") {
       listen = v;
     } else if (arg == "--registry") {
@@ -187,29 +219,11 @@ int RunServe(int argc, char** argv) {
       o.shim_path = v;
     } else if (arg == "--docker") {
       o.docker_endpoint = v;
-    } else if (arg == "--init-timeout") {
-      if (!ParsePositive(v, 900000, &n))
-        return Usage("--init-timeout must be milliseconds, 1..900000");
-      o.init_timeout_ms = static_cast<uint64_t>(n);
-    } else if (arg == "--max-concurrency") {
-      if (!ParsePositive(v, 100000, &n)) return Usage("--max-concurrency must be 1..100000");
-      o.max_concurrency = static_cast<int>(n);
-    } else if (arg == "--engine-timeout") {
-      if (!ParsePositive(v, 3600000, &n))
-        return Usage("--engine-timeout must be milliseconds, 1..3600000");
-      o.engine_timeout_ms = n;
-    } else if (arg == "--max-starts") {
-      if (!ParsePositive(v, 1000, &n)) return Usage("--max-starts must be 1..1000");
-      o.max_starts = static_cast<int>(n);
     } else if (arg == "--redis") {
       o.redis_url = v;
     } else if (arg == "--redis-prefix") {
       if (v.empty() || v.size() > 100) return Usage("--redis-prefix must be 1..100 characters");
       o.redis_prefix = v;
-    } else if (arg == "--redis-timeout") {
-      if (!ParsePositive(v, 600000, &n))
-        return Usage("--redis-timeout must be milliseconds, 1..600000");
-      o.redis_timeout_ms = static_cast<uint64_t>(n);
     } else if (arg == "--daemon-id") {
       if (v.empty() || v.size() > 200 || v.find_first_of(" \t\r\n") != std::string::npos)
         return Usage("--daemon-id must be 1..200 characters without spaces");
@@ -231,24 +245,6 @@ int RunServe(int argc, char** argv) {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
-    } else if (arg == "--event-service-retry") {
-      if (!ParsePositive(v, 3600000, &n))
-        return Usage("--event-service-retry must be milliseconds, 1..3600000");
-      o.event_service_retry_ms = static_cast<uint64_t>(n);
-    } else if (arg == "--event-claim-idle") {
-      if (!ParsePositive(v, 86400000, &n))
-        return Usage("--event-claim-idle must be milliseconds, 1..86400000");
-      o.event_claim_idle_ms = static_cast<uint64_t>(n);
-    } else if (arg == "--event-max-queued") {
-      if (!ParsePositive(v, 100000000, &n)) return Usage("--event-max-queued must be 1..100000000");
-      o.event_max_queued = static_cast<size_t>(n);
-    } else if (arg == "--records-max") {
-      if (!ParsePositive(v, 10000000, &n)) return Usage("--records-max must be 1..10000000");
-      o.records_max = static_cast<size_t>(n);
-    } else if (arg == "--records-max-age") {
-      if (!ParsePositive(v, 31536000, &n))
-        return Usage("--records-max-age must be seconds, 1..31536000");
-      o.records_max_age_s = static_cast<uint64_t>(n);
     } else if (arg == "--log-level") {
       using ephemera::LogLevel;
       if (v == "debug")
