@@ -598,6 +598,12 @@ Status HttpClient::SendPipelined(const HttpRequest& first, HttpResponse* first_r
     if (Status st = Open(&reused); !st.ok()) return st;
   }
   if (attempt != Attempt::kOk) return Failed(first, error);
+  if (first_response->status < 200 || first_response->status > 299) {
+    // The first was refused: the second is not waited for (it was asked on the strength
+    // of the first); closing the connection withdraws it.
+    Close();
+    return Status::Ok();
+  }
   if (close_after) {
     // The server answered the first and closed: it did not take the second.
     Close();

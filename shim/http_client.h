@@ -117,7 +117,9 @@ class HttpClient {
   // Sends `first` and `second` in one write (HTTP/1.1 pipelining) and reads both
   // responses in order; `abortable` applies to the wait for the second. A server that
   // closes after the first answer has not taken the second: it is sent again on a new
-  // connection. Fails if either exchange fails, naming the request.
+  // connection. If the first answer is not 2xx, the second is withdrawn (the connection is
+  // closed) and second_response stays empty (status 0). Fails if an exchange fails, naming
+  // the request.
   Status SendPipelined(const HttpRequest& first, HttpResponse* first_response,
                        const HttpRequest& second, HttpResponse* second_response,
                        bool abortable = false);

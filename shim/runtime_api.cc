@@ -158,6 +158,7 @@ Status RuntimeApiClient::PostThenNext(const HttpRequest& post, Invocation* next,
   Status st = http_.SendPipelined(post, &post_response, NextRequest(), &next_response,
                                   /*abortable=*/true);  // SIGTERM ends the wait for the event
   if (post_response.status == 0) return st;             // the result's answer never came
+  // A refused result withdrew the /next (SendPipelined): nothing was taken.
   if (Status checked = CheckPosted(post, post_response); !checked.ok()) return checked;
   *posted = true;
   if (!st.ok()) return st;

@@ -190,6 +190,7 @@ class Scheduler {
   void Defer(std::function<void()> fn);
   void FreeRetired();
   void MaybeFinishShutdown();
+  void DisposeAfterReply(EnvPtr env);
 
   uv_loop_t* loop_;
   docker::DockerClient* docker_;
@@ -211,6 +212,10 @@ class Scheduler {
   Timer starts_timer_;  // runs RunStarts on a later loop turn
   Timer defer_timer_;
   std::vector<std::function<void()>> deferred_;
+  // Used pool environments, disposed (and their pools refilled) kAfterReplyMs after their
+  // outcome (DisposeAfterReply).
+  std::vector<EnvPtr> after_reply_;
+  Timer after_reply_timer_;
   std::vector<EnvPtr> retired_;  // gone environments, freed on a later loop turn
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;

@@ -94,6 +94,25 @@ TEST(HttpClient, APipelinedRequestTheServerClosedOnIsSentAgain) {
   EXPECT_EQ(client.connections_opened(), 2);
 }
 
+TEST(HttpClient, ARefusedFirstRequestWithdrawsThePipelinedSecond) {
+  FakeHttpServer server([](const FakeRequest& req) {
+    if (req.target == "/post") return FakeReply::Simple(413, "too large");
+    FakeReply r;
+    r.hold = true;  // a /next that would wait for an event
+    return r;
+  });
+  HttpClient client("127.0.0.1", server.port());
+  HttpRequest post;
+  post.method = "POST";
+  post.target = "/post";
+  post.body = "result";
+  HttpResponse first, second;
+  ASSERT_TRUE(client.SendPipelined(post, &first, Get("/next"), &second).ok());
+  EXPECT_EQ(first.status, 413);
+  EXPECT_EQ(second.status, 0);
+  EXPECT_FALSE(client.connected());
+}
+
 TEST(HttpClient, APipelinedRequestLostToASilentCloseIsSentAgain) {
   FakeHttpServer server([](const FakeRequest& req) {
     FakeReply r = FakeReply::Simple(200, "for " + req.target);
