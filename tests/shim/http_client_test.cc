@@ -26,6 +26,14 @@ HttpRequest Get(const std::string& target) {
   return r;
 }
 
+HttpRequest Post(const std::string& target, std::string body) {
+  HttpRequest r;
+  r.method = "POST";
+  r.target = target;
+  r.body = std::move(body);
+  return r;
+}
+
 TEST(HttpClient, ParsesHostPort) {
   std::string host;
   uint16_t port = 0;
@@ -60,12 +68,8 @@ TEST(HttpClient, PipelinedRequestsGoOnOneConnectionAndBothAnswersAreRead) {
     return FakeReply::Simple(req.target == "/post" ? 202 : 200, "for " + req.target);
   });
   HttpClient client("127.0.0.1", server.port());
-  HttpRequest post;
-  post.method = "POST";
-  post.target = "/post";
-  post.body = "result";
   HttpResponse first, second;
-  ASSERT_TRUE(client.SendPipelined(post, &first, Get("/next"), &second).ok());
+  ASSERT_TRUE(client.SendPipelined(Post("/post", "result"), &first, Get("/next"), &second).ok());
   EXPECT_EQ(first.status, 202);
   EXPECT_EQ(first.body, "for /post");
   EXPECT_EQ(second.status, 200);
@@ -102,12 +106,8 @@ TEST(HttpClient, ARefusedFirstRequestWithdrawsThePipelinedSecond) {
     return r;
   });
   HttpClient client("127.0.0.1", server.port());
-  HttpRequest post;
-  post.method = "POST";
-  post.target = "/post";
-  post.body = "result";
   HttpResponse first, second;
-  ASSERT_TRUE(client.SendPipelined(post, &first, Get("/next"), &second).ok());
+  ASSERT_TRUE(client.SendPipelined(Post("/post", "result"), &first, Get("/next"), &second).ok());
   EXPECT_EQ(first.status, 413);
   EXPECT_EQ(second.status, 0);
   EXPECT_FALSE(client.connected());
@@ -215,10 +215,7 @@ TEST(HttpClient, SendsBodyWithContentLengthAndSkipsInterimResponses) {
     return reply;
   });
   HttpClient client("127.0.0.1", server.port());
-  HttpRequest request;
-  request.method = "POST";
-  request.target = "/post";
-  request.body = std::string("a\0b", 3);
+  HttpRequest request = Post("/post", std::string("a\0b", 3));
   request.headers.emplace_back("Content-Length", "999");  // ignored: the client frames
   HttpResponse response;
   ASSERT_TRUE(client.Send(request, &response).ok());
