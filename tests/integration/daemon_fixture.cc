@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -135,6 +136,18 @@ std::string Daemon::Start(const Options& options) {
     args.push_back(shim);
   }
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  // Daemons on the shared Redis with one prefix share one Event queue (by design), so a
+  // test's Event invocation could run in another test's daemon: each Daemon gets a
+  // prefix of its own (the same across its restarts), unless the test chose the Redis
+  // or the prefix.
+  auto given = [&](const char* flag) {
+    return std::find(options.extra_args.begin(), options.extra_args.end(), flag) !=
+           options.extra_args.end();
+  };
+  if (!given("--redis") && !given("--redis-prefix")) {
+    args.push_back("--redis-prefix");
+    args.push_back(dir_.substr(dir_.rfind('/') + 1) + ":");
+  }
   std::remove(port_file.c_str());  // a restart must not read the previous port
   pid_ = fork();
   if (pid_ == 0) {

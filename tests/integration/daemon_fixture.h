@@ -2,7 +2,7 @@
 // process against the real dockerd, and talks to it over real HTTP (libcurl).
 //
 // Each Daemon gets an ephemeral port (it prints the one it bound), its own state
-// file and log file under a temporary directory. Stop() sends SIGTERM and waits
+// file and log file under a temporary directory, and its own Redis key prefix. Stop() sends SIGTERM and waits
 // for the exit status, so tests can check that shutdown is clean.
 #pragma once
 
