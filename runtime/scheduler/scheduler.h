@@ -80,9 +80,9 @@ struct SchedulerStats {
   uint64_t cold_starts = 0, warm_starts = 0, pool_starts = 0;
   uint64_t environments_created = 0;  // containers created
   uint64_t environments_removed = 0;
-  uint64_t environments_lost = 0;     // failed while idle or provisioning
-  uint64_t environments_drained = 0;  // removed because their image or spec changed
-  sandbox::PhaseTimes sum;            // sums over successful invocations
+  uint64_t environments_lost = 0;                // failed while idle or provisioning
+  uint64_t environments_drained = 0;             // removed because their image or spec changed
+  sandbox::PhaseTimes sum{0, 0, 0, 0, 0, 0, 0};  // sums over successful invocations
 };
 
 class Scheduler {

@@ -91,9 +91,34 @@ TEST_F(LambdaApi, EventInvocationIsAcceptedThenRuns) {
   // Accepted means in Redis: the daemon may not have read it back yet, so it is not in
   // flight either; wait for its success rather than for idleness.
   EXPECT_TRUE(WaitUntil(
-      [&] { return Metric("ephemera_invocations_succeeded_total") >= before + 1; }, 30000));
+      [&] { return Metric("ephemera_invocations_succeeded_total") >= before + 1; }, 30000))
+      << Http("GET", daemon_->url() + "/metrics").body << daemon_->log();
   ASSERT_TRUE(daemon_->WaitIdle());
   EXPECT_EQ(Metric("ephemera_invocations_succeeded_total"), before + 1);
+}
+
+TEST(LambdaApiMetrics, PhaseSumsStartAtZeroAndAddEachSuccessfulInvocation) {
+  Daemon d;
+  ASSERT_EQ(d.Start(), "");
+  auto sum = [&](const std::string& phase) {
+    HttpResult r = Http("GET", d.url() + "/metrics");
+    std::string name = "\nephemera_phase_seconds_sum{phase=\"" + phase + "\"} ";
+    size_t at = r.body.find(name);
+    return at == std::string::npos ? -1.0 : std::stod(r.body.substr(at + name.size()));
+  };
+  for (const char* phase : {"queue", "image", "create", "start", "init", "handler", "total"})
+    EXPECT_EQ(sum(phase), 0.0) << phase << " before any invocation";
+  HttpResult r = d.Invoke("echo", "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  // Server-Timing "total;dur=MS": the sum is that invocation's total, in seconds.
+  std::string timing = r.Header("server-timing");
+  size_t at = timing.find("total;dur=");
+  ASSERT_NE(at, std::string::npos) << timing;
+  double total_ms = std::stod(timing.substr(at + 10));
+  EXPECT_NEAR(sum("total"), total_ms / 1000.0, 0.0002) << timing;
+  EXPECT_GT(sum("create"), 0.0);
+  EXPECT_GT(sum("start"), 0.0);
+  EXPECT_EQ(d.Stop(), 0) << d.log();
 }
 
 TEST_F(LambdaApi, DryRunValidatesWithoutRunning) {
