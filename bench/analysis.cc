@@ -141,27 +141,33 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
         (run.config.max_starts > 0 ? " (--max-starts)." : " (its default, unless --max-starts)."));
   }
 
-  // The pool's sustained fresh containers/s against the floor at the daemon's start cap.
+  // The pool's sustained fresh containers/s against the floor with as many starts in
+  // flight as the pool can have: a pool of N replaces at most N environments at once, and
+  // never more than the daemon's start cap.
   const PoolRate& pr = run.pool_rate;
   std::vector<double> pg = pr.gaps();
   {
-    // A refill has up to max_starts starts in flight: batches of that many answers.
-    a->pool_rate = BootstrapRateCi(pg, bootstrap, pr.max_starts);
-    a->pool_floor_concurrency = pr.max_starts;
-    const SweepLevel* f = FindLevel(run, kRawFloor, pr.max_starts);
+    int in_flight = pr.in_flight();
+    // A refill has up to in_flight starts at once: batches of that many answers.
+    a->pool_rate = BootstrapRateCi(pg, bootstrap, in_flight);
+    a->pool_floor_concurrency = in_flight;
+    const SweepLevel* f = FindLevel(run, kRawFloor, in_flight);
     TargetVerdict v;
     if (f != nullptr && !pg.empty()) {
       a->pool_floor_ratio =
-          BootstrapRateRatioCi(pg, f->gaps(), bootstrap, pr.max_starts, f->concurrency);
-      v = RateTarget(Format("pool: fresh containers/s >= 0.95 x raw floor starts/s at %.0f in "
-                            "flight (the daemon's start cap)",
-                            pr.max_starts),
-                     a->pool_floor_ratio, RatePerSecond(pg), f->per_second(), 0.95);
+          BootstrapRateRatioCi(pg, f->gaps(), bootstrap, in_flight, f->concurrency);
+      v = RateTarget(
+          Format("pool: fresh containers/s >= 0.95 x raw floor starts/s at %.0f in "
+                 "flight (",
+                 in_flight) +
+              (in_flight < pr.max_starts ? "the pool's size, under the daemon's start cap)"
+                                         : "the daemon's start cap)"),
+          a->pool_floor_ratio, RatePerSecond(pg), f->per_second(), 0.95);
       if (pr.not_fresh > 0)
         v.margin += Format("; %.0f of %.0f pool invocations were not fresh", pr.not_fresh,
                            pr.fresh + pr.not_fresh);
     } else {
-      v.name = "pool: fresh containers/s >= 0.95 x raw floor starts/s at the daemon's start cap";
+      v.name = "pool: fresh containers/s >= 0.95 x raw floor starts/s with as many in flight";
       v.measured = "not measured";
     }
     a->targets.push_back(v);

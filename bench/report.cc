@@ -525,8 +525,10 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
     md += "Pool invocations (pool of " + std::to_string(pr.pool_size) +
           "), each sent as soon as /healthz shows an idle pool environment, so the daemon "
           "refills as fast as it can (at most " +
+          std::to_string(pr.in_flight()) +
+          " container starts in flight: one per pool environment, under the daemon's cap of " +
           std::to_string(pr.max_starts) +
-          " container starts in flight). Rate = fresh answers after the first pool-size ones, "
+          "). Rate = fresh answers after the first pool-size ones, "
           "over the time between them.\n\n";
     md += "| fresh | not fresh | failed | fresh containers/s | 95% CI | raw floor starts/s at " +
           std::to_string(a.pool_floor_concurrency) +

@@ -6,6 +6,7 @@
 // Thread: any. Depends on: stats.h.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
@@ -88,7 +89,12 @@ struct SweepLevel {
 // reports an idle environment, so each should get a never-used container.
 struct PoolRate {
   int pool_size = 0;
-  int max_starts = 0;           // the daemon's cap on container starts in flight
+  int max_starts = 0;  // the daemon's cap on container starts in flight
+  // Starts a refill can have at once: one per environment of the pool, under the cap.
+  int in_flight() const {
+    int cap = max_starts > 0 ? max_starts : 2;
+    return pool_size > 0 ? std::min(pool_size, cap) : cap;
+  }
   std::vector<Sample> samples;  // every answered invocation, in order
   int fresh = 0;                // answered from the pool, environment never seen before
   int not_fresh = 0;            // answered cold (pool empty) or by a reused environment

@@ -33,7 +33,9 @@ constexpr uint64_t kRefillBackoffMaxMs = 10000;
 // A pool environment taken by an invocation is replaced once that invocation ends, or
 // after this long if it runs on: a container start burns both cores of a small machine
 // for ~150 ms, and started at once it would slow the very invocation that took the
-// environment (pool p99 above the handler: 3.5 ms with the refill at once).
+// environment (pool p99 above the handler: 3.5 ms with the refill at once). The pool's
+// last idle environment is the exception: the next caller waits for its replacement, so
+// that one starts at once (the pool's refill rate, 0.79 -> 0.96 x the raw floor).
 constexpr uint64_t kRefillAfterTakeMs = 50;
 
 // A used pool environment is disposed, and its replacement started, this long after its
@@ -247,7 +249,10 @@ void Scheduler::Admit(Handle handle) {
     inv.done = [this, handle](InvokeOutcome out) { Complete(handle, std::move(out)); };
     bool pooled = env->kind() == StartKind::kPool;
     env->Run(std::move(inv));
-    if (pooled && !fs.refill_soon->active()) {
+    if (pooled && fs.idle.empty()) {
+      // The pool is empty: the next caller waits for this replacement, so it starts now.
+      RefillPool(fs);
+    } else if (pooled && !fs.refill_soon->active()) {
       // Replaced when the invocation ends (OnOutcome), or after kRefillAfterTakeMs.
       fs.refill_soon->Start(kRefillAfterTakeMs, [this, name = fs.spec->name] {
         auto it = functions_.find(name);

@@ -260,6 +260,27 @@ TEST(BenchReport, WarmPoolRatesKneeThroughputAndMemoryVerdicts) {
   EXPECT_NE(t->margin.find("missed by 3000/s (30% under)"), std::string::npos) << t->margin;
 }
 
+TEST(BenchReport, APoolSmallerThanTheStartCapIsComparedWithTheFloorAtItsSize) {
+  // A pool of 2 replaces at most 2 environments at once, whatever the daemon's cap of 3:
+  // its rate is set against the floor's at 2 in flight (2/s), not at 3 (2.1/s).
+  RunResult run = MakeRun();
+  run.pool_rate.max_starts = 3;
+  Analysis a = Analyze(run);
+  EXPECT_EQ(run.pool_rate.in_flight(), 2);
+  EXPECT_EQ(a.pool_floor_concurrency, 2);
+  EXPECT_NEAR(a.pool_floor_ratio.estimate, 4.0, 1e-9);
+  const TargetVerdict* t = Target(a, "pool: fresh containers/s");
+  ASSERT_NE(t, nullptr);
+  EXPECT_NE(t->name.find("at 2 in flight (the pool's size"), std::string::npos) << t->name;
+  // A pool as large as the cap is compared at the cap.
+  run.pool_rate.pool_size = 3;
+  a = Analyze(run);
+  EXPECT_EQ(a.pool_floor_concurrency, 3);
+  t = Target(a, "pool: fresh containers/s");
+  ASSERT_NE(t, nullptr);
+  EXPECT_NE(t->name.find("at 3 in flight (the daemon's start cap)"), std::string::npos) << t->name;
+}
+
 TEST(BenchReport, GapsRestartAtEachBlock) {
   SweepLevel l;
   l.block_starts = {100, 1000};
