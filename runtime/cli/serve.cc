@@ -230,6 +230,9 @@ int Serve(const ServeOptions& o) {
   sandbox::HolderOptions ho;
   ho.shim_path = shim;
   ho.instance_label = std::to_string(getpid());
+  // As many ready as starts may be in flight: a burst of cold starts or pool refills
+  // finds a namespace for each at once instead of waiting for new holders.
+  ho.spare = o.max_starts > 0 ? o.max_starts : scheduler::SchedulerOptions{}.max_starts_in_flight;
   d.holders = std::make_unique<sandbox::HolderPool>(&loop, d.docker.get(), ho);
   d.docker->set_request_timeout_ms(o.engine_timeout_ms);
   scheduler::SchedulerOptions so;

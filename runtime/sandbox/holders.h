@@ -41,7 +41,7 @@ struct HolderOptions {
   std::string image = "ephemera/holder:latest";  // anything works: the shim is all it runs
   std::string shim_path;                         // bind-mounted, run as `--hold`
   std::string instance_label;                    // ephemera.daemon
-  int spare = 2;                                 // holders kept ready
+  int spare = 2;  // holders kept ready (`ephemera serve`: one per start that may be in flight)
 };
 
 class HolderPool {
