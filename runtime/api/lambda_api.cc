@@ -558,8 +558,8 @@ void LambdaApi::Health(const Ex& ex) {
                 // Event invocations the queue holds outside the scheduler count as in flight:
                 // picked up and not yet running, or recording their outcome.
                 scheduler_->in_flight() + (events_ ? events_->queue().held_not_running() : 0),
-                scheduler_->waiting(), scheduler_->environments(),
-                scheduler_->idle_environments(), scheduler_->disposing(), registry_->List().size());
+                scheduler_->waiting(), scheduler_->environments(), scheduler_->idle_environments(),
+                scheduler_->disposing(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }
 
@@ -582,6 +582,9 @@ void LambdaApi::Metrics(const Ex& ex) {
          double(s.service_errors), "counter");
   metric("ephemera_invocations_timeouts_total", "Invocations killed at their timeout.",
          double(s.timeouts), "counter");
+  metric("ephemera_invocations_cancelled_total",
+         "Invocations stopped because their caller went away (or the daemon stopped).",
+         double(s.cancelled), "counter");
   metric("ephemera_invocations_throttled_total", "Invocations refused with 429.",
          double(s.throttled), "counter");
   metric("ephemera_invocations_queued_total", "Invocations that waited for capacity.",

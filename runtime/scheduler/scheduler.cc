@@ -662,6 +662,7 @@ void Scheduler::Count(const InvokeOutcome& out) {
       ++stats_.function_errors;
       if (out.error_type == "Sandbox.Timedout") ++stats_.timeouts;
       break;
+    case OutcomeKind::kCancelled: ++stats_.cancelled; break;  // not ephemera failing
     default: ++stats_.service_errors; break;
   }
 }
@@ -684,7 +685,7 @@ void Scheduler::Refuse(Handle handle, OutcomeKind kind, std::string reason, Stat
   out.body = status.message();
   out.status = std::move(status);
   out.phases.total = MonotonicMs() - it->second->inv.accepted_ms;
-  if (kind != OutcomeKind::kThrottled && kind != OutcomeKind::kCancelled) Count(out);
+  if (kind != OutcomeKind::kThrottled) Count(out);
   // The entry goes now, so no callback still on its way (an image inspection, a start
   // slot) can find it; its caller hears on a later loop turn (never inside the call).
   sandbox::InvokeDone done = std::move(it->second->done);

@@ -74,6 +74,7 @@ struct SchedulerStats {
   uint64_t function_errors = 0;
   uint64_t service_errors = 0;
   uint64_t timeouts = 0;
+  uint64_t cancelled = 0;  // stopped: the caller went away, or the daemon is stopping
   uint64_t throttled = 0;
   uint64_t queued = 0;          // invocations that waited in an admission queue
   uint64_t queue_timeouts = 0;  // ... and were refused when their wait ran out

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -118,6 +119,26 @@ TEST(LambdaApiMetrics, PhaseSumsStartAtZeroAndAddEachSuccessfulInvocation) {
   EXPECT_NEAR(sum("total"), total_ms / 1000.0, 0.0002) << timing;
   EXPECT_GT(sum("create"), 0.0);
   EXPECT_GT(sum("start"), 0.0);
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+}
+
+TEST(LambdaApiMetrics, ACallerThatGoesAwayIsCountedAsCancelledNotAsAServiceError) {
+  Daemon d;
+  ASSERT_EQ(d.Start(), "");
+  auto metric = [&](const std::string& name) {
+    HttpResult r = Http("GET", d.url() + "/metrics");
+    size_t at = r.body.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(r.body.substr(at + name.size() + 2));
+  };
+  // sleeper runs for its whole 1 s timeout; curl gives up after 0.5 s.
+  std::string cmd = "curl -s -o /dev/null -m 0.5 -X POST -d '{}' " + d.url() +
+                    "/2015-03-31/functions/sleeper/invocations";
+  EXPECT_NE(std::system(cmd.c_str()), 0) << "curl should have timed out";
+  EXPECT_TRUE(WaitUntil([&] { return metric("ephemera_invocations_cancelled_total") == 1; }, 10000))
+      << Http("GET", d.url() + "/metrics").body;
+  EXPECT_TRUE(d.WaitIdle());
+  EXPECT_EQ(metric("ephemera_invocations_service_errors_total"), 0);
+  EXPECT_EQ(metric("ephemera_invocations_timeouts_total"), 0);
   EXPECT_EQ(d.Stop(), 0) << d.log();
 }
 
