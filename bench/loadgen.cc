@@ -129,8 +129,21 @@ void LoadGenerator::Run(std::function<void(LoadResult)> done) {
                   bool matched = g->o_.expect_header.empty() ||
                                  HeaderOf(head, g->o_.expect_header) == g->o_.expect_value;
                   double latency = MonotonicMs() - c->t_sent;
+                  // What went wrong, said in the result: the error's type and the start of
+                  // its body, or the header's value when it was not the expected one.
+                  std::string detail;
+                  if (status != g->o_.expect_status) {
+                    std::string_view type = HeaderOf(head, "X-Amzn-ErrorType");
+                    detail = "HTTP " + std::to_string(status) +
+                             (type.empty() ? "" : " " + std::string(type)) + ": " +
+                             c->rx.substr(end + 4, std::min<size_t>(body, 200));
+                  } else if (!matched) {
+                    std::string_view got = HeaderOf(head, g->o_.expect_header);
+                    detail = g->o_.expect_header + ": " +
+                             (got.empty() ? std::string("(absent)") : std::string(got));
+                  }
                   c->rx.erase(0, end + 4 + body);
-                  g->OnReply(c, status, matched, latency);
+                  g->OnReply(c, status, matched, latency, std::move(detail));
                 }
               });
           c->owner->Send(c);
@@ -196,18 +209,20 @@ void LoadGenerator::Send(Conn* c) {
   if (rc < 0) OnError(c, std::string("write: ") + uv_strerror(rc));
 }
 
-void LoadGenerator::OnReply(Conn* c, int status, bool matched, double latency_ms) {
+void LoadGenerator::OnReply(Conn* c, int status, bool matched, double latency_ms,
+                            std::string detail) {
   c->busy = false;
   ++result_.answered;
   if (status != o_.expect_status) {
     ++result_.errors;
-    if (result_.messages.size() < 5) result_.messages.push_back("HTTP " + std::to_string(status));
+    if (result_.messages.size() < 5) result_.messages.push_back(std::move(detail));
   } else if (InWindow()) {
     if (matched) {
       ++result_.completed;
       result_.latencies.push_back(latency_ms);
     } else {
       ++result_.mismatched;
+      if (result_.mismatches.size() < 5) result_.mismatches.push_back(std::move(detail));
     }
   }
   if (o_.close_when_done && o_.requests_per_connection > 0 &&

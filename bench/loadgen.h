@@ -50,14 +50,15 @@ struct LoadOptions {
 };
 
 struct LoadResult {
-  uint64_t completed = 0;             // in the window
-  uint64_t mismatched = 0;            // in the window
-  uint64_t errors = 0;                // at any time
-  uint64_t sent = 0;                  // requests written, at any time
-  uint64_t answered = 0;              // replies of any kind, at any time
-  double window_ms = 0;               // the measured window as it happened
-  std::vector<double> latencies;      // ms, completed requests in the window
-  std::vector<std::string> messages;  // the first few error reasons
+  uint64_t completed = 0;               // in the window
+  uint64_t mismatched = 0;              // in the window
+  uint64_t errors = 0;                  // at any time
+  uint64_t sent = 0;                    // requests written, at any time
+  uint64_t answered = 0;                // replies of any kind, at any time
+  double window_ms = 0;                 // the measured window as it happened
+  std::vector<double> latencies;        // ms, completed requests in the window
+  std::vector<std::string> messages;    // the first few errors
+  std::vector<std::string> mismatches;  // the first few unexpected header values, in the window
 };
 
 // Builds a POST with a Content-Length body, keep-alive (the HTTP/1.1 default).
@@ -80,7 +81,7 @@ class LoadGenerator {
  private:
   friend struct Conn;
   void Send(Conn* c);
-  void OnReply(Conn* c, int status, bool matched, double latency_ms);
+  void OnReply(Conn* c, int status, bool matched, double latency_ms, std::string detail);
   void OnError(Conn* c, std::string why);
   void CloseConn(Conn* c);
   void OnClosed(Conn* c);

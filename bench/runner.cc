@@ -1271,6 +1271,12 @@ class Runner {
     loadgen_ = std::make_unique<LoadGenerator>(&loop_, lo);
     loadgen_->Run([this, c, batch](LoadResult res) {
       bool all_warm = res.completed == static_cast<uint64_t>(c) && res.errors == 0;
+      // Failures while warming up are not measured, but they are said (cold starts are
+      // what warming up is for).
+      for (const std::string& m : res.messages) {
+        if (tp_notes_++ < 5)
+          r_->notes.push_back("throughput at " + std::to_string(c) + " clients, warming up: " + m);
+      }
       Later(0, [this, c, batch, all_warm] {
         loadgen_.reset();
         if (!all_warm && batch < 20) return ThroughputLevelStart(batch + 1);
@@ -1310,6 +1316,10 @@ class Runner {
       for (const std::string& m : res.messages) {
         if (tp_notes_++ < 5)
           r_->notes.push_back("throughput at " + std::to_string(c) + " clients: " + m);
+      }
+      for (const std::string& m : res.mismatches) {
+        if (tp_notes_++ < 10)
+          r_->notes.push_back("throughput at " + std::to_string(c) + " clients, not warm: " + m);
       }
       char line[200];
       std::snprintf(line, sizeof line, "throughput: %d client(s): %.0f warm invokes/s", c,
