@@ -10,13 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/probes.h"
 #include "bench/report.h"
 #include "bench/runner.h"
 
 namespace {
 
+using ephemera::bench::ParseNumber;
 using ephemera::bench::SelfDir;
 using ephemera::bench::Timestamp;
+using ephemera::bench::UsageError;
 
 constexpr char kUsage[] =
     R"(ephemera-bench: benchmark of ephemera's cold, warm and pool invocations with the raw
@@ -99,15 +102,12 @@ Exit status: 0 when the run completed (targets missed or not), 1 when it could n
 )";
 
 int Usage(const std::string& problem) {
-  std::fprintf(stderr, "ephemera-bench: %s\nRun `ephemera-bench --help` for usage.\n",
-               problem.c_str());
-  return 2;
+  return UsageError("ephemera-bench", problem);
 }
 
 bool ParseInt(const std::string& s, int min, int max, int* out) {
-  char* end = nullptr;
-  long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v < min || v > max) return false;
+  long v = 0;
+  if (!ParseNumber(s, min, max, &v)) return false;
   *out = static_cast<int>(v);
   return true;
 }

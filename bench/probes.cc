@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -67,8 +68,7 @@ struct EphemeraClient::Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   std::string request_body;
-  std::string response_body;
-  std::vector<std::pair<std::string, std::string>> response_headers;
+  HttpReply reply;  // headers and body as they arrive
   double t0 = 0;
   std::function<void(Transfer&, CURLcode)> finish;
 
@@ -76,12 +76,7 @@ struct EphemeraClient::Transfer {
     if (headers != nullptr) curl_slist_free_all(headers);
     if (easy != nullptr) curl_easy_cleanup(easy);
   }
-  std::string Header(std::string_view name) const {
-    for (const auto& [k, v] : response_headers) {
-      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
-    }
-    return "";
-  }
+  std::string Header(std::string_view name) const { return reply.Header(name); }
   long Status() const {
     long code = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
@@ -93,7 +88,7 @@ namespace {
 
 size_t OnBody(char* data, size_t size, size_t n, void* user) noexcept {
   try {
-    static_cast<EphemeraClient::Transfer*>(user)->response_body.append(data, size * n);
+    static_cast<EphemeraClient::Transfer*>(user)->reply.body.append(data, size * n);
     return size * n;
   } catch (...) {
     return 0;  // curl aborts the transfer
@@ -105,9 +100,9 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) noexcept {
     auto* t = static_cast<EphemeraClient::Transfer*>(user);
     std::string_view line(data, size * n);
     if (line.rfind("HTTP/", 0) == 0) {
-      t->response_headers.clear();  // a new response (after 100 Continue, say)
+      t->reply.headers.clear();  // a new response (after 100 Continue, say)
     } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-      t->response_headers.emplace_back(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)));
+      t->reply.headers.emplace_back(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)));
     }
     return size * n;
   } catch (...) {
@@ -117,8 +112,16 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) noexcept {
 
 }  // namespace
 
-std::unique_ptr<EphemeraClient> EphemeraClient::Create(uv_loop_t* loop, std::string endpoint) {
-  auto multi = docker::CurlMulti::Create(loop, 32);
+std::string HttpReply::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  }
+  return "";
+}
+
+std::unique_ptr<EphemeraClient> EphemeraClient::Create(uv_loop_t* loop, std::string endpoint,
+                                                       long connections) {
+  auto multi = docker::CurlMulti::Create(loop, connections);
   if (!multi) return nullptr;
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   return std::unique_ptr<EphemeraClient>(new EphemeraClient(std::move(endpoint), std::move(multi)));
@@ -191,9 +194,9 @@ void EphemeraClient::Invoke(const std::string& function, const std::string& payl
     if (rc != CURLE_OK) {
       r.message = std::string("request failed: ") + curl_easy_strerror(rc);
     } else if (status != 200) {
-      r.message = "HTTP " + std::to_string(status) + ": " + Shorten(t.response_body);
+      r.message = "HTTP " + std::to_string(status) + ": " + Shorten(t.reply.body);
     } else if (!t.Header("X-Amz-Function-Error").empty()) {
-      r.message = "function error: " + Shorten(t.response_body);
+      r.message = "function error: " + Shorten(t.reply.body);
     } else {
       r.sample.phases = ParseServerTiming(t.Header("Server-Timing"));
       const auto& p = r.sample.phases;
@@ -228,6 +231,25 @@ void EphemeraClient::Delete(const std::string& path, Reply done) {
   Request("DELETE", path, "", std::move(done));
 }
 
+void EphemeraClient::PostFull(const std::string& path, std::string body, FullReply done) {
+  Transfer* t = Start("POST", path, std::move(body));
+  if (t == nullptr) {
+    Soon(multi_->loop(), [done = std::move(done)] {
+      HttpReply r;
+      r.rc = CURLE_FAILED_INIT;
+      done(std::move(r));
+    });
+    return;
+  }
+  t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
+    HttpReply r = std::move(t.reply);
+    r.rc = rc;
+    r.ms = MonotonicMs() - t.t0;
+    r.status = rc == CURLE_OK ? static_cast<int>(t.Status()) : 0;
+    done(std::move(r));
+  };
+}
+
 void EphemeraClient::Request(const std::string& method, const std::string& path, std::string body,
                              Reply done) {
   Transfer* t = Start(method, path, std::move(body));
@@ -236,7 +258,7 @@ void EphemeraClient::Request(const std::string& method, const std::string& path,
     return;
   }
   t->finish = [done = std::move(done)](Transfer& t, CURLcode rc) {
-    done(rc == CURLE_OK ? static_cast<int>(t.Status()) : 0, std::move(t.response_body));
+    done(rc == CURLE_OK ? static_cast<int>(t.Status()) : 0, std::move(t.reply.body));
   };
 }
 
@@ -929,13 +951,39 @@ std::string SelfDir() {
   return self.substr(0, self.rfind('/'));
 }
 
-std::string Timestamp() {
+namespace {
+
+std::string UtcNow(const char* format) {
   time_t now = time(nullptr);
   tm utc{};
   gmtime_r(&now, &utc);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &utc);
+  std::strftime(buf, sizeof buf, format, &utc);
   return buf;
+}
+
+}  // namespace
+
+std::string Timestamp() {
+  return UtcNow("%Y%m%dT%H%M%SZ");
+}
+
+std::string IsoUtcNow() {
+  return UtcNow("%Y-%m-%dT%H:%M:%SZ");
+}
+
+bool ParseNumber(const std::string& s, long min, long max, long* out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno == ERANGE || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+int UsageError(const char* tool, const std::string& problem) {
+  std::fprintf(stderr, "%s: %s\nRun `%s --help` for usage.\n", tool, problem.c_str(), tool);
+  return 2;
 }
 
 }  // namespace ephemera::bench

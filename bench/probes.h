@@ -31,6 +31,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bench/results.h"
@@ -52,10 +54,23 @@ using ProbeDone = std::function<void(ProbeResult)>;
 // Parses "a;dur=1.5, b;dur=2" into {a:1.5, b:2}; entries without dur are skipped.
 std::map<std::string, double> ParseServerTiming(std::string_view header);
 
+// A whole HTTP reply: curl's result, the status (0 when there was no answer), the headers
+// as sent and the body, and how long it took.
+struct HttpReply {
+  CURLcode rc = CURLE_OK;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  double ms = 0;
+  std::string Header(std::string_view name) const;  // "" if absent; case-insensitive
+};
+
 class EphemeraClient final {
  public:
-  // `endpoint` like "http://127.0.0.1:9000". Null if curl cannot be set up.
-  static std::unique_ptr<EphemeraClient> Create(uv_loop_t* loop, std::string endpoint);
+  // `endpoint` like "http://127.0.0.1:9000"; up to `connections` kept open. Null if curl
+  // cannot be set up.
+  static std::unique_ptr<EphemeraClient> Create(uv_loop_t* loop, std::string endpoint,
+                                                long connections = 32);
   ~EphemeraClient();
 
   // One synchronous Lambda Invoke of `function` with `payload`, expecting an environment
@@ -72,6 +87,10 @@ class EphemeraClient final {
   void Get(const std::string& path, Reply done);
   void Post(const std::string& path, std::string body, Reply done);
   void Delete(const std::string& path, Reply done);
+  // POST `path` with a JSON `body`; `done` gets the whole reply, once, later (also when
+  // the request could not start: rc CURLE_FAILED_INIT, status 0).
+  using FullReply = std::function<void(HttpReply)>;
+  void PostFull(const std::string& path, std::string body, FullReply done);
 
   const std::string& endpoint() const { return endpoint_; }
   struct Transfer;
@@ -239,6 +258,13 @@ curl_slist* SetJsonPost(CURL* easy, const std::string& body, curl_slist* headers
 std::string SelfDir();
 // Now in UTC as 20261201T143000Z (default result folder names).
 std::string Timestamp();
+// Now in UTC as 2026-12-01T14:30:00Z (the reports' start and end times).
+std::string IsoUtcNow();
+// The tools' option values: a whole decimal number in [min, max], nothing else.
+bool ParseNumber(const std::string& s, long min, long max, long* out);
+// "TOOL: PROBLEM" and where --help is, on stderr; returns 2, the tools' status for usage
+// errors.
+int UsageError(const char* tool, const std::string& problem);
 
 // The daemon a benchmark tool measures: started with SpawnLogged, stopped with SIGTERM and,
 // if it has not exited `kill_after_ms` later, SIGKILL. Its exit reaches `on_exit`; whether

@@ -41,15 +41,6 @@ using sandbox::kShimMountPoint;
 // The image of the queue-memory function: busybox, whose `sleep` is the slow handler.
 constexpr char kQueueImage[] = "ephemera/busybox:latest";
 
-std::string IsoUtcNow() {
-  time_t now = time(nullptr);
-  tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
-}
-
 std::string Join(const std::vector<std::string>& v) {
   std::string s;
   for (const std::string& x : v) {

@@ -23,10 +23,8 @@
 // control plane and /healthz, CollectEnvironment / CommandLine / LoadAverage
 // (environment.h), Percentile (stats.h); sandbox::PickFreeLoopbackPort for its port. The
 // daemon is started the way bench/runner.cc starts its own (that code is private to the
-// runner). Invocations need their status, headers and body at once, which EphemeraClient
-// does not give (Invoke returns a sample without the body, Get/Post the body without the
-// headers): InvokeClient below is the small libcurl client for them, on the daemon's
-// CurlMulti.
+// runner). Invocations need their status, headers and body at once: EphemeraClient's
+// PostFull.
 //
 // Thread: one thread, one libuv loop. Blocking calls: /proc reads on the loop (VmRSS, fd
 // count), and before and after the loop the docker and redis CLIs (machine facts, the
@@ -35,7 +33,6 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <strings.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -67,7 +64,6 @@
 #include "runtime/core/clock.h"
 #include "runtime/core/status.h"
 #include "runtime/core/uv_handle.h"
-#include "runtime/docker/curl_uv.h"
 #include "runtime/docker/docker_client.h"
 #include "runtime/json/json.h"
 #include "runtime/sandbox/container_spec.h"
@@ -189,23 +185,6 @@ std::string Shorten(std::string s, size_t max = 160) {
   return s;
 }
 
-std::string Trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n'))
-    --e;
-  return std::string(s.substr(b, e - b));
-}
-
-std::string IsoUtcNow() {
-  time_t now = time(nullptr);
-  tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
-}
-
 std::string Duration(double seconds) {
   int s = static_cast<int>(seconds + 0.5);
   if (s < 60) return std::to_string(s) + "s";
@@ -237,128 +216,6 @@ int CountFds(int pid) {
 double ChangePct(double before, double after) {
   return before > 0 ? (after - before) * 100.0 / before : 0;
 }
-
-// ---- InvokeClient: one POST, its status, headers and body (see the header comment) ----
-
-struct HttpReply {
-  CURLcode rc = CURLE_OK;
-  int status = 0;  // 0 when there was no answer
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  double ms = 0;
-  std::string Header(std::string_view name) const {
-    for (const auto& [k, v] : headers) {
-      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
-    }
-    return "";
-  }
-};
-
-class InvokeClient final {
- public:
-  using Done = std::function<void(HttpReply)>;
-  struct Transfer {
-    CURL* easy = nullptr;
-    curl_slist* headers = nullptr;
-    std::string request_body;
-    HttpReply reply;
-    double t0 = 0;
-    Done done;
-    ~Transfer() {
-      if (headers != nullptr) curl_slist_free_all(headers);
-      if (easy != nullptr) curl_easy_cleanup(easy);
-    }
-  };
-
-  // Null if curl cannot be set up. `endpoint` like "http://127.0.0.1:9000".
-  static std::unique_ptr<InvokeClient> Create(uv_loop_t* loop, std::string endpoint,
-                                              long connections) {
-    auto multi = docker::CurlMulti::Create(loop, connections);
-    if (!multi) return nullptr;
-    return std::unique_ptr<InvokeClient>(new InvokeClient(std::move(endpoint), std::move(multi)));
-  }
-  // Pending `done` callbacks are dropped.
-  ~InvokeClient() {
-    for (const auto& [raw, t] : transfers_) multi_->Remove(t->easy);
-    transfers_.clear();
-  }
-
-  // POST `path` with `body` as application/json. `done` runs once, later (also when the
-  // request could not start: status 0).
-  void Post(const std::string& path, std::string body, Done done) {
-    auto t = std::make_unique<Transfer>();
-    t->easy = curl_easy_init();
-    t->done = std::move(done);
-    t->request_body = std::move(body);
-    if (t->easy == nullptr) return FailLater(std::move(t));
-    std::string url = endpoint_ + path;
-    SetTransferOptions(t->easy, url, OnBody, OnHeader, t.get());
-    t->headers = SetJsonPost(t->easy, t->request_body, t->headers);
-    Transfer* raw = t.get();
-    t->t0 = MonotonicMs();
-    Status s = multi_->Add(raw->easy, [this, raw](CURLcode rc) {
-      auto it = transfers_.find(raw);
-      if (it == transfers_.end()) return;
-      std::unique_ptr<Transfer> owned = std::move(it->second);
-      transfers_.erase(it);
-      owned->reply.rc = rc;
-      owned->reply.ms = MonotonicMs() - owned->t0;
-      long code = 0;
-      curl_easy_getinfo(owned->easy, CURLINFO_RESPONSE_CODE, &code);
-      owned->reply.status = rc == CURLE_OK ? static_cast<int>(code) : 0;
-      Done done = std::move(owned->done);
-      HttpReply reply = std::move(owned->reply);
-      owned.reset();
-      done(std::move(reply));
-    });
-    if (!s.ok()) return FailLater(std::move(t));
-    transfers_.emplace(raw, std::move(t));
-  }
-
- private:
-  InvokeClient(std::string endpoint, std::unique_ptr<docker::CurlMulti> multi)
-      : endpoint_(std::move(endpoint)), multi_(std::move(multi)) {}
-
-  // docs/style.md rule 5: a request that cannot start still answers from a later turn.
-  void FailLater(std::unique_ptr<Transfer> t) {
-    auto timer = std::make_shared<Timer>(multi_->loop());
-    std::shared_ptr<Transfer> shared(std::move(t));
-    timer->Start(0, [timer, shared] {
-      HttpReply r;
-      r.rc = CURLE_FAILED_INIT;
-      timer->Close();
-      if (shared->done) shared->done(std::move(r));
-    });
-  }
-
-  static size_t OnBody(char* data, size_t size, size_t n, void* user) noexcept {
-    try {
-      static_cast<Transfer*>(user)->reply.body.append(data, size * n);
-      return size * n;
-    } catch (...) {
-      return 0;  // curl aborts the transfer
-    }
-  }
-
-  static size_t OnHeader(char* data, size_t size, size_t n, void* user) noexcept {
-    try {
-      auto* t = static_cast<Transfer*>(user);
-      std::string_view line(data, size * n);
-      if (line.rfind("HTTP/", 0) == 0) {
-        t->reply.headers.clear();  // a new response (after 100 Continue, say)
-      } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-        t->reply.headers.emplace_back(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)));
-      }
-      return size * n;
-    } catch (...) {
-      return 0;
-    }
-  }
-
-  std::string endpoint_;
-  std::unique_ptr<docker::CurlMulti> multi_;
-  std::map<Transfer*, std::unique_ptr<Transfer>> transfers_;  // in flight
-};
 
 // ---- What the run measured ----
 
@@ -652,7 +509,7 @@ class Soak {
     Say("daemon " + r_->daemon_command + " (pid " + std::to_string(daemon_pid_) + ", log " +
         log_path + ")");
     control_ = EphemeraClient::Create(&loop_, r_->endpoint);
-    invoke_ = InvokeClient::Create(&loop_, r_->endpoint, o_.concurrency + 8);
+    invoke_ = EphemeraClient::Create(&loop_, r_->endpoint, o_.concurrency + 8);
     if (!control_ || !invoke_) return Fail("cannot set up curl");
     health_deadline_ = MonotonicMs() + 15000;
     WaitHealthy();
@@ -856,8 +713,8 @@ class Soak {
 
   void InvokeAndCheck(Invocation inv) {
     std::string path = InvokePath(inv.function), payload = inv.payload;
-    invoke_->Post(path, std::move(payload),
-                  [this, inv = std::move(inv)](HttpReply r) { Finish(inv, Check(inv, r), r); });
+    invoke_->PostFull(path, std::move(payload),
+                      [this, inv = std::move(inv)](HttpReply r) { Finish(inv, Check(inv, r), r); });
   }
 
   // ---- The kill fault: its container, found by label, gets docker kill mid-invocation ----
@@ -878,7 +735,7 @@ class Soak {
           for (const auto& row : rows) k->before.insert(row.id);
           k->deadline = MonotonicMs() + 10000;
           std::string path = InvokePath(inv.function), payload = inv.payload;
-          invoke_->Post(path, std::move(payload), [this, k, inv](HttpReply r) {
+          invoke_->PostFull(path, std::move(payload), [this, k, inv](HttpReply r) {
             k->answered = true;
             std::string problem;
             if (!k->kill_sent) {
@@ -1372,7 +1229,7 @@ class Soak {
   std::map<std::string, std::string> registry_images_;
   std::unique_ptr<docker::DockerClient> docker_;
   std::unique_ptr<EphemeraClient> control_;
-  std::unique_ptr<InvokeClient> invoke_;
+  std::unique_ptr<EphemeraClient> invoke_;
   std::map<int, std::unique_ptr<LoadGenerator>> raw_;  // by invocation index
   std::vector<Planned> plan_;
   Phase phase_ = Phase::kSetup;
@@ -1755,17 +1612,7 @@ not run, was interrupted or the daemon died; 2 for usage errors.
 )";
 
 int Usage(const std::string& problem) {
-  std::fprintf(stderr, "ephemera-soak: %s\nRun `ephemera-soak --help` for usage.\n",
-               problem.c_str());
-  return 2;
-}
-
-bool ParseInt(const std::string& s, long min, long max, long* out) {
-  char* end = nullptr;
-  long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v < min || v > max) return false;
-  *out = v;
-  return true;
+  return UsageError("ephemera-soak", problem);
 }
 
 bool ParseMix(const std::string& list, std::array<int, kKindCount>* weights, std::string* bad) {
@@ -1780,7 +1627,7 @@ bool ParseMix(const std::string& list, std::array<int, kKindCount>* weights, std
     for (int i = 0; i < kKindCount && eq != std::string::npos; ++i) {
       if (part.substr(0, eq) == kKinds[static_cast<size_t>(i)].name) kind = i;
     }
-    if (kind < 0 || !ParseInt(part.substr(eq + 1), 0, 1000, &w)) {
+    if (kind < 0 || !ParseNumber(part.substr(eq + 1), 0, 1000, &w)) {
       *bad = part;
       return false;
     }
@@ -1842,10 +1689,10 @@ int main(int argc, char** argv) {
     std::string v = argv[++i];
     long n = 0;
     if (a == "--invocations") {
-      if (!ParseInt(v, 1, 10000000, &n)) return Usage("--invocations must be 1..10000000");
+      if (!ParseNumber(v, 1, 10000000, &n)) return Usage("--invocations must be 1..10000000");
       o.invocations = static_cast<int>(n);
     } else if (a == "--concurrency") {
-      if (!ParseInt(v, 1, 64, &n)) return Usage("--concurrency must be 1..64");
+      if (!ParseNumber(v, 1, 64, &n)) return Usage("--concurrency must be 1..64");
       o.concurrency = static_cast<int>(n);
     } else if (a == "--seed") {
       char* end = nullptr;
@@ -1853,7 +1700,7 @@ int main(int argc, char** argv) {
       if (v.empty() || *end != '\0') return Usage("--seed must be a non-negative integer");
       o.seed = s;
     } else if (a == "--warmup") {
-      if (!ParseInt(v, 0, 10000000, &n)) return Usage("--warmup must be 0 or more");
+      if (!ParseNumber(v, 0, 10000000, &n)) return Usage("--warmup must be 0 or more");
       o.warmup = static_cast<int>(n);
     } else if (a == "--mix") {
       std::string bad;
@@ -1862,10 +1709,10 @@ int main(int argc, char** argv) {
     } else if (a == "--only") {
       only = v;
     } else if (a == "--pool-size") {
-      if (!ParseInt(v, 1, 100, &n)) return Usage("--pool-size must be 1..100");
+      if (!ParseNumber(v, 1, 100, &n)) return Usage("--pool-size must be 1..100");
       o.pool_size = static_cast<int>(n);
     } else if (a == "--progress-every") {
-      if (!ParseInt(v, 1, 10000000, &n)) return Usage("--progress-every must be 1 or more");
+      if (!ParseNumber(v, 1, 10000000, &n)) return Usage("--progress-every must be 1 or more");
       o.progress_every = static_cast<int>(n);
     } else if (a == "--out") {
       o.out_dir = v;
