@@ -221,7 +221,9 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
     ASSERT_EQ(Create(std::string("retag-") + policy, "ephemera-test/retag:latest", vars).status,
               201);
   }
-  ASSERT_TRUE(WaitUntil([] { return ContainersOf("retag-pool").size() == 1; }, 20000));
+  ASSERT_TRUE(WaitUntil([] { return ContainersOf("retag-pool").size() == 1; }, 20000))
+      << ContainersOf("retag-pool").size() << " containers of retag-pool\n"
+      << daemon_->log();
   for (const char* policy : {"cold", "warm", "pool"}) {
     HttpResult r = daemon_->Invoke(std::string("retag-") + policy, R"("hello")");
     ASSERT_EQ(r.status, 200) << r.body;
@@ -240,7 +242,9 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
           return r.status == 200 && r.body == R"("olleh")";
         },
         20000))
-        << policy << ": " << r.status << " " << r.body;
+        << policy << ": " << r.status << " " << r.body << " (start " << r.Header("x-ephemera-start")
+        << ")\n"
+        << daemon_->log();
     HttpResult again = daemon_->Invoke(name, R"("hello")");
     EXPECT_EQ(again.body, R"("olleh")") << policy;
   }
