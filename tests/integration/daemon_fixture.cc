@@ -236,4 +236,10 @@ HttpResult Daemon::Invoke(const std::string& function, const std::string& payloa
               headers);
 }
 
+double Daemon::Metric(const std::string& name) const {
+  HttpResult r = Http("GET", url() + "/metrics");
+  size_t at = r.body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + name.size() + 2));
+}
+
 }  // namespace ephemera::testing

@@ -2,8 +2,8 @@
 // process against the real dockerd, and talks to it over real HTTP (libcurl).
 //
 // Each Daemon gets an ephemeral port (it prints the one it bound), its own state
-// file and log file under a temporary directory, and its own Redis key prefix. Stop() sends SIGTERM and waits
-// for the exit status, so tests can check that shutdown is clean.
+// file and log file under a temporary directory, and its own Redis key prefix. Stop() sends SIGTERM
+// and waits for the exit status, so tests can check that shutdown is clean.
 #pragma once
 
 #include <sys/types.h>
@@ -69,6 +69,8 @@ class Daemon {
 
   HttpResult Invoke(const std::string& function, const std::string& payload,
                     const std::vector<std::string>& headers = {}) const;
+  // The value of one line of /metrics (`name` with its labels, as printed), or -1.
+  double Metric(const std::string& name) const;
 
  private:
   pid_t pid_ = -1;

@@ -31,12 +31,6 @@ bool WaitFor(const std::function<bool()>& done, int timeout_ms) {
   return done();
 }
 
-double Metric(const Daemon& d, const std::string& name) {
-  HttpResult r = Http("GET", d.url() + "/metrics");
-  size_t at = r.body.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + name.size() + 2));
-}
-
 HttpResult Event(const Daemon& d, const std::string& function, const std::string& payload) {
   return d.Invoke(function, payload, {"X-Amz-Invocation-Type: Event"});
 }
@@ -107,7 +101,7 @@ TEST(Events, PausedOrStalledRedisGets503AndTheEventNeverRuns) {
   ASSERT_EQ(redis.Start(), "");
   Daemon d;
   ASSERT_EQ(d.Start(With(redis)), "");
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 1; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 1; }, 5000));
 
   // 1. Writes paused (CLIENT PAUSE WRITE): the connection answers PING but runs no write,
   //    so the XADD waits inside Redis past its deadline; the daemon answers 503 and, when
@@ -121,7 +115,7 @@ TEST(Events, PausedOrStalledRedisGets503AndTheEventNeverRuns) {
 
   // 2. Redis stopped answering altogether (SIGSTOP, as under DEBUG SLEEP): 503 again, and
   //    synchronous invocations go on meanwhile.
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 1; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 1; }, 5000));
   redis.Pause();
   HttpResult stalled = Event(d, "echo", "{\"which\":\"stalled\"}");
   EXPECT_EQ(stalled.status, 503) << stalled.body;
@@ -133,7 +127,7 @@ TEST(Events, PausedOrStalledRedisGets503AndTheEventNeverRuns) {
 
   // Nothing runs later: an event accepted after both is run, and the queue is in order,
   // so once it is done the refused ones would have run if they had been queued.
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 1; }, 10000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 1; }, 10000));
   HttpResult marker = Event(d, "echo", "{\"which\":\"marker\"}");
   ASSERT_EQ(marker.status, 202) << marker.body;
   std::string marker_id = marker.Header("x-amzn-requestid");
@@ -151,9 +145,9 @@ TEST(Events, RedisStoppedSyncWorksEventsGet503RedisBackEventsWorkAgain) {
   ASSERT_EQ(redis.Start(), "");
   Daemon d;
   ASSERT_EQ(d.Start(With(redis)), "");
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 1; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 1; }, 5000));
   redis.Stop();
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 0; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 0; }, 5000));
 
   HttpResult sync = d.Invoke("echo", "{\"a\":1}");
   EXPECT_EQ(sync.status, 200) << sync.body;
@@ -164,10 +158,10 @@ TEST(Events, RedisStoppedSyncWorksEventsGet503RedisBackEventsWorkAgain) {
   EXPECT_LT(took, std::chrono::milliseconds(500)) << "refused at once while Redis is down";
   EXPECT_NE(refused.body.find("Redis at " + redis.url() + " is unavailable"), std::string::npos)
       << refused.body;
-  EXPECT_GE(Metric(d, "ephemera_records_skipped_total"), 1) << "the sync record was skipped";
+  EXPECT_GE(d.Metric("ephemera_records_skipped_total"), 1) << "the sync record was skipped";
 
   ASSERT_EQ(redis.Start(), "");  // same port; the daemon reconnects by itself
-  ASSERT_TRUE(WaitFor([&] { return Metric(d, "ephemera_redis_up") == 1; }, 10000));
+  ASSERT_TRUE(WaitFor([&] { return d.Metric("ephemera_redis_up") == 1; }, 10000));
   HttpResult accepted = Event(d, "echo", "{\"back\":true}");
   ASSERT_EQ(accepted.status, 202) << accepted.body;
   std::string id = accepted.Header("x-amzn-requestid");
@@ -340,7 +334,7 @@ TEST(Events, ThrottledEventsWaitForCapacityAndAllRun) {
                                            R"("EPHEMERA_QUEUE_SIZE":"0")"))
                 .status,
             201);
-  double throttled_before = Metric(d, "ephemera_invocations_throttled_total");
+  double throttled_before = d.Metric("ephemera_invocations_throttled_total");
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) {
     HttpResult r = Event(d, "one-at-a-time", "{\"i\":" + std::to_string(i) + "}");
@@ -359,7 +353,7 @@ TEST(Events, ThrottledEventsWaitForCapacityAndAllRun) {
     if (json::GetNumber(phases, "queue").value_or(0) > 0) ++waited;
   }
   EXPECT_GE(waited, 1) << "with concurrency 1, some waited for capacity";
-  EXPECT_EQ(Metric(d, "ephemera_invocations_throttled_total"), throttled_before);
+  EXPECT_EQ(d.Metric("ephemera_invocations_throttled_total"), throttled_before);
   EXPECT_EQ(d.Stop(), 0) << d.log();
 }
 
@@ -505,7 +499,7 @@ TEST(Events, TwoDaemonsShareTheQueueAndTheSurvivorFinishesTheKilledOnesEvents) {
   a.Stop();
   ASSERT_TRUE(WaitFor([&] { return DoneCount(redis, ids) == 10; }, 90000))
       << DoneCount(redis, ids) << " of 10 done";
-  EXPECT_GE(Metric(b, "ephemera_events_claimed_total"), 1) << "B took over A's events";
+  EXPECT_GE(b.Metric("ephemera_events_claimed_total"), 1) << "B took over A's events";
   long long by_b = 0;
   for (const auto& id : ids) {
     EXPECT_EQ(FinalCondition(redis, id), "Success") << id;

@@ -24,11 +24,7 @@ class LambdaApi : public ::testing::Test {
     delete daemon_;
   }
   static std::string Url(const std::string& path) { return daemon_->url() + path; }
-  static double Metric(const std::string& name) {
-    HttpResult r = Http("GET", Url("/metrics"));
-    size_t at = r.body.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stod(r.body.substr(at + name.size() + 2));
-  }
+  static double Metric(const std::string& name) { return daemon_->Metric(name); }
   static HttpResult CreateFunction(const std::string& json) {
     return Http("POST", Url("/2015-03-31/functions"), json, {"Content-Type: application/json"});
   }
@@ -102,10 +98,7 @@ TEST(LambdaApiMetrics, PhaseSumsStartAtZeroAndAddEachSuccessfulInvocation) {
   Daemon d;
   ASSERT_EQ(d.Start(), "");
   auto sum = [&](const std::string& phase) {
-    HttpResult r = Http("GET", d.url() + "/metrics");
-    std::string name = "\nephemera_phase_seconds_sum{phase=\"" + phase + "\"} ";
-    size_t at = r.body.find(name);
-    return at == std::string::npos ? -1.0 : std::stod(r.body.substr(at + name.size()));
+    return d.Metric("ephemera_phase_seconds_sum{phase=\"" + phase + "\"}");
   };
   for (const char* phase : {"queue", "image", "create", "start", "init", "handler", "total"})
     EXPECT_EQ(sum(phase), 0.0) << phase << " before any invocation";
@@ -125,20 +118,16 @@ TEST(LambdaApiMetrics, PhaseSumsStartAtZeroAndAddEachSuccessfulInvocation) {
 TEST(LambdaApiMetrics, ACallerThatGoesAwayIsCountedAsCancelledNotAsAServiceError) {
   Daemon d;
   ASSERT_EQ(d.Start(), "");
-  auto metric = [&](const std::string& name) {
-    HttpResult r = Http("GET", d.url() + "/metrics");
-    size_t at = r.body.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(r.body.substr(at + name.size() + 2));
-  };
   // sleeper runs for its whole 1 s timeout; curl gives up after 0.5 s.
   std::string cmd = "curl -s -o /dev/null -m 0.5 -X POST -d '{}' " + d.url() +
                     "/2015-03-31/functions/sleeper/invocations";
   EXPECT_NE(std::system(cmd.c_str()), 0) << "curl should have timed out";
-  EXPECT_TRUE(WaitUntil([&] { return metric("ephemera_invocations_cancelled_total") == 1; }, 10000))
+  EXPECT_TRUE(
+      WaitUntil([&] { return d.Metric("ephemera_invocations_cancelled_total") == 1; }, 10000))
       << Http("GET", d.url() + "/metrics").body;
   EXPECT_TRUE(d.WaitIdle());
-  EXPECT_EQ(metric("ephemera_invocations_service_errors_total"), 0);
-  EXPECT_EQ(metric("ephemera_invocations_timeouts_total"), 0);
+  EXPECT_EQ(d.Metric("ephemera_invocations_service_errors_total"), 0);
+  EXPECT_EQ(d.Metric("ephemera_invocations_timeouts_total"), 0);
   EXPECT_EQ(d.Stop(), 0) << d.log();
 }
 
