@@ -247,13 +247,13 @@ void Events::GetRecords(
   };
   const Keys& k = options_.queue.keys;
   auto alive = alive_;
-  commands_->Command({"LRANGE", k.records(request_id), "0", "-1"},
-                     [both, finish, alive](Status s, redis::Reply r) mutable {
-                       if (!*alive) return;
-                       if (!s.ok()) both->status = s;
-                       for (const auto& e : r.elements) both->records.push_back(e.str);
-                       finish();
-                     });
+  Eval(scripts::kGetRecords, {k.records(request_id)}, {},
+       [both, finish, alive](Status s, redis::Reply r) mutable {
+         if (!*alive) return;
+         if (!s.ok()) both->status = s;
+         for (const auto& e : r.elements) both->records.push_back(e.str);
+         finish();
+       });
   commands_->Command({"HGETALL", k.done(request_id)},
                      [both, finish, alive](Status s, redis::Reply r) mutable {
                        if (!*alive) return;

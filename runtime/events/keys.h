@@ -13,7 +13,9 @@
 //   <p>dlq                      stream: Event invocations that failed with no OnFailure
 //                               destination (the dead-letter stream)
 //   <p>event-invoke-config:<f>  string: a function's event invoke config (JSON)
-//   <p>inv:<rid>                list: the invocation records of one request id (JSON)
+//   <p>inv:<rid>                the invocation records of one request id (JSON): a list
+//                               for Event invocations (one per attempt), a string for
+//                               the others (one invocation, one record)
 //   <p>invocations              sorted set: every record, "<rid>:<n>" by end time (ms)
 //   <p>invocations:fn:<f>       sorted set: the same for one function
 // Scripts use only standalone Redis (not Redis Cluster): some keys are computed inside them.

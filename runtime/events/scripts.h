@@ -34,6 +34,8 @@ extern const std::string kTombstone;
 extern const std::string kRecordBatch;
 // The newest records (or those since a time), as JSON texts.
 extern const std::string kListRecords;
+// Every record of one request id (its key may be a list or a string).
+extern const std::string kGetRecords;
 // Moves a dead letter back to the stream as a new Event invocation.
 extern const std::string kReplay;
 

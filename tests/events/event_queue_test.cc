@@ -554,6 +554,57 @@ TEST_F(EventQueueTest, RecordsOfSeveralLoopTurnsShareOneWriteAndAReaderSeesThemA
   EXPECT_NE(stats.find("cmdstat_eval:calls=2,"), std::string::npos) << stats;
 }
 
+TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
+  Events* e = Make(Options());
+  ASSERT_TRUE(RunUntil([&] { return e->redis_ready(); }, 5000));
+  std::string event_id;
+  ASSERT_TRUE(AcceptOne(e, "echo", "{\"n\":1}", &event_id).ok());
+  ASSERT_TRUE(RunUntil([&] { return e->queue().stats().succeeded == 1 && e->queue().idle(); }));
+  InvocationRecord r;
+  r.request_id = "sync-1";
+  r.function = "echo";
+  r.type = "RequestResponse";
+  r.status = "Success";
+  r.ended_ms = EpochMs();
+  e->Record(r);
+  std::vector<std::string> records;
+  bool done = false;
+  e->GetRecords("sync-1",
+                [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
+                  EXPECT_TRUE(s.ok()) << s.message();
+                  records = std::move(l);
+                  done = true;
+                });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_NE(records[0].find("\"id\":\"sync-1\""), std::string::npos) << records[0];
+  EXPECT_EQ(redis_.Command({"TYPE", "ephemera:inv:sync-1"}).str, "string");
+  EXPECT_EQ(redis_.Command({"TYPE", "ephemera:inv:" + event_id}).str, "list");
+  EXPECT_GT(Integer({"PTTL", "ephemera:inv:sync-1"}), 0) << "a record expires";
+  // The Event invocation's attempt and the synchronous record are both listed, newest first.
+  std::vector<std::string> listed;
+  done = false;
+  e->ListRecords("echo", 10, "", [&](Status s, std::vector<std::string> l) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    listed = std::move(l);
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_NE(listed[0].find("\"id\":\"sync-1\""), std::string::npos) << listed[0];
+  EXPECT_NE(listed[1].find("\"id\":\"" + event_id + "\""), std::string::npos) << listed[1];
+  // A request id with no records reads back as none.
+  done = false;
+  e->GetRecords("no-such-id",
+                [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
+                  EXPECT_TRUE(s.ok()) << s.message();
+                  records = std::move(l);
+                  done = true;
+                });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_TRUE(records.empty());
+}
+
 TEST_F(EventQueueTest, RecordsAreSkippedAndCountedWhileRedisIsDown) {
   Events* e = Make(Options());
   redis_.Stop();
