@@ -151,7 +151,11 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
     // A refill has up to in_flight starts at once: batches of that many answers.
     a->pool_rate = BootstrapRateCi(pg, bootstrap, in_flight);
     a->pool_floor_concurrency = in_flight;
-    const SweepLevel* f = FindLevel(run, kRawFloor, in_flight);
+    // The floor measured between the pool's blocks; else the sweep's level.
+    a->pool_floor_interleaved = !pr.floor.samples.empty();
+    const SweepLevel* f =
+        a->pool_floor_interleaved ? &pr.floor : FindLevel(run, kRawFloor, in_flight);
+    if (f != nullptr) a->pool_floor_rate = RatePerSecond(f->gaps());
     TargetVerdict v;
     if (f != nullptr && !pg.empty()) {
       a->pool_floor_ratio =
@@ -161,8 +165,9 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
                  "flight (",
                  in_flight) +
               (in_flight < pr.max_starts ? "the pool's size, under the daemon's start cap)"
-                                         : "the daemon's start cap)"),
-          a->pool_floor_ratio, RatePerSecond(pg), f->per_second(), 0.95);
+                                         : "the daemon's start cap)") +
+              (a->pool_floor_interleaved ? ", in alternating blocks" : ""),
+          a->pool_floor_ratio, RatePerSecond(pg), a->pool_floor_rate, 0.95);
       if (pr.not_fresh > 0)
         v.margin += Format("; %.0f of %.0f pool invocations were not fresh", pr.not_fresh,
                            pr.fresh + pr.not_fresh);
@@ -325,8 +330,15 @@ std::vector<double> SweepLevel::gaps() const {
 
 std::vector<double> PoolRate::gaps() const {
   std::vector<double> g;
-  for (size_t i = static_cast<size_t>(std::max(pool_size, 1)); i < fresh_answers.size(); ++i)
-    g.push_back(fresh_answers[i] - fresh_answers[i - 1]);
+  const size_t skip = static_cast<size_t>(std::max(pool_size, 1));
+  size_t in_block = 0;  // fresh answers so far in the current block
+  for (size_t i = 0; i < fresh_answers.size(); ++i) {
+    int block = i < fresh_blocks.size() ? fresh_blocks[i] : 0;
+    int prev_block = i > 0 && i - 1 < fresh_blocks.size() ? fresh_blocks[i - 1] : 0;
+    if (i > 0 && block != prev_block) in_block = 0;
+    if (in_block >= skip) g.push_back(fresh_answers[i] - fresh_answers[i - 1]);
+    ++in_block;
+  }
   return g;
 }
 

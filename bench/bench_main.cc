@@ -41,7 +41,8 @@ What it does:
      rotating every round (A B C D E, B C D E A, ...); each sample starts once the previous
      sample's container is gone, the pool is full and the daemon is idle;
      rounds go on until every series has N kept samples (at most N + max(5, N/5) rounds);
-  4. the pool's refill rate: pool invocations, each sent once the daemon has an idle one;
+  4. the pool's refill rate: pool invocations, each sent once the daemon has an idle one,
+     in blocks alternating with blocks of the raw floor at as many starts in flight;
   5. the concurrency sweep: at each level C, C workers issue cold starts back to back, for
      ephemera and for the raw floor, in alternating blocks of at least 4 x C samples
      (latency percentiles and cold starts per second); the floor alone also at the knee's
@@ -65,7 +66,8 @@ Options:
   --knee-levels LIST     raw-floor starts in flight for the knee (default 1,2,3,4,6,8)
   --no-warm-pool         skip the warm and pool series (and what needs them)
   --pool-size N          size of the pool function's pool (default 2)
-  --pool-rate-samples N  pool invocations for the refill rate (default 40; 0 = none)
+  --pool-rate-samples N  pool invocations for the refill rate, and as many raw floor starts
+                         in the blocks between (default 120; 0 = none)
   --throughput-levels L  concurrent keep-alive clients (default 1,4,16,64; 0 = none)
   --throughput-seconds S measured seconds per level, after 2 s of warm-up (default 5)
   --no-perf              no perf profile of the daemon under throughput

@@ -282,6 +282,10 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddNumberToObject(o, "failed", p.failed);
     cJSON_AddItemToObject(o, "fresh_per_second", IntervalJson(a.pool_rate));
     cJSON_AddNumberToObject(o, "floor_concurrency", a.pool_floor_concurrency);
+    cJSON_AddNumberToObject(o, "floor_per_second", a.pool_floor_rate);
+    cJSON_AddBoolToObject(o, "floor_interleaved", a.pool_floor_interleaved);
+    cJSON_AddNumberToObject(o, "blocks", p.blocks);
+    cJSON_AddItemToObject(o, "floor_samples", SamplesJson(p.floor.samples));
     cJSON_AddItemToObject(o, "over_floor", IntervalJson(a.pool_floor_ratio));
     cJSON_AddItemToObject(o, "rejects", RejectsJson(p.rejects));
     cJSON_AddItemToObject(o, "samples", SamplesJson(p.samples));
@@ -528,16 +532,21 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           std::to_string(pr.in_flight()) +
           " container starts in flight: one per pool environment, under the daemon's cap of " +
           std::to_string(pr.max_starts) +
-          "). Rate = fresh answers after the first pool-size ones, "
-          "over the time between them.\n\n";
+          "). Rate = fresh answers after the first pool-size ones of each block, "
+          "over the time between them. " +
+          (a.pool_floor_interleaved
+               ? std::to_string(pr.blocks) +
+                     " pool blocks alternate with blocks of the raw floor at as many starts in "
+                     "flight (" +
+                     std::to_string(pr.floor.samples.size()) +
+                     " floor starts), each block on a settled engine and a full pool, so a "
+                     "burst of other work lands on both; the floor's rate is that of its own "
+                     "blocks.\n\n"
+               : std::string("The floor's rate is its sweep level's.\n\n"));
     md += "| fresh | not fresh | failed | fresh containers/s | 95% CI | raw floor starts/s at " +
           std::to_string(a.pool_floor_concurrency) +
           " in flight | pool / floor | 95% CI |\n|---:|---:|---:|---:|---|---:|---:|---|\n";
-    double floor_rate = 0;
-    for (const SweepStats& s : a.sweep) {
-      if (s.series == kRawFloor && s.concurrency == a.pool_floor_concurrency)
-        floor_rate = s.per_second;
-    }
+    double floor_rate = a.pool_floor_rate;
     md += "| " + std::to_string(pr.fresh) + " | " + std::to_string(pr.not_fresh) + " | " +
           std::to_string(pr.failed) + " | " + F("%.2f", a.pool_rate.estimate) + " | " +
           CiText(a.pool_rate) + " | " + F("%.2f", floor_rate) + " | " +

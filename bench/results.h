@@ -86,7 +86,9 @@ struct SweepLevel {
 };
 
 // Pool refill rate: invocations of the pool function, each sent as soon as the daemon
-// reports an idle environment, so each should get a never-used container.
+// reports an idle environment, so each should get a never-used container. It runs in
+// blocks that alternate with blocks of the raw floor at as many starts in flight (`floor`),
+// so a burst of other work on the machine lands on both, as in the sweep.
 struct PoolRate {
   int pool_size = 0;
   int max_starts = 0;  // the daemon's cap on container starts in flight
@@ -100,10 +102,16 @@ struct PoolRate {
   int not_fresh = 0;            // answered cold (pool empty) or by a reused environment
   int failed = 0;
   Rejects rejects;
-  // Answer times (ms since the run started) of the fresh ones, in order.
+  // Answer times (ms since the run started) of the fresh ones, in order, and the block
+  // each came in (empty: all in one block).
   std::vector<double> fresh_answers;
-  // Gaps between consecutive fresh answers after the first pool_size (the pool was full
-  // at the start, so those came without a refill).
+  std::vector<int> fresh_blocks;
+  int blocks = 0;  // pool blocks run
+  // The raw floor at in_flight() starts in flight, measured in the blocks between the
+  // pool's (no samples: the comparison falls back to the sweep's level).
+  SweepLevel floor;
+  // Per block, the gaps between consecutive fresh answers after the block's first
+  // pool_size (each block starts on a full pool, so those came without a refill).
   std::vector<double> gaps() const;
 };
 
@@ -269,6 +277,8 @@ struct Analysis {
   Interval pool_rate;         // fresh containers/s from the pool
   Interval pool_floor_ratio;  // ... over the floor's starts/s at the daemon's start cap
   int pool_floor_concurrency = 0;
+  double pool_floor_rate = 0;           // the floor's starts/s it is compared with
+  bool pool_floor_interleaved = false;  // measured between the pool's blocks (else the sweep's)
   std::vector<ThroughputStats> throughput;
   // The kept ephemera cold samples, and how many of them had a create phase (with
   // --precreate, the ones that did not find a container created ahead).

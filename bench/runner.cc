@@ -268,7 +268,7 @@ class Runner {
       }
     }
     progress_.set_total((o_.warmups + o_.samples) * static_cast<int>(order_.size()) + sweep_total +
-                        (o_.warm_pool ? o_.pool_rate_samples : 0));
+                        (o_.warm_pool ? 2 * o_.pool_rate_samples : 0));  // pool + its floor
     return Status::Ok();
   }
 
@@ -961,41 +961,66 @@ class Runner {
   // the pool is drained and refilled as fast as the daemon can: its sustained rate of
   // fresh containers, with at most --max-starts starts in flight.
 
+  // Blocks of pool invocations alternate with blocks of the raw floor at as many starts in
+  // flight as the refill can have (PoolRate::in_flight), so the two rates come from the
+  // same stretch of time; the blocks run through the sweep's block runner (RunBlock), each
+  // on a quiet engine and daemon, so every pool block starts on a full pool.
   void StartPoolRate() {
     if (pool_fn_.empty() || o_.pool_rate_samples <= 0 || aborted_) return StartSweep();
-    r_->pool_rate.pool_size = o_.pool_size;
-    Quiet([this] {
-      GetHealth([this](Health h) {
-        other_idle_ = std::max(0.0, h.idle - pool_expected_);
-        PoolRateNext();
-      });
+    PoolRate& pr = r_->pool_rate;
+    pr.pool_size = o_.pool_size;
+    pr.floor.series = kRawFloor;
+    pr.floor.concurrency = pr.in_flight();
+    const int n = o_.pool_rate_samples;
+    const int blocks = n >= 40 ? 4 : n >= 8 ? 2 : 1;
+    const int block = (n + blocks - 1) / blocks;
+    for (int b = 0, done = 0; done < n; ++b, done += block) {
+      int count = std::min(block, n - done);
+      bool pool_first = b % 2 == 0;
+      plan_.push_back({0, count, pool_first ? BlockKind::kPoolRefill : BlockKind::kPoolFloor});
+      plan_.push_back({0, count, pool_first ? BlockKind::kPoolFloor : BlockKind::kPoolRefill});
+    }
+    StartSweep();
+  }
+
+  void RunPoolBlock() {
+    pool_block_left_ = BlockCount();
+    ++r_->pool_rate.blocks;
+    GetHealth([this](Health h) {
+      other_idle_ = std::max(0.0, h.idle - pool_expected_);
+      PoolRateNext();
     });
   }
 
   void PoolRateNext() {
-    PoolRate& pr = r_->pool_rate;
-    if (aborted_ || pr.fresh + pr.not_fresh + pr.failed >= o_.pool_rate_samples) {
-      return StartSweep();
+    if (aborted_ || pool_block_left_ <= 0) {
+      return Quiet([this] {
+        ++block_;
+        Later(0, [this] { RunBlock(); });
+      });
     }
     GetHealth([this](Health h) {
-      if (aborted_) return StartSweep();
+      if (aborted_) return PoolRateNext();
       if (h.status == 200 && h.idle - other_idle_ < 1) {
         return Later(2, [this] { PoolRateNext(); });
       }
       client_->Invoke(pool_fn_, o_.payload, "pool", [this](ProbeResult r) {
         PoolRate& pr = r_->pool_rate;
+        --pool_block_left_;
         bool fresh =
             r.kind == ProbeResult::Kind::kKept && pool_seen_.insert(r.sample.environment_id).second;
         progress_.Tick("pool refill rate", r.sample.latency_ms, fresh);
         double answered = r.sample.start_ms + r.sample.latency_ms - run_t0_;
         r.sample.start_ms -= run_t0_;
         r.sample.index = static_cast<int>(pr.samples.size());
+        r.sample.block = pr.blocks - 1;
         if (r.kind == ProbeResult::Kind::kFailed) {
           ++pr.failed;
           pr.rejects.Note(r.message);
         } else if (fresh) {
           ++pr.fresh;
           pr.fresh_answers.push_back(answered);
+          pr.fresh_blocks.push_back(pr.blocks - 1);
         } else {
           ++pr.not_fresh;
           pr.rejects.Note(r.message.empty()
@@ -1016,13 +1041,26 @@ class Runner {
   // drain stay a small part of it), so high levels get fewer, longer blocks. A block starts
   // on a settled engine; the level's wall time is the sum of its blocks'.
 
+  enum class BlockKind {
+    kSweep,       // a sweep level's block (r_->sweep[level])
+    kPoolFloor,   // the raw floor between the pool's blocks (r_->pool_rate.floor)
+    kPoolRefill,  // pool invocations (RunPoolBlock)
+  };
   struct Block {
-    size_t level;  // index into r_->sweep
+    size_t level;  // index into r_->sweep (kSweep)
     int count;
+    BlockKind kind = BlockKind::kSweep;
   };
 
+  // Appends the sweep's blocks to the plan (after the pool rate's, if any) and runs it.
   void StartSweep() {
-    if (o_.sweep_samples <= 0 || aborted_) return StartThroughput();
+    if (o_.sweep_samples > 0 && !aborted_) PlanSweep();
+    if (plan_.empty() || aborted_) return StartThroughput();
+    block_ = 0;
+    Quiet([this] { RunBlock(); });
+  }
+
+  void PlanSweep() {
     const int n = o_.sweep_samples;
     std::vector<int> levels = SweepLevels();
     for (size_t li = 0; li < levels.size(); ++li) {
@@ -1048,18 +1086,20 @@ class Runner {
         plan_.push_back({ephemera_first ? e + 1 : e, count});
       }
     }
-    block_ = 0;
-    Quiet([this] { RunBlock(); });
   }
 
   void RunBlock() {
     if (aborted_ || block_ >= plan_.size()) return StartThroughput();
+    if (plan_[block_].kind == BlockKind::kPoolRefill) return RunPoolBlock();
     started_ = answered_ = disposed_ = in_flight_ = 0;
     block_first_ = block_last_ = 0;
     Launch();
   }
 
-  SweepLevel& Level() { return r_->sweep[plan_[block_].level]; }
+  SweepLevel& Level() {
+    return plan_[block_].kind == BlockKind::kPoolFloor ? r_->pool_rate.floor
+                                                       : r_->sweep[plan_[block_].level];
+  }
   int BlockCount() const { return plan_[block_].count; }
 
   void Launch() {
@@ -1849,6 +1889,7 @@ class Runner {
   size_t pos_ = 0;
   std::vector<Block> plan_;
   size_t block_ = 0;
+  int pool_block_left_ = 0;  // pool invocations still to send in this pool block
   int started_ = 0, answered_ = 0, disposed_ = 0, in_flight_ = 0;
   double block_first_ = 0, block_last_ = 0;
   int unsettled_notes_ = 0;

@@ -7,7 +7,8 @@
 //   -> Rounds: warm-up rounds (discarded), then rounds of ephemera cold, raw floor, docker
 //      run, warm, pool, each sample followed by settling (its container is gone, the pool
 //      is full again and the daemon is idle before the next starts)
-//   -> PoolRate: pool invocations, each sent as soon as the daemon has an idle one
+//   -> PoolRate: pool invocations, each sent as soon as the daemon has an idle one, in
+//      blocks alternating with raw floor blocks at as many starts in flight
 //   -> Sweep: for each concurrency level, ephemera and raw floor in alternating blocks,
 //      closed loop; the floor also at the knee's levels
 //   -> Throughput: warm invocations from C keep-alive connections (loadgen.h) per level
@@ -50,7 +51,7 @@ struct BenchOptions {
   std::vector<int> knee_levels = {1, 2, 3, 4, 6, 8};  // raw floor starts in flight
   bool warm_pool = true;                              // the warm and pool series
   int pool_size = 2;
-  int pool_rate_samples = 40;  // 0 = no pool refill-rate stage
+  int pool_rate_samples = 120;  // 0 = no pool refill-rate stage
   std::vector<int> throughput_levels = {1, 4, 16, 64};
   double throughput_seconds = 5;  // measured window per level (after a warm-up)
   double throughput_warmup_seconds = 2;

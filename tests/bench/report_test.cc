@@ -281,6 +281,38 @@ TEST(BenchReport, APoolSmallerThanTheStartCapIsComparedWithTheFloorAtItsSize) {
   EXPECT_NE(t->name.find("at 3 in flight (the daemon's start cap)"), std::string::npos) << t->name;
 }
 
+TEST(BenchReport, APoolMeasuredInBlocksIsComparedWithTheFloorOfTheBlocksBetween) {
+  // The floor's blocks between the pool's: 1 start every 250 ms (4/s) at 2 in flight, where
+  // the sweep's level says 2/s; the pool (8/s) is set against the 4/s.
+  RunResult run = MakeRun();
+  SweepLevel& f = run.pool_rate.floor;
+  f.series = kRawFloor;
+  f.concurrency = 2;
+  f.block_starts = {0};
+  for (int i = 1; i <= 8; ++i) {
+    Sample x;
+    x.block = 0;
+    x.start_ms = 250.0 * i - 100;
+    x.latency_ms = 100;
+    f.samples.push_back(x);
+  }
+  Analysis a = Analyze(run);
+  EXPECT_TRUE(a.pool_floor_interleaved);
+  EXPECT_NEAR(a.pool_floor_rate, 4.0, 1e-9);
+  EXPECT_NEAR(a.pool_floor_ratio.estimate, 2.0, 1e-9);
+  const TargetVerdict* t = Target(a, "pool: fresh containers/s");
+  ASSERT_NE(t, nullptr);
+  EXPECT_NE(t->name.find("in alternating blocks"), std::string::npos) << t->name;
+  EXPECT_NE(t->measured.find("vs 4.00/s"), std::string::npos) << t->measured;
+  std::string md = MarkdownReport(run, a);
+  EXPECT_NE(md.find("alternate with blocks of the raw floor"), std::string::npos);
+  // Without those blocks, the sweep's level is the floor.
+  run.pool_rate.floor = SweepLevel{};
+  a = Analyze(run);
+  EXPECT_FALSE(a.pool_floor_interleaved);
+  EXPECT_NEAR(a.pool_floor_ratio.estimate, 4.0, 1e-9);
+}
+
 TEST(BenchReport, GapsRestartAtEachBlock) {
   SweepLevel l;
   l.block_starts = {100, 1000};
@@ -304,6 +336,14 @@ TEST(BenchReport, GapsRestartAtEachBlock) {
   ASSERT_EQ(pg.size(), 2u);
   EXPECT_DOUBLE_EQ(pg[0], 199);
   EXPECT_DOUBLE_EQ(pg[1], 250);
+  // In blocks, each starts on a full pool: its first pool_size answers are skipped too.
+  p.fresh_answers = {0, 1, 200, 450, 1000, 1001, 1300};
+  p.fresh_blocks = {0, 0, 0, 0, 1, 1, 1};
+  pg = p.gaps();
+  ASSERT_EQ(pg.size(), 3u);
+  EXPECT_DOUBLE_EQ(pg[0], 199);
+  EXPECT_DOUBLE_EQ(pg[1], 250);
+  EXPECT_DOUBLE_EQ(pg[2], 299);  // 1001 -> 1300, not 450 -> 1000
 }
 
 TEST(BenchReport, TargetsWithoutDataAreNotEvaluated) {
