@@ -58,7 +58,7 @@ serve options:
   --precreate            cold functions: after a cold start, create the function's next
                          container ahead (created, never started), so the next cold start
                          skips the create; one created container per used function stays
-  --max-starts N         container starts in flight at once (default 3, the engine's knee
+  --max-starts N         container starts in flight at once (default 4, the engine's knee
                          measured on a 2-core machine; see bench/README.md)
   --log-level LEVEL      debug, info, warn or error (default info; env EPHEMERA_LOG)
 
