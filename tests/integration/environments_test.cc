@@ -40,7 +40,15 @@ class Environments : public ::testing::Test {
     EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
     delete daemon_;
     daemon_ = nullptr;
-    Docker("rmi ephemera-test/retag:latest ephemera-test/gone:latest");
+    // Only this process's tags: ctest runs each test as a process of its own, two at a
+    // time, so removing a shared tag here pulled the image from under another test's
+    // daemon (RebuiltTag... failed with "image ... not found" twice that way).
+    Docker("rmi " + Tag("retag") + " " + Tag("gone"));
+  }
+
+  // A tag of this process only (see TearDownTestSuite).
+  static std::string Tag(const std::string& name) {
+    return "ephemera-test/" + name + "-p" + std::to_string(getpid()) + ":latest";
   }
 
   // CreateFunction with ephemera settings as environment variables.
@@ -214,12 +222,12 @@ TEST_F(Environments, ConcurrencyLimitQueuesThenRefusesPastTheBound) {
 }
 
 TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
-  ASSERT_EQ(Docker("tag ephemera/shout:latest ephemera-test/retag:latest"), 0);
+  const std::string tag = Tag("retag");
+  ASSERT_EQ(Docker("tag ephemera/shout:latest " + tag), 0);
   for (const char* policy : {"cold", "warm", "pool"}) {
     std::string vars = R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":")" + std::string(policy) +
                        "\"" + (std::string(policy) == "pool" ? R"(,"EPHEMERA_POOL_SIZE":"1")" : "");
-    ASSERT_EQ(Create(std::string("retag-") + policy, "ephemera-test/retag:latest", vars).status,
-              201);
+    ASSERT_EQ(Create(std::string("retag-") + policy, tag, vars).status, 201);
   }
   ASSERT_TRUE(WaitUntil([] { return ContainersOf("retag-pool").size() == 1; }, 20000))
       << ContainersOf("retag-pool").size() << " containers of retag-pool\n"
@@ -230,7 +238,7 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
     EXPECT_EQ(r.body, R"("HELLO")") << policy;
   }
   // The same tag now names another image with another command.
-  ASSERT_EQ(Docker("tag ephemera/rev:latest ephemera-test/retag:latest"), 0);
+  ASSERT_EQ(Docker("tag ephemera/rev:latest " + tag), 0);
   for (const char* policy : {"cold", "warm", "pool"}) {
     std::string name = std::string("retag-") + policy;
     HttpResult r;
@@ -252,15 +260,16 @@ TEST_F(Environments, RebuiltTagRunsItsNewCommandUnderEveryPolicy) {
 }
 
 TEST_F(Environments, RemovedImageFailsDryRunAndInvoke) {
-  ASSERT_EQ(Docker("tag ephemera/echo:latest ephemera-test/gone:latest"), 0);
-  ASSERT_EQ(Create("gone", "ephemera-test/gone:latest", R"("EPHEMERA_MODE":"native")").status, 201);
+  const std::string tag = Tag("gone");
+  ASSERT_EQ(Docker("tag ephemera/echo:latest " + tag), 0);
+  ASSERT_EQ(Create("gone", tag, R"("EPHEMERA_MODE":"native")").status, 201);
   std::vector<std::string> dry = {"X-Amz-Invocation-Type: DryRun"};
   EXPECT_EQ(daemon_->Invoke("gone", "{}", dry).status, 204);
-  ASSERT_EQ(Docker("rmi ephemera-test/gone:latest"), 0);
+  ASSERT_EQ(Docker("rmi " + tag), 0);
   HttpResult r = daemon_->Invoke("gone", "{}", dry);
   EXPECT_EQ(r.status, 502) << r.body;
   EXPECT_EQ(r.Header("x-amzn-errortype"), "ResourceNotReadyException");
-  EXPECT_NE(r.body.find("ephemera-test/gone:latest"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(tag), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find("Makefile.docker"), std::string::npos)
       << "the build hint is only for the project's own images: " << r.body;
   HttpResult invoke = daemon_->Invoke("gone", "{}");
