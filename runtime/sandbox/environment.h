@@ -147,6 +147,7 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void WatchContainer();
   void StartContainer();
   // What the runtime and the engine tell us.
+  void BecomeReady();  // provisioning -> ready, and tells the owner
   void OnRuntimeNext(const runtime_api::Event* handed_out);
   void OnRuntimeResponse(std::string body, std::string content_type);
   void OnRuntimeError(runtime_api::RuntimeError error);
@@ -188,7 +189,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   std::string container_id_;
   docker::DockerClient::RequestId wait_request_ = 0, attach_request_ = 0;
   bool attach_wanted_ = false;
-  int pending_watches_ = 0;  // wait/attach registrations still awaited before start
+  int pending_watches_ = 0;          // wait/attach registrations still awaited before start
+  bool attach_pending_ = false;      // the attach is not answered yet
+  bool ready_after_attach_ = false;  // the first /next came first: ready once it is
   bool create_in_flight_ = false;
   bool start_reported_ = false;
   bool prepare_only_ = false;   // Prepare()d: wait for Provision() after the create

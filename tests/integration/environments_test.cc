@@ -124,6 +124,31 @@ TEST_F(Environments, LogTailIsPerInvocationInAKeptEnvironment) {
   Delete("warm-logs");
 }
 
+// A pool environment starts without waiting for its attach (environment.cc WatchContainer)
+// and is ready only once it is answered: its one invocation's output is all in its tail.
+TEST_F(Environments, LogTailOfAPoolEnvironmentHoldsItsOneInvocation) {
+  ASSERT_EQ(
+      Create("pool-logs", "ephemera/busybox:latest",
+             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2")",
+             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
+          .status,
+      201);
+  auto pool_full = [] { return ContainersOf("pool-logs").size() == 2 && IdleEnvironments() >= 2; };
+  std::vector<std::string> tail = {"X-Amz-Log-Type: Tail"};
+  for (const char* n : {"first", "second", "third"}) {
+    ASSERT_TRUE(WaitUntil(pool_full, 20000)) << "the pool fills to 2";
+    HttpResult r = daemon_->Invoke("pool-logs", std::string("\"") + n + "\"", tail);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("x-ephemera-start"), "pool");
+    auto log = Base64Decode(r.Header("x-amz-log-result"));
+    ASSERT_TRUE(log.has_value());
+    EXPECT_NE(log->find(std::string("log-\"") + n + "\""), std::string::npos) << *log;
+    EXPECT_NE(log->find("REPORT RequestId: "), std::string::npos) << *log;
+  }
+  Delete("pool-logs");
+  EXPECT_TRUE(WaitUntil([] { return ContainersOf("pool-logs").empty(); }, 10000));
+}
+
 TEST_F(Environments, WarmEnvironmentIsRemovedAfterItsIdleTtl) {
   ASSERT_EQ(Create("warm-ttl", "ephemera/echo:latest",
                    R"("EPHEMERA_MODE":"native","EPHEMERA_POLICY":"warm","EPHEMERA_IDLE_TTL":"1")")
