@@ -567,15 +567,20 @@ TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
   r.status = "Success";
   r.ended_ms = EpochMs();
   e->Record(r);
-  std::vector<std::string> records;
-  bool done = false;
-  e->GetRecords("sync-1",
-                [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
-                  EXPECT_TRUE(s.ok()) << s.message();
-                  records = std::move(l);
-                  done = true;
-                });
-  ASSERT_TRUE(RunUntil([&] { return done; }));
+  // Every record of one request id, as GetRecords reads them.
+  auto records_of = [&](const std::string& id) {
+    std::vector<std::string> records;
+    bool got = false;
+    e->GetRecords(id,
+                  [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
+                    EXPECT_TRUE(s.ok()) << s.message();
+                    records = std::move(l);
+                    got = true;
+                  });
+    EXPECT_TRUE(RunUntil([&] { return got; }));
+    return records;
+  };
+  std::vector<std::string> records = records_of("sync-1");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_NE(records[0].find("\"id\":\"sync-1\""), std::string::npos) << records[0];
   EXPECT_EQ(redis_.Command({"TYPE", "ephemera:inv:sync-1"}).str, "string");
@@ -583,7 +588,7 @@ TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
   EXPECT_GT(Integer({"PTTL", "ephemera:inv:sync-1"}), 0) << "a record expires";
   // The Event invocation's attempt and the synchronous record are both listed, newest first.
   std::vector<std::string> listed;
-  done = false;
+  bool done = false;
   e->ListRecords("echo", 10, "", [&](Status s, std::vector<std::string> l) {
     EXPECT_TRUE(s.ok()) << s.message();
     listed = std::move(l);
@@ -594,15 +599,7 @@ TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
   EXPECT_NE(listed[0].find("\"id\":\"sync-1\""), std::string::npos) << listed[0];
   EXPECT_NE(listed[1].find("\"id\":\"" + event_id + "\""), std::string::npos) << listed[1];
   // A request id with no records reads back as none.
-  done = false;
-  e->GetRecords("no-such-id",
-                [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
-                  EXPECT_TRUE(s.ok()) << s.message();
-                  records = std::move(l);
-                  done = true;
-                });
-  ASSERT_TRUE(RunUntil([&] { return done; }));
-  EXPECT_TRUE(records.empty());
+  EXPECT_TRUE(records_of("no-such-id").empty());
 }
 
 TEST_F(EventQueueTest, RecordsAreSkippedAndCountedWhileRedisIsDown) {
