@@ -184,8 +184,8 @@ return first
 // The records of synchronous invocations: one per request id, so each is a string (one SET
 // with its expiry) where Event attempts append to a list (RPUSH, PEXPIRE); the readers
 // below take either. Under warm load the string costs Redis about a tenth less CPU per
-// invocation (31.8 against 35.4 µs, means of six alternating runs). The retention runs once per index
-// touched, after all the writes. Returns the count.
+// invocation (31.8 against 35.4 µs, means of six alternating runs). The retention runs
+// once per index touched, after all the writes. Returns the count.
 const std::string kRecordBatch = std::string(kPrelude) + R"lua(
 local prefix, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl_text = ARGV[2]
