@@ -125,6 +125,33 @@ class EventQueueTest : public LoopTest {
     return e;
   }
 
+  // The newest records of `function` ("" = all), as ListRecords reads them.
+  std::vector<std::string> List(Events* e, const std::string& function, size_t limit) {
+    std::vector<std::string> listed;
+    bool done = false;
+    e->ListRecords(function, limit, "", [&](Status s, std::vector<std::string> l) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      listed = std::move(l);
+      done = true;
+    });
+    EXPECT_TRUE(RunUntil([&] { return done; }));
+    return listed;
+  }
+
+  // Every record of one request id, as GetRecords reads them.
+  std::vector<std::string> RecordsOf(Events* e, const std::string& request_id) {
+    std::vector<std::string> records;
+    bool done = false;
+    e->GetRecords(request_id,
+                  [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
+                    EXPECT_TRUE(s.ok()) << s.message();
+                    records = std::move(l);
+                    done = true;
+                  });
+    EXPECT_TRUE(RunUntil([&] { return done; }));
+    return records;
+  }
+
   Status AcceptOne(Events* e, const std::string& function, const std::string& payload,
                    std::string* request_id = nullptr) {
     bool done = false, inside = true;
@@ -540,15 +567,7 @@ TEST_F(EventQueueTest, RecordsOfSeveralLoopTurnsShareOneWriteAndAReaderSeesThemA
     uv_run(&loop_, UV_RUN_NOWAIT);  // a loop turn between records
   }
   // Listed before the flush window has passed: the reader sends the records first.
-  std::vector<std::string> listed;
-  bool done = false;
-  e->ListRecords("turns", 10, "", [&](Status s, std::vector<std::string> l) {
-    EXPECT_TRUE(s.ok()) << s.message();
-    listed = std::move(l);
-    done = true;
-  });
-  ASSERT_TRUE(RunUntil([&] { return done; }));
-  EXPECT_EQ(listed.size(), 3u);
+  EXPECT_EQ(List(e, "turns", 10).size(), 3u);
   std::string stats = redis_.Command({"INFO", "commandstats"}).str;
   // One call wrote the three records, one listed them.
   EXPECT_NE(stats.find("cmdstat_eval:calls=2,"), std::string::npos) << stats;
@@ -567,39 +586,19 @@ TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
   r.status = "Success";
   r.ended_ms = EpochMs();
   e->Record(r);
-  // Every record of one request id, as GetRecords reads them.
-  auto records_of = [&](const std::string& id) {
-    std::vector<std::string> records;
-    bool got = false;
-    e->GetRecords(id,
-                  [&](Status s, std::vector<std::string> l, std::map<std::string, std::string>) {
-                    EXPECT_TRUE(s.ok()) << s.message();
-                    records = std::move(l);
-                    got = true;
-                  });
-    EXPECT_TRUE(RunUntil([&] { return got; }));
-    return records;
-  };
-  std::vector<std::string> records = records_of("sync-1");
+  std::vector<std::string> records = RecordsOf(e, "sync-1");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_NE(records[0].find("\"id\":\"sync-1\""), std::string::npos) << records[0];
   EXPECT_EQ(redis_.Command({"TYPE", "ephemera:inv:sync-1"}).str, "string");
   EXPECT_EQ(redis_.Command({"TYPE", "ephemera:inv:" + event_id}).str, "list");
   EXPECT_GT(Integer({"PTTL", "ephemera:inv:sync-1"}), 0) << "a record expires";
   // The Event invocation's attempt and the synchronous record are both listed, newest first.
-  std::vector<std::string> listed;
-  bool done = false;
-  e->ListRecords("echo", 10, "", [&](Status s, std::vector<std::string> l) {
-    EXPECT_TRUE(s.ok()) << s.message();
-    listed = std::move(l);
-    done = true;
-  });
-  ASSERT_TRUE(RunUntil([&] { return done; }));
+  std::vector<std::string> listed = List(e, "echo", 10);
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_NE(listed[0].find("\"id\":\"sync-1\""), std::string::npos) << listed[0];
   EXPECT_NE(listed[1].find("\"id\":\"" + event_id + "\""), std::string::npos) << listed[1];
   // A request id with no records reads back as none.
-  EXPECT_TRUE(records_of("no-such-id").empty());
+  EXPECT_TRUE(RecordsOf(e, "no-such-id").empty());
 }
 
 TEST_F(EventQueueTest, RecordsAreSkippedAndCountedWhileRedisIsDown) {
