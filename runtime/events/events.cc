@@ -219,7 +219,9 @@ void Events::ListRecords(const std::string& function, size_t limit, const std::s
   FlushRecords();  // sent first on the same connection, so answered first
   const Keys& k = options_.queue.keys;
   Eval(scripts::kListRecords, {function.empty() ? k.record_index() : k.record_index(function)},
-       {k.prefix, std::to_string(limit), since_ms},
+       {k.prefix, std::to_string(limit), since_ms,
+        std::to_string(options_.queue.retention.max_age_ms),
+        std::to_string(options_.queue.retention.max_count)},
        [done = std::move(done)](Status s, redis::Reply r) {
          std::vector<std::string> out;
          if (s.ok()) {
@@ -247,7 +249,9 @@ void Events::GetRecords(
   };
   const Keys& k = options_.queue.keys;
   auto alive = alive_;
-  Eval(scripts::kGetRecords, {k.records(request_id)}, {},
+  const RecordRetention& keep = options_.queue.retention;
+  Eval(scripts::kGetRecords, {k.records(request_id)},
+       {k.prefix, std::to_string(keep.max_age_ms), std::to_string(keep.max_count)},
        [both, finish, alive](Status s, redis::Reply r) mutable {
          if (!*alive) return;
          if (!s.ok()) both->status = s;

@@ -15,7 +15,9 @@
 //   <p>event-invoke-config:<f>  string: a function's event invoke config (JSON)
 //   <p>inv:<rid>                the invocation records of one request id (JSON): a list
 //                               for Event invocations (one per attempt), a string for
-//                               the others (one invocation, one record)
+//                               the others (one invocation, one record; no expiry of
+//                               its own: the scripts that write and read records
+//                               delete those past the age limit)
 //   <p>invocations              sorted set: every record, "<rid>:<n>" by end time (ms)
 //   <p>invocations:fn:<f>       sorted set: the same for one function
 // Scripts use only standalone Redis (not Redis Cluster): some keys are computed inside them.
