@@ -1,8 +1,10 @@
-// The engine restarting under load (issue 8, "Limits that hold"): in-flight invocations
-// fail with a ServiceException naming the engine, kept environments are discarded, pools
-// refill once the engine answers again, and no daemon restart is needed. A second dockerd
-// with its own socket, data root and exec root is started by the test, so the suite's
-// engine is never disturbed.
+// Engines other than the suite's, each a second dockerd with its own socket, data root and
+// exec root started by the test, so the suite's engine is never disturbed:
+// - the engine restarting under load (issue 8, "Limits that hold"): in-flight invocations
+//   fail with a ServiceException naming the engine, kept environments are discarded, pools
+//   refill once the engine answers again, and no daemon restart is needed;
+// - an engine whose default log driver is `none`: the log tail comes from the attach,
+//   which does not need a log driver, under every policy.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/core/base64.h"
+#include "runtime/json/json.h"
 #include "tests/integration/daemon_fixture.h"
 
 namespace ephemera::testing {
@@ -36,7 +40,8 @@ std::string Run(const std::string& cmd) {
 // A dockerd of the test's own.
 class SecondEngine {
  public:
-  SecondEngine() {
+  // `dockerd_args`: more options for the engine (e.g. its default log driver).
+  explicit SecondEngine(std::string dockerd_args = "") : dockerd_args_(std::move(dockerd_args)) {
     char tmpl[] = "/tmp/ephemera-engine-XXXXXX";
     dir_ = mkdtemp(tmpl);
     socket_ = dir_ + "/docker.sock";
@@ -66,10 +71,10 @@ class SecondEngine {
 
   bool Start() {
     std::filesystem::remove(dir_ + "/docker.pid");
-    std::string cmd =
-        "setsid /usr/sbin/dockerd --host " + endpoint() + " --data-root " + dir_ +
-        "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ + "/docker.pid --bridge " +
-        bridge_ + " --iptables=false --ip-masq=false </dev/null >>" + dir_ + "/dockerd.log 2>&1 &";
+    std::string cmd = "setsid /usr/sbin/dockerd --host " + endpoint() + " --data-root " + dir_ +
+                      "/data --exec-root " + dir_ + "/exec --pidfile " + dir_ +
+                      "/docker.pid --bridge " + bridge_ + " --iptables=false --ip-masq=false " +
+                      dockerd_args_ + " </dev/null >>" + dir_ + "/dockerd.log 2>&1 &";
     if (std::system(cmd.c_str()) != 0) return false;
     return WaitUntil(
         [&] { return Run("curl -s --unix-socket " + socket_ + " http://e/_ping") == "OK"; }, 60000);
@@ -113,17 +118,22 @@ class SecondEngine {
     in >> pid;
     return pid;
   }
+  std::string dockerd_args_;
   std::string dir_, socket_, bridge_;
 };
+
+// Loads the images the tests run from the suite's engine into `engine`.
+bool LoadImages(const SecondEngine& engine) {
+  return std::system(("/usr/bin/docker save ephemera/echo:latest ephemera/busybox:latest "
+                      "ephemera/holder:latest | " +
+                      engine.cli() + "load >/dev/null")
+                         .c_str()) == 0;
+}
 
 TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
   SecondEngine engine;
   ASSERT_TRUE(engine.Start()) << engine.log();
-  ASSERT_EQ(std::system(("/usr/bin/docker save ephemera/echo:latest ephemera/busybox:latest "
-                         "ephemera/holder:latest | " +
-                         engine.cli() + "load >/dev/null")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(LoadImages(engine));
   Daemon d;
   Daemon::Options o;
   o.extra_args = {"--docker", engine.endpoint()};
@@ -193,6 +203,62 @@ TEST(EngineRestart, InFlightFailsClearlyPoolsRefillAndNothingIsLeft) {
       << ephemera::testing::Run(engine.cli() + "ps -a --filter label=" + mine +
                                 " --format '{{.ID}} {{.Status}} {{.Labels}}'")
       << d.log();
+}
+
+// With no log driver the engine keeps no output (`docker logs` fails), but an attach still
+// streams it: the daemon attaches and never asks the engine to replay logs, so the tail
+// holds the function's output under cold, warm and pool.
+TEST(EngineLogDriverNone, TheLogTailHoldsTheFunctionsOutputUnderEveryPolicy) {
+  SecondEngine engine("--log-driver none");
+  ASSERT_TRUE(engine.Start()) << engine.log();
+  ASSERT_NE(
+      ephemera::testing::Run(engine.cli() + "info --format '{{.LoggingDriver}}'").find("none"),
+      std::string::npos)
+      << "the engine's default log driver is none";
+  ASSERT_TRUE(LoadImages(engine));
+  Daemon d;
+  Daemon::Options o;
+  o.extra_args = {"--docker", engine.endpoint()};
+  ASSERT_EQ(d.Start(o), "");
+  for (const char* policy : {"cold", "warm", "pool"}) {
+    std::string name = std::string("ld-") + policy;
+    const bool pool = std::string(policy) == "pool";
+    HttpResult c =
+        Http("POST", d.url() + "/2015-03-31/functions",
+             R"({"FunctionName":")" + name + R"(","Code":{"ImageUri":"ephemera/busybox:latest"},)" +
+                 R"("ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]},)" +
+                 R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec","EPHEMERA_POLICY":")" +
+                 policy + (pool ? R"(","EPHEMERA_POOL_SIZE":"1)" : "") + R"("}}})");
+    ASSERT_EQ(c.status, 201) << c.body;
+    auto idle = [&] {
+      auto j = json::Parse(Http("GET", d.url() + "/healthz").body);
+      return j && json::GetNumber(j.get(), "idle_environments").value_or(0) >= 1;
+    };
+    for (const char* n : {"first", "second"}) {
+      if (pool) {
+        ASSERT_TRUE(WaitUntil(idle, 30000)) << "the pool has an environment ready";
+      }
+      HttpResult r = d.Invoke(name, std::string("\"") + n + "\"", {"X-Amz-Log-Type: Tail"});
+      ASSERT_EQ(r.status, 200) << policy << ": " << r.body << d.log();
+      EXPECT_EQ(r.body, std::string("\"") + n + "\"\n") << "exec mode answers with the output";
+      const bool second = std::string(n) == "second";
+      EXPECT_EQ(r.Header("x-ephemera-start"), pool                                        ? "pool"
+                                              : (second && std::string(policy) == "warm") ? "warm"
+                                                                                          : "cold");
+      auto log = Base64Decode(r.Header("x-amz-log-result"));
+      ASSERT_TRUE(log.has_value()) << policy;
+      EXPECT_NE(log->find(std::string("log-\"") + n + "\""), std::string::npos)
+          << policy << " (" << r.Header("x-ephemera-start") << "): " << *log;
+      EXPECT_NE(log->find("REPORT RequestId: "), std::string::npos) << *log;
+    }
+    // Deleted before the next policy, so /healthz's idle environments are the pool's only.
+    EXPECT_EQ(Http("DELETE", d.url() + "/2015-03-31/functions/" + name).status, 204);
+    EXPECT_TRUE(
+        WaitUntil([&] { return engine.Containers("ephemera.function=" + name) == 0; }, 30000));
+  }
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_EQ(engine.Containers(mine), 0) << "containers left on the engine";
 }
 
 }  // namespace
