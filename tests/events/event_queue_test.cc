@@ -138,6 +138,17 @@ class EventQueueTest : public LoopTest {
     return listed;
   }
 
+  // A synchronous invocation's record that ended now.
+  static InvocationRecord SyncRecord(const std::string& request_id, const std::string& function) {
+    InvocationRecord r;
+    r.request_id = request_id;
+    r.function = function;
+    r.type = "RequestResponse";
+    r.status = "Success";
+    r.ended_ms = EpochMs();
+    return r;
+  }
+
   // Every record of one request id, as GetRecords reads them.
   std::vector<std::string> RecordsOf(Events* e, const std::string& request_id) {
     std::vector<std::string> records;
@@ -518,13 +529,7 @@ TEST_F(EventQueueTest, RecordsAreKeptWithinTheirCountAndListedNewestFirst) {
   ASSERT_TRUE(RunUntil([&] { return e->redis_ready(); }, 5000));
   redis_.Command({"CONFIG", "RESETSTAT"});
   for (int i = 0; i < 8; ++i) {
-    InvocationRecord r;
-    r.request_id = "req-" + std::to_string(i);
-    r.function = i % 2 == 0 ? "even" : "odd";
-    r.type = "RequestResponse";
-    r.status = "Success";
-    r.ended_ms = EpochMs();
-    e->Record(r);
+    e->Record(SyncRecord("req-" + std::to_string(i), i % 2 == 0 ? "even" : "odd"));
   }
   std::vector<std::string> all, odd;
   int done = 0;
@@ -557,13 +562,7 @@ TEST_F(EventQueueTest, RecordsOfSeveralLoopTurnsShareOneWriteAndAReaderSeesThemA
   ASSERT_TRUE(RunUntil([&] { return e->redis_ready(); }, 5000));
   redis_.Command({"CONFIG", "RESETSTAT"});
   for (int i = 0; i < 3; ++i) {
-    InvocationRecord r;
-    r.request_id = "turn-" + std::to_string(i);
-    r.function = "turns";
-    r.type = "RequestResponse";
-    r.status = "Success";
-    r.ended_ms = EpochMs();
-    e->Record(r);
+    e->Record(SyncRecord("turn-" + std::to_string(i), "turns"));
     uv_run(&loop_, UV_RUN_NOWAIT);  // a loop turn between records
   }
   // Listed before the flush window has passed: the reader sends the records first.
@@ -579,13 +578,7 @@ TEST_F(EventQueueTest, ASyncRecordIsOneStringAndReadsBackBesideEventAttempts) {
   std::string event_id;
   ASSERT_TRUE(AcceptOne(e, "echo", "{\"n\":1}", &event_id).ok());
   ASSERT_TRUE(RunUntil([&] { return e->queue().stats().succeeded == 1 && e->queue().idle(); }));
-  InvocationRecord r;
-  r.request_id = "sync-1";
-  r.function = "echo";
-  r.type = "RequestResponse";
-  r.status = "Success";
-  r.ended_ms = EpochMs();
-  e->Record(r);
+  e->Record(SyncRecord("sync-1", "echo"));
   std::vector<std::string> records = RecordsOf(e, "sync-1");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_NE(records[0].find("\"id\":\"sync-1\""), std::string::npos) << records[0];
@@ -605,13 +598,7 @@ TEST_F(EventQueueTest, ARecordPastItsAgeIsNeitherListedNorReadEvenWithNoNewRecor
   o.queue.retention.max_age_ms = 300;
   Events* e = Make(o);
   ASSERT_TRUE(RunUntil([&] { return e->redis_ready(); }, 5000));
-  InvocationRecord r;
-  r.request_id = "old-1";
-  r.function = "aging";
-  r.type = "RequestResponse";
-  r.status = "Success";
-  r.ended_ms = EpochMs();
-  e->Record(r);
+  e->Record(SyncRecord("old-1", "aging"));
   ASSERT_EQ(RecordsOf(e, "old-1").size(), 1u);
   EXPECT_EQ(List(e, "aging", 10).size(), 1u);
   // A synchronous record has no expiry of its own; the readers run the age limit.
