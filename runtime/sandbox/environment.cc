@@ -34,6 +34,9 @@ constexpr uint64_t kLogGraceMs = 1000;
 // one was written; give the engine's attach stream a moment to carry it (it lags behind
 // the Runtime API by milliseconds, more on a loaded machine). Only log-tail calls wait.
 constexpr uint64_t kLogSettleMs = 50;
+// How long a kept environment's event waits for the attach its log tail asked for; past
+// it the event goes without (an engine that never answers must not hold an invocation).
+constexpr uint64_t kAttachBackstopMs = 2000;
 
 std::string ErrorJson(const std::string& type, const std::string& message) {
   return "{\"errorType\":" + json::Quote(type) + ",\"errorMessage\":" + json::Quote(message) + "}";
@@ -216,10 +219,9 @@ void Environment::Provision(std::optional<Invocation> first) {
     return;  // else the create (or holder) callback goes on
   }
   t_provision_ = MonotonicMs();
-  // Kept environments always attach, so any later invocation can ask for its log tail;
-  // a cold one attaches only when its invocation asked (attaching costs a request).
-  attach_wanted_ = kind_ == StartKind::kPool || spec_->policy.kind == registry::PolicyKind::kWarm ||
-                   (first && first->request.capture_logs);
+  // An environment attaches at its start only when its first invocation asked for the log
+  // tail; a kept one (warm, pool) attaches when an invocation first asks (Run).
+  attach_wanted_ = first && first->request.capture_logs;
   OpenRuntimeApi();
   if (state_ != EnvironmentState::kProvisioning) return;
   if (first) {
@@ -374,22 +376,17 @@ void Environment::CreateContainer() {
 // ---- Stage 3: register the wait (and the attach for logs) before start ----
 //
 // The start always waits for the wait (an exit must never go unseen), and for the attach
-// when an invocation is queued already (a cold start asked for its log tail, a warm
-// function's first start), so none of its output is missed. An environment started with
-// nothing queued (a pool's) starts without waiting for its attach: waiting cost about
-// 20 ms per start at 2 in flight (docker events, create to start: 256 ms against the raw
-// floor's 234 with the wait, 260 against 252 without it, two runs), and what such a
-// container writes before the attach is answered is init output, which no invocation's
-// tail holds. It becomes ready only once its attach is answered, so its first
-// invocation's output is all seen. (Asking the engine to replay the output so far,
-// logs=1, would spare every start the wait, but an attach made before the start then
-// gets some output twice.)
+// when one is wanted (the first invocation asked for its log tail), so none of its output is
+// missed. Other environments start unattached: a pool environment, or a warm one whose
+// first call did not ask, attaches when an invocation first asks for its tail (Run), and
+// the event waits for the attach's answer. Attaching costs the engine a stream per
+// container; a pool that attached every environment at its start also had to wait for it
+// (20 ms per start at 2 in flight, docker events from create to start), or become ready
+// only once it was answered. (Asking the engine to replay the output so far, logs=1,
+// would spare the wait, but an attach made before the start then gets some output twice.)
 
 void Environment::WatchContainer() {
-  attach_pending_ = attach_wanted_;
-  ready_after_attach_ = false;
-  const bool start_waits_for_attach = attach_wanted_ && current_.has_value();
-  pending_watches_ = start_waits_for_attach ? 2 : 1;
+  pending_watches_ = attach_wanted_ ? 2 : 1;
   auto watched = [](Environment* self, Status status) {
     if (self->state_ == EnvironmentState::kDisposing) return;
     if (!status.ok()) {
@@ -398,27 +395,19 @@ void Environment::WatchContainer() {
     }
     if (--self->pending_watches_ == 0) self->StartContainer();
   };
-  auto attached = [start_waits_for_attach, watched](Environment* self, Status status) {
-    if (self->state_ == EnvironmentState::kDisposing) return;
-    if (!status.ok()) {
-      self->Fail(EngineKind(status), status);
-      return;
-    }
-    self->attach_pending_ = false;
-    if (start_waits_for_attach) watched(self, Status::Ok());
-    if (self->ready_after_attach_) {
-      self->ready_after_attach_ = false;
-      self->BecomeReady();
-    }
-  };
   wait_request_ = docker_->WaitContainer(container_id_, Guard(watched),
                                          Guard([](Environment* self, Status status, int code) {
                                            self->wait_request_ = 0;
                                            self->OnContainerExit(std::move(status), code);
                                          }));
-  if (!attach_wanted_) return;
+  if (attach_wanted_) AttachOutput(watched);
+}
+
+// The container's output goes to the invocation's log tail (or, once its outcome waits
+// for trailing output, to that outcome's) from the attach's answer on.
+void Environment::AttachOutput(void (*on_attached)(Environment*, Status)) {
   attach_request_ = docker_->Attach(
-      container_id_, Guard(attached),
+      container_id_, Guard(on_attached),
       Guard([](Environment* self, docker::StreamType, std::string_view data) {
         std::string& sink = self->delivery_ ? self->delivery_->first.logs : self->logs_;
         sink.append(data);
@@ -428,6 +417,32 @@ void Environment::WatchContainer() {
         self->attach_request_ = 0;
         if (self->state_ == EnvironmentState::kDisposing) self->FlushDelivery();
       }));
+}
+
+// A kept environment's first invocation that asks for its log tail: the event waits until
+// the attach is answered (or kAttachBackstopMs), so all of its output is seen.
+void Environment::AttachThenDeliver() {
+  timer_.Start(kAttachBackstopMs, [this] {
+    DeliverHeld("the engine did not answer the attach within " + std::to_string(kAttachBackstopMs) +
+                " ms");
+  });
+  AttachOutput([](Environment* self, Status status) {
+    if (self->state_ == EnvironmentState::kDisposing) return;
+    self->DeliverHeld(status.ok() ? "" : "the attach failed: " + status.message());
+  });
+}
+
+void Environment::DeliverHeld(const std::string& why_without_output) {
+  if (!held_event_) return;
+  timer_.Stop();
+  if (!why_without_output.empty()) {
+    LOG_WARN("sandbox", "%s environment %s: the log tail holds no output of this invocation (%s)",
+             spec_->name.c_str(), id_.c_str(), why_without_output.c_str());
+  }
+  runtime_api::Event event = std::move(*held_event_);
+  held_event_.reset();
+  if (!current_ || current_->request.request_id != event.request_id) return;
+  runtime_api_->Deliver(std::move(event));
 }
 
 // ---- Stage 4: start; the init clock runs until the runtime's first /next ----
@@ -475,10 +490,13 @@ void Environment::Run(Invocation invocation) {
   SetState(EnvironmentState::kBusy);
   if (invocation.request.capture_logs && !container_id_.empty()) ResetMaxMemory(container_id_);
   oom_kills_before_ = container_id_.empty() ? 0 : OomKills(container_id_, &oom_fd_);
-  Hand(std::move(invocation));
+  const bool attach_first =
+      invocation.request.capture_logs && attach_request_ == 0 && !container_id_.empty();
+  Hand(std::move(invocation), /*deliver=*/!attach_first);
+  if (attach_first) AttachThenDeliver();
 }
 
-void Environment::Hand(Invocation invocation) {
+void Environment::Hand(Invocation invocation, bool deliver) {
   logs_.clear();
   event_taken_ = false;
   runtime_api::Event event;
@@ -490,7 +508,11 @@ void Environment::Hand(Invocation invocation) {
   event.client_context = invocation.request.client_context;
   event.trace_id = TraceId(invocation.request.request_id);
   current_ = std::move(invocation);
-  runtime_api_->Deliver(std::move(event));
+  if (deliver) {
+    runtime_api_->Deliver(std::move(event));
+  } else {
+    held_event_ = std::move(event);
+  }
 }
 
 void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
@@ -503,11 +525,7 @@ void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
     if (delivery_) delivery_timer_.Start(kLogSettleMs, [this] { FlushDelivery(); });
     if (state_ == EnvironmentState::kProvisioning && !current_) {
       timer_.Stop();
-      if (attach_pending_) {
-        ready_after_attach_ = true;  // the attach's answer makes it ready (WatchContainer)
-      } else {
-        BecomeReady();
-      }
+      BecomeReady();
     }
     return;
   }

@@ -155,7 +155,13 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void OnContainerExit(Status status, int exit_code);
   void OnTimeout();
   // The end of an invocation, or of the environment.
-  void Hand(Invocation invocation);  // queue its event on the Runtime API
+  // Queues its event on the Runtime API, or holds it (held_event_) until DeliverHeld.
+  void Hand(Invocation invocation, bool deliver = true);
+  void AttachOutput(void (*on_attached)(Environment*, Status));
+  void AttachThenDeliver();
+  // Queues the held event; `why_without_output`, if not empty, is logged: the attach did not
+  // come, so the tail will hold no output of this invocation.
+  void DeliverHeld(const std::string& why_without_output);
   void Finish(InvokeOutcome outcome);
   void Fail(OutcomeKind kind, Status status);
   void FailFunction(std::string error_type, std::string message);
@@ -189,9 +195,8 @@ class Environment : public std::enable_shared_from_this<Environment> {
   std::string container_id_;
   docker::DockerClient::RequestId wait_request_ = 0, attach_request_ = 0;
   bool attach_wanted_ = false;
-  int pending_watches_ = 0;          // wait/attach registrations still awaited before start
-  bool attach_pending_ = false;      // the attach is not answered yet
-  bool ready_after_attach_ = false;  // the first /next came first: ready once it is
+  int pending_watches_ = 0;  // wait/attach registrations still awaited before start
+  std::optional<runtime_api::Event> held_event_;  // waits for the attach (AttachThenDeliver)
   bool create_in_flight_ = false;
   bool start_reported_ = false;
   bool prepare_only_ = false;   // Prepare()d: wait for Provision() after the create

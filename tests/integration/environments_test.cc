@@ -124,6 +124,37 @@ TEST_F(Environments, LogTailIsPerInvocationInAKeptEnvironment) {
   Delete("warm-logs");
 }
 
+// A kept environment attaches only when an invocation first asks for its log tail
+// (environment.cc AttachThenDeliver): that invocation's output is all in its tail, and so is
+// each later one's, in the same container.
+TEST_F(Environments, AKeptEnvironmentAttachesWhenAnInvocationFirstAsksForItsTail) {
+  ASSERT_EQ(
+      Create("warm-late-logs", "ephemera/busybox:latest",
+             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm")",
+             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
+          .status,
+      201);
+  HttpResult plain = daemon_->Invoke("warm-late-logs", "\"a\"");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.Header("x-amz-log-result"), "") << "no tail asked, none given";
+  const std::string environment = plain.Header("x-ephemera-environment");
+  std::vector<std::string> tail = {"X-Amz-Log-Type: Tail"};
+  for (const char* n : {"b", "c"}) {
+    HttpResult r = daemon_->Invoke("warm-late-logs", std::string("\"") + n + "\"", tail);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("x-ephemera-start"), "warm");
+    EXPECT_EQ(r.Header("x-ephemera-environment"), environment) << "the same environment";
+    auto log = Base64Decode(r.Header("x-amz-log-result"));
+    ASSERT_TRUE(log.has_value());
+    EXPECT_NE(log->find(std::string("log-\"") + n + "\""), std::string::npos) << *log;
+    EXPECT_EQ(log->find("log-\"a\""), std::string::npos) << "a's output is not b's or c's";
+    if (std::string(n) == "c") {
+      EXPECT_EQ(log->find("log-\"b\""), std::string::npos) << *log;
+    }
+  }
+  Delete("warm-late-logs");
+}
+
 // A pool environment starts without waiting for its attach (environment.cc WatchContainer)
 // and is ready only once it is answered: its one invocation's output is all in its tail.
 TEST_F(Environments, LogTailOfAPoolEnvironmentHoldsItsOneInvocation) {
