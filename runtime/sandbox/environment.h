@@ -165,8 +165,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void Finish(InvokeOutcome outcome);
   void Fail(OutcomeKind kind, Status status);
   void FailFunction(std::string error_type, std::string message);
-  // Exit 137 during an invocation: Runtime.OutOfMemory if the engine says the memory limit
-  // killed it (asked up to 3 times), else Runtime.ExitError.
+  // Exit 137 during an invocation: Runtime.OutOfMemory if the container's cgroup or the
+  // engine (asked up to 7 times over 3.15 s) says the memory limit killed it, else
+  // Runtime.ExitError (at once when the machine counted no OOM kill since it began).
   void ClassifyKill(const std::string& request_id, int attempt);
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
@@ -213,8 +214,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
   // A finished invocation whose outcome waits for the rest of its output.
   std::optional<std::pair<InvokeOutcome, InvokeDone>> delivery_;
   uint64_t served_ = 0;
-  long oom_kills_before_ = 0;  // the container's OOM-kill count when the invocation began
-  int oom_fd_ = -1;            // its cgroup file with that count, once opened (OomKills)
+  long oom_kills_before_ = 0;           // the container's OOM-kill count when the invocation began
+  long machine_oom_kills_before_ = -1;  // the machine's, at an environment's first invocation
+  int oom_fd_ = -1;                     // its cgroup file with that count, once opened (OomKills)
   // Monotonic timestamps (ms) of this environment's provisioning and current invocation.
   double t_provision_ = 0, t_created_ = 0, t_started_ = 0, t_first_next_ = 0, t_handed_ = 0;
 };

@@ -371,6 +371,50 @@ TEST_F(Environments, MemoryHogGetsOutOfMemoryInNativeAndExecModes) {
   Delete("hog-exec");
 }
 
+// A SIGKILL that is not the memory limit's (docker kill) is Runtime.ExitError, in a cold
+// environment (where the machine's OOM count, read when the invocation began, settles it)
+// and in a warm one's second invocation (where the engine is asked).
+TEST_F(Environments, AKillThatIsNotTheMemoryLimitsIsAnExitError) {
+  ASSERT_EQ(Create("kill-cold", "ephemera/busybox:latest", R"("EPHEMERA_MODE":"exec")",
+                   R"(,"Timeout":30,"ImageConfig":{"EntryPoint":["sh","-c","sleep 20; cat"]})")
+                .status,
+            201);
+  ASSERT_EQ(
+      Create(
+          "kill-warm", "ephemera/busybox:latest",
+          R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm")",
+          R"(,"Timeout":30,"ImageConfig":{"EntryPoint":["sh","-c","read x; [ $x = 2 ] && sleep 20; echo $x"]})")
+          .status,
+      201);
+  ASSERT_EQ(daemon_->Invoke("kill-warm", "1").status, 200) << "the warm environment's first call";
+  for (const char* fn : {"kill-cold", "kill-warm"}) {
+    HttpResult r;
+    std::thread call([&] { r = daemon_->Invoke(fn, "2"); });
+    std::vector<std::string> ids;
+    bool running = WaitUntil(
+        [&] {
+          ids = ContainersWithLabels({"ephemera.function=" + std::string(fn)});
+          return ids.size() == 1 &&
+                 DockerGet("/v1.41/containers/" + ids[0] + "/json").body.find("\"Running\":true") !=
+                     std::string::npos;
+        },
+        20000);
+    if (running) {
+      // Give the event time to reach the runtime, then kill the container's PID 1.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      std::system(("/usr/bin/docker kill " + ids[0] + " >/dev/null 2>&1").c_str());
+    }
+    call.join();
+    ASSERT_TRUE(running) << fn;
+    ASSERT_EQ(r.status, 200) << fn << ": " << r.body;
+    EXPECT_EQ(r.Header("x-amz-function-error"), "Unhandled") << fn;
+    EXPECT_NE(r.body.find("Runtime.ExitError"), std::string::npos) << fn << ": " << r.body;
+    EXPECT_NE(r.body.find("signal: killed"), std::string::npos) << fn << ": " << r.body;
+  }
+  Delete("kill-cold");
+  Delete("kill-warm");
+}
+
 TEST_F(Environments, MemoryHogInAWebServiceGetsOutOfMemoryToo) {
   // http mode: busybox httpd serves a CGI script that fills its memory. The script is
   // written to /tmp (the one writable place) when the service starts.
