@@ -165,10 +165,12 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void Finish(InvokeOutcome outcome);
   void Fail(OutcomeKind kind, Status status);
   void FailFunction(std::string error_type, std::string message);
-  // Exit 137 during an invocation: Runtime.OutOfMemory if the container's cgroup or the
-  // engine (asked up to 7 times over 3.15 s) says the memory limit killed it, else
-  // Runtime.ExitError (at once when the machine counted no OOM kill since it began).
+  // Exit 137 during an invocation: Runtime.OutOfMemory if the container's cgroup, the
+  // kernel's log or the engine (asked up to 7 times over 3.15 s) says the memory limit
+  // killed it, else Runtime.ExitError (at once when the machine counted no OOM kill since
+  // the invocation began).
   void ClassifyKill(const std::string& request_id, int attempt);
+  void ReadKernelLog(const std::string& request_id);
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
   void RemoveContainer();
