@@ -59,6 +59,13 @@ class Environments : public ::testing::Test {
                        variables + "}}}";
     return Http("POST", daemon_->url() + "/2015-03-31/functions", body);
   }
+  // A busybox function (exec mode) that writes "log-<event>" to stderr and answers with the
+  // event; `variables` after EPHEMERA_MODE (the policy).
+  static HttpResult CreateLogger(const std::string& name, const std::string& variables) {
+    return Create(
+        name, "ephemera/busybox:latest", R"("EPHEMERA_MODE":"exec",)" + variables,
+        R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})");
+  }
   static void Delete(const std::string& name) {
     Http("DELETE", daemon_->url() + "/2015-03-31/functions/" + name);
   }
@@ -101,12 +108,7 @@ TEST_F(Environments, WarmSecondCallHasNoStartAndUsesTheSameContainer) {
 }
 
 TEST_F(Environments, LogTailIsPerInvocationInAKeptEnvironment) {
-  ASSERT_EQ(
-      Create("warm-logs", "ephemera/busybox:latest",
-             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm")",
-             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
-          .status,
-      201);
+  ASSERT_EQ(CreateLogger("warm-logs", R"("EPHEMERA_POLICY":"warm")").status, 201);
   std::vector<std::string> tail = {"X-Amz-Log-Type: Tail"};
   for (const char* n : {"first", "second", "third"}) {
     HttpResult r = daemon_->Invoke("warm-logs", std::string("\"") + n + "\"", tail);
@@ -128,12 +130,7 @@ TEST_F(Environments, LogTailIsPerInvocationInAKeptEnvironment) {
 // (environment.cc AttachThenDeliver): that invocation's output is all in its tail, and so is
 // each later one's, in the same container.
 TEST_F(Environments, AKeptEnvironmentAttachesWhenAnInvocationFirstAsksForItsTail) {
-  ASSERT_EQ(
-      Create("warm-late-logs", "ephemera/busybox:latest",
-             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"warm")",
-             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
-          .status,
-      201);
+  ASSERT_EQ(CreateLogger("warm-late-logs", R"("EPHEMERA_POLICY":"warm")").status, 201);
   HttpResult plain = daemon_->Invoke("warm-late-logs", "\"a\"");
   ASSERT_EQ(plain.status, 200) << plain.body;
   EXPECT_EQ(plain.Header("x-amz-log-result"), "") << "no tail asked, none given";
@@ -159,10 +156,7 @@ TEST_F(Environments, AKeptEnvironmentAttachesWhenAnInvocationFirstAsksForItsTail
 // and is ready only once it is answered: its one invocation's output is all in its tail.
 TEST_F(Environments, LogTailOfAPoolEnvironmentHoldsItsOneInvocation) {
   ASSERT_EQ(
-      Create("pool-logs", "ephemera/busybox:latest",
-             R"("EPHEMERA_MODE":"exec","EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2")",
-             R"(,"ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]})")
-          .status,
+      CreateLogger("pool-logs", R"("EPHEMERA_POLICY":"pool","EPHEMERA_POOL_SIZE":"2")").status,
       201);
   auto pool_full = [] { return ContainersOf("pool-logs").size() == 2 && IdleEnvironments() >= 2; };
   std::vector<std::string> tail = {"X-Amz-Log-Type: Tail"};
