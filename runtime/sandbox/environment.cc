@@ -537,7 +537,8 @@ void Environment::Run(Invocation invocation) {
 
 void Environment::Hand(Invocation invocation, bool deliver) {
   // An environment's first invocation notes the machine's OOM kills (ClassifyKill); a kept
-  // one's later invocations skip the read (it is /proc text) and ask the engine instead.
+  // one's later invocations skip the read (it is /proc text), so a kill in them is decided
+  // by the kernel's log.
   machine_oom_kills_before_ = served_ == 0 ? MachineOomKills() : -1;
   logs_.clear();
   event_taken_ = false;
