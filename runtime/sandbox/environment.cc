@@ -245,6 +245,9 @@ void Environment::Prepare() {
 }
 
 void Environment::Provision(std::optional<Invocation> first) {
+  // The machine's OOM kills before the container runs (ClassifyKill): read here, so a pool
+  // environment's invocation does not pay for it.
+  machine_oom_kills_before_ = MachineOomKills();
   if (prepare_only_) {
     // Created ahead: the cold path goes on from the wait, with the event queued first.
     prepare_only_ = false;
@@ -536,10 +539,9 @@ void Environment::Run(Invocation invocation) {
 }
 
 void Environment::Hand(Invocation invocation, bool deliver) {
-  // An environment's first invocation notes the machine's OOM kills (ClassifyKill); a kept
-  // one's later invocations skip the read (it is /proc text), so a kill in them is decided
-  // by the kernel's log.
-  machine_oom_kills_before_ = served_ == 0 ? MachineOomKills() : -1;
+  // The count read at Provision holds for the first invocation only; a kill in a kept
+  // environment's later one is decided by the kernel's log (ClassifyKill).
+  if (served_ > 0) machine_oom_kills_before_ = -1;
   logs_.clear();
   event_taken_ = false;
   runtime_api::Event event;
@@ -652,13 +654,14 @@ void Environment::OnContainerExit(Status status, int exit_code) {
 // (read through the file kept open since the invocation began, if the kernel still answers
 // for it: not once the container's last process is gone, as when a native runtime, PID 1,
 // was the one killed). Else the machine's count says whether any OOM kill happened since
-// the invocation began: none, and it was an ordinary kill. If one did (or the count is not
-// known), the kernel's log says whether it was in this container (KernelLogHasOomKill).
-// Last, if the log cannot be read, the engine: it records an OOM kill from its own event, which can
-// come after the exit or not at all (bench/README.md "Soak": 2 of 10,000 invocations with re-asks
-// over 750 ms, and 2 of 10,000 again with re-asks over 3.15 s, were OOM kills the engine never
-// marked), so a kill not marked OOM is asked about again 50, 100, ... 1600 ms later (3.15 s
-// in all) before it is called an ordinary exit.
+// the environment was provisioned (its first invocation only): none, and it was an ordinary
+// kill. If one did (or the count is not known), the kernel's log says whether it was in
+// this container (KernelLogHasOomKill). Last, if the log cannot be read, the engine: it
+// records an OOM kill from its own event, which can come after the exit or not at all
+// (bench/README.md "Soak": 2 of 10,000 invocations with re-asks over 750 ms, and 2 of
+// 10,000 again with re-asks over 3.15 s, were OOM kills the engine never marked), so a kill
+// not marked OOM is asked about again 50, 100, ... 1600 ms later (3.15 s in all) before it
+// is called an ordinary exit.
 void Environment::ClassifyKill(const std::string& request_id, int attempt) {
   constexpr int kAsks = 6;
   std::string message =

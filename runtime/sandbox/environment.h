@@ -217,7 +217,7 @@ class Environment : public std::enable_shared_from_this<Environment> {
   std::optional<std::pair<InvokeOutcome, InvokeDone>> delivery_;
   uint64_t served_ = 0;
   long oom_kills_before_ = 0;           // the container's OOM-kill count when the invocation began
-  long machine_oom_kills_before_ = -1;  // the machine's, at an environment's first invocation
+  long machine_oom_kills_before_ = -1;  // the machine's, when the environment was provisioned
   int oom_fd_ = -1;                     // its cgroup file with that count, once opened (OomKills)
   // Monotonic timestamps (ms) of this environment's provisioning and current invocation.
   double t_provision_ = 0, t_created_ = 0, t_started_ = 0, t_first_next_ = 0, t_handed_ = 0;
