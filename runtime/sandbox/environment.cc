@@ -677,7 +677,7 @@ void Environment::ClassifyKill(const std::string& request_id, int attempt) {
       FailFunction("Runtime.ExitError", message);
       return;
     }
-    ReadKernelLog(request_id);
+    ReadKernelLog(request_id, message);
     return;
   }
   docker_->InspectContainer(
@@ -698,7 +698,7 @@ void Environment::ClassifyKill(const std::string& request_id, int attempt) {
 
 // KernelLogHasOomKill on the thread pool; then OutOfMemory or an ordinary exit, or the
 // engine's answer if the log could not be read (ClassifyKill from attempt 1).
-void Environment::ReadKernelLog(const std::string& request_id) {
+void Environment::ReadKernelLog(const std::string& request_id, const std::string& message) {
   struct Work {
     uv_work_t req;
     std::string container_id;
@@ -708,15 +708,13 @@ void Environment::ReadKernelLog(const std::string& request_id) {
   auto* w = new Work;
   w->req.data = w;
   w->container_id = container_id_;
-  w->done = Guard([request_id](Environment* self, int found) {
+  w->done = Guard([request_id, message](Environment* self, int found) {
     if (!self->current_ || self->current_->request.request_id != request_id) return;
     if (found < 0) {
       self->ClassifyKill(request_id, 1);
       return;
     }
-    self->FailFunction(
-        found == 1 ? "Runtime.OutOfMemory" : "Runtime.ExitError",
-        "RequestId: " + request_id + " Error: Runtime exited with error: signal: killed");
+    self->FailFunction(found == 1 ? "Runtime.OutOfMemory" : "Runtime.ExitError", message);
   });
   int rc = uv_queue_work(
       loop_, &w->req,

@@ -170,7 +170,8 @@ class Environment : public std::enable_shared_from_this<Environment> {
   // killed it, else Runtime.ExitError (at once when the machine counted no OOM kill since
   // the invocation began).
   void ClassifyKill(const std::string& request_id, int attempt);
-  void ReadKernelLog(const std::string& request_id);
+  // `message`: the error message of either outcome (ClassifyKill's).
+  void ReadKernelLog(const std::string& request_id, const std::string& message);
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
   void RemoveContainer();
