@@ -176,6 +176,26 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
       v.measured = "not measured";
     }
     a->targets.push_back(v);
+    // Where a refill's time goes: CPU per container against the floor's, and how busy the
+    // machine was (below 2 cores: the refills left the cores idle between starts).
+    const PoolRate::BlockCpu &pc = pr.pool_cpu, &fc = pr.floor_cpu;
+    if (pc.containers > 0 && fc.containers > 0 && pc.machine_ms >= 0 && fc.machine_ms >= 0 &&
+        pc.wall_ms > 0 && fc.wall_ms > 0) {
+      auto per = [](const PoolRate::BlockCpu& c, double ms) { return ms / c.containers; };
+      a->time_budget.push_back(
+          Format("pool refill: per container started, %.1f ms of wall time "
+                 "and %.1f ms of CPU (%.2f cores busy) ",
+                 per(pc, pc.wall_ms), per(pc, pc.machine_ms), pc.machine_ms / pc.wall_ms) +
+          Format("against the floor's %.1f ms and %.1f ms (%.2f cores); ", per(fc, fc.wall_ms),
+                 per(fc, fc.machine_ms), fc.machine_ms / fc.wall_ms) +
+          Format("of the pool's CPU, the daemon %.1f ms and the benchmark "
+                 "%.1f ms ",
+                 per(pc, std::max(0.0, pc.daemon_ms)), per(pc, std::max(0.0, pc.bench_ms))) +
+          Format("(the floor's client %.1f ms), inside containers %.1f ms "
+                 "(floor %.1f)",
+                 per(fc, std::max(0.0, fc.bench_ms)), per(pc, std::max(0.0, pc.containers_ms)),
+                 per(fc, std::max(0.0, fc.containers_ms))));
+    }
   }
 
   // Warm throughput.

@@ -288,6 +288,21 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddItemToObject(o, "floor_samples", SamplesJson(p.floor.samples));
     cJSON_AddItemToObject(o, "over_floor", IntervalJson(a.pool_floor_ratio));
     cJSON_AddItemToObject(o, "rejects", RejectsJson(p.rejects));
+    for (const auto& [name, c] :
+         {std::pair<const char*, const PoolRate::BlockCpu&>{"pool_cpu", p.pool_cpu},
+          {"floor_cpu", p.floor_cpu}}) {
+      if (c.blocks == 0) continue;
+      cJSON* b = cJSON_AddObjectToObject(o, name);
+      cJSON_AddNumberToObject(b, "blocks", c.blocks);
+      cJSON_AddNumberToObject(b, "containers", c.containers);
+      cJSON_AddNumberToObject(b, "wall_ms", Round3(c.wall_ms));
+      cJSON_AddNumberToObject(b, "machine_ms", Round3(c.machine_ms));
+      cJSON_AddNumberToObject(b, "daemon_ms", Round3(c.daemon_ms));
+      cJSON_AddNumberToObject(b, "benchmark_ms", Round3(c.bench_ms));
+      cJSON_AddNumberToObject(b, "containers_ms", Round3(c.containers_ms));
+      cJSON_AddNumberToObject(b, "redis_ms", Round3(c.redis_ms));
+      cJSON_AddNumberToObject(b, "steal_ms", Round3(c.steal_ms));
+    }
     cJSON_AddItemToObject(o, "samples", SamplesJson(p.samples));
   }
   cJSON* tp = cJSON_AddArrayToObject(r, "throughput");
@@ -372,6 +387,40 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
 }
 
 // ---- report.md ----
+
+namespace {
+
+// Where the time of a pool block goes, against a floor block: CPU per container started,
+// from each block's start until everything it started is removed (PoolRate::BlockCpu).
+std::string PoolCpuTable(const PoolRate& pr) {
+  if (pr.pool_cpu.blocks == 0 || pr.floor_cpu.blocks == 0) return "";
+  std::string md =
+      "CPU per container started, from each block's start until the engine and daemon are "
+      "quiet again (every container the block started is removed, the pool is full again). "
+      "\"Engine and the rest\" is the machine's busy time less the others and steal: "
+      "dockerd, containerd, its shims and runc, and anything else running.\n\n"
+      "| blocks | containers | wall ms | machine ms | daemon | benchmark | inside containers "
+      "| Redis | engine and the rest | steal |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& [name, c] :
+       {std::pair<const char*, const PoolRate::BlockCpu&>{"pool", pr.pool_cpu},
+        {"raw floor", pr.floor_cpu}}) {
+    double n = std::max(1, c.containers);
+    auto per = [n](double ms) { return ms < 0 ? std::string("–") : F("%.1f", ms / n); };
+    double rest = -1;
+    if (c.machine_ms >= 0 && c.daemon_ms >= 0 && c.bench_ms >= 0 && c.containers_ms >= 0) {
+      rest = std::max(0.0, c.machine_ms - std::max(0.0, c.steal_ms) - c.daemon_ms - c.bench_ms -
+                               c.containers_ms - std::max(0.0, c.redis_ms));
+    }
+    md += std::string("| ") + name + " (" + std::to_string(c.blocks) + ") | " +
+          std::to_string(c.containers) + " | " + per(c.wall_ms) + " | " + per(c.machine_ms) +
+          " | " + per(c.daemon_ms) + " | " + per(c.bench_ms) + " | " + per(c.containers_ms) +
+          " | " + per(c.redis_ms) + " | " + per(rest) + " | " + per(c.steal_ms) + " |\n";
+  }
+  return md + "\n";
+}
+
+}  // namespace
 
 std::string MarkdownReport(const RunResult& run, const Analysis& a) {
   const RunConfig& c = run.config;
@@ -552,6 +601,7 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           CiText(a.pool_rate) + " | " + F("%.2f", floor_rate) + " | " +
           (a.pool_floor_ratio.valid ? F("%.3f", a.pool_floor_ratio.estimate) : "–") + " | " +
           CiText(a.pool_floor_ratio, "%.3f") + " |\n\n";
+    md += PoolCpuTable(pr);
   }
   if (!a.throughput.empty()) {
     md += "## Warm throughput\n\n";

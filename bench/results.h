@@ -113,6 +113,16 @@ struct PoolRate {
   // Per block, the gaps between consecutive fresh answers after the block's first
   // pool_size (each block starts on a full pool, so those came without a refill).
   std::vector<double> gaps() const;
+  // CPU of the pool's blocks and of the floor's, each from the block's start until the
+  // engine and daemon are quiet again (every container the block started is removed, the
+  // pool is full again), with the containers the blocks started: one per invocation for the
+  // pool (its replacement), one per sample for the floor. -1: not measured.
+  struct BlockCpu {
+    int blocks = 0, containers = 0;
+    double wall_ms = 0, machine_ms = -1, daemon_ms = -1, bench_ms = -1, containers_ms = -1,
+           redis_ms = -1, steal_ms = -1;
+  };
+  BlockCpu pool_cpu, floor_cpu;
 };
 
 // Warm throughput at one level of concurrent keep-alive clients (bench/loadgen.h).

@@ -118,6 +118,9 @@ RunResult MakeRun() {
     ++r.pool_rate.fresh;
   }
   r.pool_rate.not_fresh = 1;
+  // Its blocks' CPU against the floor's: 10 containers each, 2 s of wall time.
+  r.pool_rate.pool_cpu = {2, 10, 2000, 3000, 40, 20, 400, 10, 30};
+  r.pool_rate.floor_cpu = {2, 10, 2000, 3600, 0, 10, 420, 0, 30};
   // Throughput: 12,000 invokes in 1 s at 16 clients, 6,000 in 1 s at 1.
   for (int c : {1, 16}) {
     ThroughputLevel t;
@@ -222,6 +225,20 @@ TEST(BenchReport, WarmPoolRatesKneeThroughputAndMemoryVerdicts) {
   EXPECT_TRUE(t->met);
   EXPECT_NE(t->margin.find("1 of 13 pool invocations were not fresh"), std::string::npos)
       << t->margin;
+  bool pool_budget = false;  // where a refill's time goes, against the floor's
+  for (const std::string& line : a.time_budget) {
+    if (line.rfind("pool refill:", 0) != 0) continue;
+    pool_budget = true;
+    EXPECT_NE(line.find("200.0 ms of wall time and 300.0 ms of CPU (1.50 cores busy) against "
+                        "the floor's 200.0 ms and 360.0 ms (1.80 cores)"),
+              std::string::npos)
+        << line;
+    EXPECT_NE(line.find("the daemon 4.0 ms and the benchmark 2.0 ms (the floor's client 1.0 ms), "
+                        "inside containers 40.0 ms (floor 42.0)"),
+              std::string::npos)
+        << line;
+  }
+  EXPECT_TRUE(pool_budget);
   // Throughput: the best level is 12,000/s, above 10,000.
   ASSERT_EQ(a.throughput.size(), 2u);
   EXPECT_DOUBLE_EQ(a.throughput[1].per_second, 12000);
@@ -408,34 +425,37 @@ TEST(BenchReport, JsonHasEverySampleTheEnvironmentAndTheVerdicts) {
 TEST(BenchReport, MarkdownHasTheSections) {
   RunResult run = MakeRun();
   std::string md = MarkdownReport(run, Analyze(run));
-  for (const char* s : {"# ephemera benchmark",
-                        "## Headline",
-                        "## Targets",
-                        "## Where the time goes",
-                        "## Concurrency sweep",
-                        "## The engine's knee",
-                        "**Knee: 1 starts in flight.**",
-                        "## Warm and pool invocations",
-                        "| ephemera warm | 21 | 0.40 |",
-                        "## Pool refill rate",
-                        "## Warm throughput",
-                        "| 16 | 12000 |",
-                        "_raw_spin_unlock_irqrestore",
-                        "## Daemon memory with queued invocations",
-                        "| sync | 1001 | 1000 | 16.0 MB | 18.0 MB",
-                        "| ephemera / floor cold starts/s |",
-                        "| Redis µs | other µs | steal µs | daemon switches |",
-                        "| 2.0 KB | 1000 Event invocations still queued |",
-                        "## Samples not kept",
-                        "## Microbenchmarks",
-                        "## What each series runs",
-                        "## Environment",
-                        "![latency CDF per series](cdf.svg)",
-                        "(phases.svg)",
-                        "(sweep.svg)",
-                        "| ephemera cold | 21 | 100 |",
-                        "**missed**",
-                        "| ephemera / raw floor | 1.000 |"}) {
+  for (const char* s :
+       {"# ephemera benchmark",
+        "## Headline",
+        "## Targets",
+        "## Where the time goes",
+        "## Concurrency sweep",
+        "## The engine's knee",
+        "**Knee: 1 starts in flight.**",
+        "## Warm and pool invocations",
+        "| ephemera warm | 21 | 0.40 |",
+        "## Pool refill rate",
+        "| pool (2) | 10 | 200.0 | 300.0 | 4.0 | 2.0 | 40.0 | 1.0 | 250.0 | 3.0 |",
+        "| raw floor (2) | 10 | 200.0 | 360.0 | 0.0 | 1.0 | 42.0 | 0.0 | 314.0 | 3.0 |",
+        "## Warm throughput",
+        "| 16 | 12000 |",
+        "_raw_spin_unlock_irqrestore",
+        "## Daemon memory with queued invocations",
+        "| sync | 1001 | 1000 | 16.0 MB | 18.0 MB",
+        "| ephemera / floor cold starts/s |",
+        "| Redis µs | other µs | steal µs | daemon switches |",
+        "| 2.0 KB | 1000 Event invocations still queued |",
+        "## Samples not kept",
+        "## Microbenchmarks",
+        "## What each series runs",
+        "## Environment",
+        "![latency CDF per series](cdf.svg)",
+        "(phases.svg)",
+        "(sweep.svg)",
+        "| ephemera cold | 21 | 100 |",
+        "**missed**",
+        "| ephemera / raw floor | 1.000 |"}) {
     EXPECT_NE(md.find(s), std::string::npos) << "missing: " << s;
   }
   std::string t = TerminalTable(run, Analyze(run));
