@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -146,6 +145,35 @@ bool ColdStartFromAhead(const Sample& sample) {
   const auto& p = sample.phases;
   return sample.start_kind == "cold" && p.count("create") == 0 && p.count("start") != 0 &&
          p.count("total") != 0;
+}
+
+void PoolPollPlan::StartBlock(int originals) {
+  originals_ = originals;
+  takes_.clear();
+  last_empty_ms_ = 0;
+}
+
+void PoolPollPlan::SawNoneIdle(double now, double delay) {
+  last_empty_ms_ = delay <= kPollMs ? now : 0;
+}
+
+void PoolPollPlan::Take(double now) {
+  if (originals_ > 0) {
+    --originals_;
+  } else if (!takes_.empty()) {
+    double took = now - takes_.front();
+    takes_.pop_front();
+    if (last_empty_ms_ > 0 && now - last_empty_ms_ <= 10) {
+      refill_min_ms_ = refill_min_ms_ > 0 ? std::min(refill_min_ms_, took) : took;
+    }
+  }
+  takes_.push_back(now);
+  last_empty_ms_ = 0;
+}
+
+double PoolPollPlan::DelayMs(double now) const {
+  if (takes_.empty() || refill_min_ms_ <= 0) return kPollMs;
+  return std::max(kPollMs, takes_.front() + kLead * refill_min_ms_ - now);
 }
 
 bool ColdContainersSettled(const std::vector<docker::ContainerSummary>& rows,
@@ -991,40 +1019,9 @@ class Runner {
     block_t0_ = MonotonicMs();
     GetHealth([this](Health h) {
       other_idle_ = std::max(0.0, h.idle - pool_expected_);
-      pool_originals_ = static_cast<int>(pool_expected_);
-      pool_takes_.clear();
-      pool_last_empty_ms_ = 0;
+      pool_poll_.StartBlock(static_cast<int>(pool_expected_));
       PoolRateNext();
     });
-  }
-
-  // When to ask /healthz again while no pool environment is idle. Every poll costs the
-  // benchmark and the daemon CPU that the floor's blocks do not spend (at one poll per 2 ms,
-  // 0.11 of the 2 cores in pool blocks against 0.01 in floor blocks, while both blocks kept
-  // the machine 1.75 cores busy). So once a replacement's time to become idle is known, the poll
-  // sleeps until shortly before the oldest one can be ready, then asks every 2 ms.
-  double PoolPollDelayMs(double now) const {
-    constexpr double kPollMs = 2, kLead = 0.85;
-    if (pool_takes_.empty() || pool_refill_min_ms_ <= 0) return kPollMs;
-    return std::max(kPollMs, pool_takes_.front() + kLead * pool_refill_min_ms_ - now);
-  }
-
-  // An idle environment is about to be taken: an original of the block's full pool, or the
-  // replacement of the oldest take (the refills run in about the order they were asked
-  // for). Its time from that take is kept only when the poll before saw none idle 2 ms
-  // earlier, so a replacement that waited unseen through a longer sleep does not count.
-  void NotePoolTake(double now) {
-    if (pool_originals_ > 0) {
-      --pool_originals_;
-    } else if (!pool_takes_.empty()) {
-      double took = now - pool_takes_.front();
-      pool_takes_.pop_front();
-      if (pool_last_empty_ms_ > 0 && now - pool_last_empty_ms_ < 10) {
-        pool_refill_min_ms_ = pool_refill_min_ms_ > 0 ? std::min(pool_refill_min_ms_, took) : took;
-      }
-    }
-    pool_takes_.push_back(now);
-    pool_last_empty_ms_ = 0;
   }
 
   void PoolRateNext() {
@@ -1039,11 +1036,11 @@ class Runner {
       if (aborted_) return PoolRateNext();
       double now = MonotonicMs();
       if (h.status == 200 && h.idle - other_idle_ < 1) {
-        double delay = PoolPollDelayMs(now);
-        pool_last_empty_ms_ = delay <= 2 ? now : 0;
+        double delay = pool_poll_.DelayMs(now);
+        pool_poll_.SawNoneIdle(now, delay);
         return Later(static_cast<uint64_t>(delay), [this] { PoolRateNext(); });
       }
-      NotePoolTake(now);
+      pool_poll_.Take(now);
       client_->Invoke(pool_fn_, o_.payload, "pool", [this](ProbeResult r) {
         PoolRate& pr = r_->pool_rate;
         --pool_block_left_;
@@ -1955,11 +1952,8 @@ class Runner {
   size_t pos_ = 0;
   std::vector<Block> plan_;
   size_t block_ = 0;
-  int pool_block_left_ = 0;        // pool invocations still to send in this pool block
-  int pool_originals_ = 0;         // environments of the block's full pool not yet taken
-  std::deque<double> pool_takes_;  // takes whose replacement has not been taken yet
-  double pool_refill_min_ms_ = 0;  // shortest take-to-idle seen (0: none yet)
-  double pool_last_empty_ms_ = 0;  // the last poll that saw none idle, if 2 ms before
+  int pool_block_left_ = 0;  // pool invocations still to send in this pool block
+  PoolPollPlan pool_poll_;
   int started_ = 0, answered_ = 0, disposed_ = 0, in_flight_ = 0;
   double block_first_ = 0, block_last_ = 0;
   int unsettled_notes_ = 0;

@@ -24,6 +24,7 @@
 //   sandbox (container_spec, holders), docker, core.
 #pragma once
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,34 @@ bool ColdStartFromAhead(const Sample& sample);
 // the cold sample runs, and the next sample must not overlap that create.
 bool ColdContainersSettled(const std::vector<docker::ContainerSummary>& rows,
                            const std::string& daemon, bool precreate, bool ahead_expected);
+
+// When the pool refill stage asks /healthz again while no pool environment is idle.
+// Every poll costs the benchmark and the daemon CPU that the floor's blocks do not spend
+// (at one poll per 2 ms: 0.11 of the 2 cores in pool blocks against 0.01 in floor blocks,
+// both blocks keeping the machine 1.75 cores busy). So once a replacement's time from its
+// take to idle is known, the poll sleeps until 0.85 of it after the oldest take still
+// waiting for its replacement, and only then asks every 2 ms.
+class PoolPollPlan {
+ public:
+  static constexpr double kPollMs = 2, kLead = 0.85;
+  // A block starts on a full pool of `originals` environments, none replaced yet.
+  void StartBlock(int originals);
+  // A poll at `now` saw none idle and waits `delay` ms before the next.
+  void SawNoneIdle(double now, double delay);
+  // An idle environment is taken at `now`: one of the block's originals, else the
+  // replacement of the oldest take (refills run in about the order they were asked for).
+  // Its time from that take counts only if the poll before saw none idle at most 10 ms
+  // earlier after a short wait, so a replacement that sat unseen through a sleep does not.
+  void Take(double now);
+  double DelayMs(double now) const;
+  double refill_min_ms() const { return refill_min_ms_; }
+
+ private:
+  int originals_ = 0;
+  std::deque<double> takes_;  // takes whose replacement has not been taken yet
+  double refill_min_ms_ = 0;  // shortest take-to-idle seen (0: none yet)
+  double last_empty_ms_ = 0;  // the last poll that saw none idle after a short wait
+};
 
 // The Redis key prefix of the daemon the benchmark starts (`ephemera serve --redis-prefix`).
 std::string RedisPrefix(const std::string& run_label);

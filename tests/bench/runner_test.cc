@@ -183,5 +183,45 @@ TEST(BenchRunner, SettlingWithPrecreateAcceptsExactlyTheOneCreatedContainer) {
   EXPECT_TRUE(ColdContainersSettled({Row("created", "43"), Row("created")}, "42", true, true));
 }
 
+TEST(BenchRunner, ThePoolPollSleepsUntilShortlyBeforeTheOldestReplacementCanBeReady) {
+  PoolPollPlan plan;
+  plan.StartBlock(2);
+  // Nothing is known yet: every 2 ms.
+  EXPECT_DOUBLE_EQ(plan.DelayMs(0), 2);
+  plan.Take(0);  // the full pool's two: no replacement time from them
+  plan.Take(1);
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 0);
+  EXPECT_DOUBLE_EQ(plan.DelayMs(2), 2);
+  // The first replacement is seen 2 ms after a poll that saw none: 300 ms after the take
+  // at 0.
+  plan.SawNoneIdle(298, 2);
+  plan.Take(300);
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 300);
+  // The oldest take still waiting is the one at 1: due at about 301, so 2 ms.
+  EXPECT_DOUBLE_EQ(plan.DelayMs(300), 2);
+  plan.SawNoneIdle(300, 2);
+  plan.Take(303);
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 300);  // 302 is not shorter
+  // Now the oldest is the take at 300: sleep until 300 + 0.85 x 300 = 555.
+  EXPECT_DOUBLE_EQ(plan.DelayMs(304), 251);
+  // Woken at 555 after the long sleep, it sees one idle at once: the replacement may have
+  // waited unseen, so its time does not count.
+  plan.SawNoneIdle(304, 251);
+  plan.Take(560);
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 300);
+  // A shorter one seen right after a short wait does.
+  plan.SawNoneIdle(580, 2);
+  plan.Take(582);  // 582 - 303 = 279
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 279);
+  // A poll long after the point the sleep aims at asks again in 2 ms.
+  EXPECT_DOUBLE_EQ(plan.DelayMs(10000), 2);
+  // A new block starts from its full pool again, the times learnt kept.
+  plan.StartBlock(2);
+  EXPECT_DOUBLE_EQ(plan.DelayMs(0), 2);
+  plan.Take(0);
+  plan.Take(1);
+  EXPECT_DOUBLE_EQ(plan.DelayMs(2), 0 + 0.85 * 279 - 2);
+}
+
 }  // namespace
 }  // namespace ephemera::bench
