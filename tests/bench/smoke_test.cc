@@ -95,6 +95,15 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
   EXPECT_EQ(json::GetNumber(Get(j.get(), "pool_rate"), "fresh").value_or(0) +
                 json::GetNumber(Get(j.get(), "pool_rate"), "not_fresh").value_or(0),
             3);
+  // Where the refills' time went: each series' CPU per container, from /proc.
+  for (const char* series : {"pool_cpu", "floor_cpu"}) {
+    const cJSON* c = Get(Get(j.get(), "pool_rate"), series);
+    EXPECT_EQ(json::GetNumber(c, "containers").value_or(0), 3) << series;
+    EXPECT_GT(json::GetNumber(c, "machine_ms").value_or(0), 0) << series;
+    EXPECT_GT(json::GetNumber(c, "wall_ms").value_or(0), 0) << series;
+  }
+  EXPECT_GT(json::GetNumber(Get(Get(j.get(), "pool_rate"), "pool_cpu"), "daemon_ms").value_or(0),
+            0);
   EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "throughput")), 2);
   const cJSON* qm = Get(j.get(), "queue_memory");
   ASSERT_EQ(cJSON_GetArraySize(qm), 2);
@@ -107,7 +116,8 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
   for (const char* s :
        {"## Headline", "## Targets", "## Where the time goes", "## Concurrency sweep",
         "## Environment", "## Warm and pool invocations", "## Pool refill rate",
-        "## The engine's knee", "## Warm throughput", "## Daemon memory with queued invocations"}) {
+        "## The engine's knee", "## Warm throughput", "## Daemon memory with queued invocations",
+        "CPU per container started", "| pool (1) | 3 |", "| raw floor (1) | 3 |"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s;
   }
   for (const char* f : {"cdf.svg", "phases.svg", "sweep.svg"}) {
