@@ -97,6 +97,29 @@ const SweepLevel* FindLevel(const RunResult& run, const std::string& series, int
   return nullptr;
 }
 
+// "<what>: per container started, ..." comparing a series' CPU per container with the
+// floor's and how busy the machine was (2 cores: below 2, cores sat idle between starts);
+// empty if either was not measured.
+std::string CpuAgainstFloor(const std::string& what, const BlockCpu& e, const BlockCpu& f) {
+  if (e.containers == 0 || f.containers == 0 || e.machine_ms < 0 || f.machine_ms < 0 ||
+      e.wall_ms <= 0 || f.wall_ms <= 0)
+    return "";
+  auto per = [](const BlockCpu& c, double ms) { return std::max(0.0, ms) / c.containers; };
+  return what +
+         Format(
+             ": per container started, %.1f ms of wall time and %.1f ms of CPU (%.2f cores "
+             "busy) ",
+             per(e, e.wall_ms), per(e, e.machine_ms), e.machine_ms / e.wall_ms) +
+         Format("against the floor's %.1f ms and %.1f ms (%.2f cores); ", per(f, f.wall_ms),
+                per(f, f.machine_ms), f.machine_ms / f.wall_ms) +
+         Format("the daemon %.1f ms and the benchmark %.1f ms ", per(e, e.daemon_ms),
+                per(e, e.bench_ms)) +
+         Format("(the floor's client %.1f ms), inside containers %.1f ms (floor %.1f), ",
+                per(f, f.bench_ms), per(e, e.containers_ms), per(f, f.containers_ms)) +
+         Format("the engine and the rest %.1f ms (floor %.1f), steal %.1f ms (floor %.1f)",
+                per(e, e.rest_ms()), per(f, f.rest_ms()), per(e, e.steal_ms), per(f, f.steal_ms));
+}
+
 // Warm, pool, rates, the knee, throughput and queue memory.
 void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysis* a) {
   a->targets.push_back(PhaseTarget("warm: p50 of latency - handler <= 0.5 ms", a->Find(kWarm),
@@ -118,6 +141,12 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
     a->targets.push_back(
         RateTarget(Format("cold starts/s at concurrency %.0f >= 0.95 x raw floor's", e.concurrency),
                    rr.ci, e.per_second(), f->per_second(), 0.95));
+    // Where a missed level's time went.
+    if (a->targets.back().evaluated && !a->targets.back().met) {
+      std::string line = CpuAgainstFloor(
+          Format("cold starts at concurrency %.0f (missed)", e.concurrency), e.cpu, f->cpu);
+      if (!line.empty()) a->time_budget.push_back(line);
+    }
   }
 
   // The knee: the floor's starts/s per starts in flight.
@@ -176,26 +205,9 @@ void AnalyzeBeyondCold(const RunResult& run, BootstrapOptions bootstrap, Analysi
       v.measured = "not measured";
     }
     a->targets.push_back(v);
-    // Where a refill's time goes: CPU per container against the floor's, and how busy the
-    // machine was (below 2 cores: the refills left the cores idle between starts).
-    const PoolRate::BlockCpu &pc = pr.pool_cpu, &fc = pr.floor_cpu;
-    if (pc.containers > 0 && fc.containers > 0 && pc.machine_ms >= 0 && fc.machine_ms >= 0 &&
-        pc.wall_ms > 0 && fc.wall_ms > 0) {
-      auto per = [](const PoolRate::BlockCpu& c, double ms) { return ms / c.containers; };
-      a->time_budget.push_back(
-          Format("pool refill: per container started, %.1f ms of wall time "
-                 "and %.1f ms of CPU (%.2f cores busy) ",
-                 per(pc, pc.wall_ms), per(pc, pc.machine_ms), pc.machine_ms / pc.wall_ms) +
-          Format("against the floor's %.1f ms and %.1f ms (%.2f cores); ", per(fc, fc.wall_ms),
-                 per(fc, fc.machine_ms), fc.machine_ms / fc.wall_ms) +
-          Format("of the pool's CPU, the daemon %.1f ms and the benchmark "
-                 "%.1f ms ",
-                 per(pc, std::max(0.0, pc.daemon_ms)), per(pc, std::max(0.0, pc.bench_ms))) +
-          Format("(the floor's client %.1f ms), inside containers %.1f ms "
-                 "(floor %.1f)",
-                 per(fc, std::max(0.0, fc.bench_ms)), per(pc, std::max(0.0, pc.containers_ms)),
-                 per(fc, std::max(0.0, fc.containers_ms))));
-    }
+    // Where a refill's time goes: CPU per container against the floor's.
+    std::string line = CpuAgainstFloor("pool refill", pr.pool_cpu, pr.floor.cpu);
+    if (!line.empty()) a->time_budget.push_back(line);
   }
 
   // Warm throughput.
@@ -346,6 +358,12 @@ std::vector<double> SweepLevel::gaps() const {
     }
   }
   return gaps;
+}
+
+double BlockCpu::rest_ms() const {
+  if (machine_ms < 0 || daemon_ms < 0 || bench_ms < 0 || containers_ms < 0) return -1;
+  return std::max(0.0, machine_ms - std::max(0.0, steal_ms) - daemon_ms - bench_ms - containers_ms -
+                           std::max(0.0, redis_ms));
 }
 
 std::vector<double> PoolRate::gaps() const {

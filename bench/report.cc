@@ -141,6 +141,25 @@ std::string FloorArrangementText(const RunResult& run) {
   return t;
 }
 
+// A series' CPU over its blocks (results.h BlockCpu), null when no block was measured.
+cJSON* BlockCpuJson(const BlockCpu& c) {
+  if (c.blocks == 0) return cJSON_CreateNull();
+  cJSON* b = cJSON_CreateObject();
+  cJSON_AddNumberToObject(b, "blocks", c.blocks);
+  cJSON_AddNumberToObject(b, "containers", c.containers);
+  for (const auto& [name, v] : {std::pair{"wall_ms", c.wall_ms},
+                                {"machine_ms", c.machine_ms},
+                                {"daemon_ms", c.daemon_ms},
+                                {"benchmark_ms", c.bench_ms},
+                                {"containers_ms", c.containers_ms},
+                                {"redis_ms", c.redis_ms},
+                                {"steal_ms", c.steal_ms},
+                                {"rest_ms", c.rest_ms()}}) {
+    cJSON_AddNumberToObject(b, name, Round3(v));
+  }
+  return b;
+}
+
 }  // namespace
 
 std::string SeriesLabel(const RunResult& run, const std::string& key) {
@@ -247,6 +266,7 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON* bs = cJSON_AddArrayToObject(o, "block_starts_ms");
     for (double t : l.block_starts) cJSON_AddItemToArray(bs, cJSON_CreateNumber(Round3(t)));
     cJSON_AddItemToObject(o, "rejects", RejectsJson(l.rejects));
+    cJSON_AddItemToObject(o, "cpu", BlockCpuJson(l.cpu));
     cJSON_AddItemToObject(o, "summary", SummaryJson(a.sweep.at(i).summary));
     cJSON_AddItemToObject(o, "samples", SamplesJson(l.samples));
     cJSON_AddItemToArray(sweep, o);
@@ -288,21 +308,8 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddItemToObject(o, "floor_samples", SamplesJson(p.floor.samples));
     cJSON_AddItemToObject(o, "over_floor", IntervalJson(a.pool_floor_ratio));
     cJSON_AddItemToObject(o, "rejects", RejectsJson(p.rejects));
-    for (const auto& [name, c] :
-         {std::pair<const char*, const PoolRate::BlockCpu&>{"pool_cpu", p.pool_cpu},
-          {"floor_cpu", p.floor_cpu}}) {
-      if (c.blocks == 0) continue;
-      cJSON* b = cJSON_AddObjectToObject(o, name);
-      cJSON_AddNumberToObject(b, "blocks", c.blocks);
-      cJSON_AddNumberToObject(b, "containers", c.containers);
-      cJSON_AddNumberToObject(b, "wall_ms", Round3(c.wall_ms));
-      cJSON_AddNumberToObject(b, "machine_ms", Round3(c.machine_ms));
-      cJSON_AddNumberToObject(b, "daemon_ms", Round3(c.daemon_ms));
-      cJSON_AddNumberToObject(b, "benchmark_ms", Round3(c.bench_ms));
-      cJSON_AddNumberToObject(b, "containers_ms", Round3(c.containers_ms));
-      cJSON_AddNumberToObject(b, "redis_ms", Round3(c.redis_ms));
-      cJSON_AddNumberToObject(b, "steal_ms", Round3(c.steal_ms));
-    }
+    cJSON_AddItemToObject(o, "pool_cpu", BlockCpuJson(p.pool_cpu));
+    cJSON_AddItemToObject(o, "floor_cpu", BlockCpuJson(p.floor.cpu));
     cJSON_AddItemToObject(o, "samples", SamplesJson(p.samples));
   }
   cJSON* tp = cJSON_AddArrayToObject(r, "throughput");
@@ -390,35 +397,36 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
 
 namespace {
 
-// Where the time of a pool block goes, against a floor block: CPU per container started,
-// from each block's start until everything it started is removed (PoolRate::BlockCpu).
-std::string PoolCpuTable(const PoolRate& pr) {
-  if (pr.pool_cpu.blocks == 0 || pr.floor_cpu.blocks == 0) return "";
+// CPU per container started, one row per series (results.h BlockCpu); rows with no
+// measured block are left out.
+std::string CpuTable(const std::vector<std::pair<std::string, const BlockCpu*>>& rows) {
   std::string md =
-      "CPU per container started, from each block's start until the engine and daemon are "
-      "quiet again (every container the block started is removed, the pool is full again). "
-      "\"Engine and the rest\" is the machine's busy time less the others and steal: "
-      "dockerd, containerd, its shims and runc, and anything else running.\n\n"
-      "| blocks | containers | wall ms | machine ms | daemon | benchmark | inside containers "
-      "| Redis | engine and the rest | steal |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const auto& [name, c] :
-       {std::pair<const char*, const PoolRate::BlockCpu&>{"pool", pr.pool_cpu},
-        {"raw floor", pr.floor_cpu}}) {
-    double n = std::max(1, c.containers);
+      "| series | blocks | containers | wall ms | machine ms | cores busy | daemon | benchmark "
+      "| inside containers | Redis | engine and the rest | steal |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  int n_rows = 0;
+  for (const auto& [label, c] : rows) {
+    if (c->blocks == 0 || c->containers == 0) continue;
+    ++n_rows;
+    double n = c->containers;
     auto per = [n](double ms) { return ms < 0 ? std::string("–") : F("%.1f", ms / n); };
-    double rest = -1;
-    if (c.machine_ms >= 0 && c.daemon_ms >= 0 && c.bench_ms >= 0 && c.containers_ms >= 0) {
-      rest = std::max(0.0, c.machine_ms - std::max(0.0, c.steal_ms) - c.daemon_ms - c.bench_ms -
-                               c.containers_ms - std::max(0.0, c.redis_ms));
-    }
-    md += std::string("| ") + name + " (" + std::to_string(c.blocks) + ") | " +
-          std::to_string(c.containers) + " | " + per(c.wall_ms) + " | " + per(c.machine_ms) +
-          " | " + per(c.daemon_ms) + " | " + per(c.bench_ms) + " | " + per(c.containers_ms) +
-          " | " + per(c.redis_ms) + " | " + per(rest) + " | " + per(c.steal_ms) + " |\n";
+    std::string busy =
+        c->machine_ms >= 0 && c->wall_ms > 0 ? F("%.2f", c->machine_ms / c->wall_ms) : "–";
+    md += "| " + label + " | " + std::to_string(c->blocks) + " | " + std::to_string(c->containers) +
+          " | " + per(c->wall_ms) + " | " + per(c->machine_ms) + " | " + busy + " | " +
+          per(c->daemon_ms) + " | " + per(c->bench_ms) + " | " + per(c->containers_ms) + " | " +
+          per(c->redis_ms) + " | " + per(c->rest_ms()) + " | " + per(c->steal_ms) + " |\n";
   }
-  return md + "\n";
+  return n_rows == 0 ? "" : md + "\n";
 }
+
+constexpr char kCpuTableIntro[] =
+    "CPU per container started, from each block's start until the engine and daemon are quiet "
+    "again (every container the block started is removed; the pool full again), in ms of CPU "
+    "time per container; cores busy = the machine's busy time over the wall time (2 cores: "
+    "below 2, cores sat idle between starts). \"Engine and the rest\" is the machine's busy "
+    "time less the others and steal: dockerd, containerd, its shims and runc, and anything "
+    "else running.\n\n";
 
 }  // namespace
 
@@ -522,6 +530,12 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
       }
       md += "\n";
     }
+    std::vector<std::pair<std::string, const BlockCpu*>> rows;
+    for (const SweepLevel& l : run.sweep) {
+      rows.emplace_back(SeriesLabel(run, l.series) + " @" + std::to_string(l.concurrency), &l.cpu);
+    }
+    std::string cpu = CpuTable(rows);
+    if (!cpu.empty()) md += kCpuTableIntro + cpu;
     md += "![concurrency sweep](sweep.svg)\n\n";
   }
   if (!a.knee_rates.empty()) {
@@ -601,7 +615,8 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           CiText(a.pool_rate) + " | " + F("%.2f", floor_rate) + " | " +
           (a.pool_floor_ratio.valid ? F("%.3f", a.pool_floor_ratio.estimate) : "–") + " | " +
           CiText(a.pool_floor_ratio, "%.3f") + " |\n\n";
-    md += PoolCpuTable(pr);
+    std::string cpu = CpuTable({{"pool", &pr.pool_cpu}, {"raw floor", &pr.floor.cpu}});
+    if (!cpu.empty()) md += kCpuTableIntro + cpu;
   }
   if (!a.throughput.empty()) {
     md += "## Warm throughput\n\n";

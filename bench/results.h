@@ -66,12 +66,26 @@ struct Series {
 
 // One level of the concurrency sweep for one series: `concurrency` workers issue cold
 // starts back to back until `samples` have been started.
+// CPU over a series' blocks, each from the block's start until the engine and daemon are
+// quiet again (every container the block started is removed; a pool full again), with the
+// containers the blocks started: where a series' time went, against the other's. ms; -1:
+// not measured (its source could not be read).
+struct BlockCpu {
+  int blocks = 0, containers = 0;
+  double wall_ms = 0, machine_ms = -1, daemon_ms = -1, bench_ms = -1, containers_ms = -1,
+         redis_ms = -1, steal_ms = -1;
+  // The machine's busy time less steal and every part above: the engine (dockerd,
+  // containerd, its shims, runc) and anything else running; -1 if a part is unknown.
+  double rest_ms() const;
+};
+
 struct SweepLevel {
   std::string series;  // kEphemera or kRawFloor
   int concurrency = 1;
   double wall_ms = 0;  // summed over its blocks: first start -> last answer of each
   std::vector<Sample> samples;
   Rejects rejects;
+  BlockCpu cpu;
   int next_index = 0;  // the runner's counter of samples started
   // Each block's first start, ms since the run started (Sample::block indexes it).
   std::vector<double> block_starts;
@@ -113,16 +127,9 @@ struct PoolRate {
   // Per block, the gaps between consecutive fresh answers after the block's first
   // pool_size (each block starts on a full pool, so those came without a refill).
   std::vector<double> gaps() const;
-  // CPU of the pool's blocks and of the floor's, each from the block's start until the
-  // engine and daemon are quiet again (every container the block started is removed, the
-  // pool is full again), with the containers the blocks started: one per invocation for the
-  // pool (its replacement), one per sample for the floor. -1: not measured.
-  struct BlockCpu {
-    int blocks = 0, containers = 0;
-    double wall_ms = 0, machine_ms = -1, daemon_ms = -1, bench_ms = -1, containers_ms = -1,
-           redis_ms = -1, steal_ms = -1;
-  };
-  BlockCpu pool_cpu, floor_cpu;
+  // The pool's blocks' CPU (the floor's is floor.cpu); one container per invocation (its
+  // replacement).
+  BlockCpu pool_cpu;
 };
 
 // Warm throughput at one level of concurrent keep-alive clients (bench/loadgen.h).

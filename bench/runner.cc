@@ -1195,9 +1195,7 @@ class Runner {
     Level().wall_ms += block_last_ - block_first_;
     // The next block only on a quiet engine and daemon, from a fresh loop turn.
     Quiet([this] {
-      if (plan_[block_].kind == BlockKind::kPoolFloor) {
-        AddBlockCpu(&r_->pool_rate.floor_cpu, aborted_ ? started_ : BlockCount());
-      }
+      AddBlockCpu(&Level().cpu, aborted_ ? started_ : BlockCount());
       ++block_;
       Later(0, [this] { RunBlock(); });
     });
@@ -1205,7 +1203,7 @@ class Runner {
 
   // Adds the CPU since the block began (block_cpu0_) to a series' account, with the
   // containers the block started.
-  void AddBlockCpu(PoolRate::BlockCpu* acc, int containers) {
+  void AddBlockCpu(BlockCpu* acc, int containers) {
     Cpu now = SnapshotCpu();
     auto add = [](double* sum, double a, double b) {
       if (a < 0 || b < 0) return;

@@ -81,6 +81,8 @@ RunResult MakeRun() {
       l.samples[i].latency_ms = 500.0 * static_cast<double>(i + 1);
     }
   }
+  // The CPU of ephemera's blocks at 2: 4 containers, 2 s, 3.2 s of CPU.
+  r.sweep[2].cpu = {1, 4, 2000, 3200, 20, 8, 200, 4, 0};
   // The floor alone at 3 in flight, a little faster: the knee.
   SweepLevel k;
   k.series = kRawFloor;
@@ -120,7 +122,7 @@ RunResult MakeRun() {
   r.pool_rate.not_fresh = 1;
   // Its blocks' CPU against the floor's: 10 containers each, 2 s of wall time.
   r.pool_rate.pool_cpu = {2, 10, 2000, 3000, 40, 20, 400, 10, 30};
-  r.pool_rate.floor_cpu = {2, 10, 2000, 3600, 0, 10, 420, 0, 30};
+  r.pool_rate.floor.cpu = {2, 10, 2000, 3600, 0, 10, 420, 0, 30};
   // Throughput: 12,000 invokes in 1 s at 16 clients, 6,000 in 1 s at 1.
   for (int c : {1, 16}) {
     ThroughputLevel t;
@@ -330,6 +332,32 @@ TEST(BenchReport, APoolMeasuredInBlocksIsComparedWithTheFloorOfTheBlocksBetween)
   EXPECT_NEAR(a.pool_floor_ratio.estimate, 4.0, 1e-9);
 }
 
+TEST(BenchReport, AMissedColdRateSaysWhereItsCpuWentAgainstTheFloors) {
+  RunResult run = MakeRun();
+  // ephemera at 2 takes twice the floor's wall time: 0.5 x its rate, missed.
+  run.sweep[2].wall_ms = 4000;
+  for (size_t i = 0; i < run.sweep[2].samples.size(); ++i)
+    run.sweep[2].samples[i].latency_ms = 1000.0 * static_cast<double>(i + 1);
+  run.sweep[3].cpu = {1, 4, 2000, 3000, 0, 4, 180, 0, 40};
+  Analysis a = Analyze(run);
+  std::string found;
+  for (const std::string& line : a.time_budget) {
+    if (line.rfind("cold starts at concurrency 2 (missed)", 0) == 0) found = line;
+  }
+  EXPECT_NE(found.find("500.0 ms of wall time and 800.0 ms of CPU (1.60 cores busy) against "
+                       "the floor's 500.0 ms and 750.0 ms (1.50 cores)"),
+            std::string::npos)
+      << found;
+  EXPECT_NE(found.find("the daemon 5.0 ms and the benchmark 2.0 ms (the floor's client 1.0 ms), "
+                       "inside containers 50.0 ms (floor 45.0), the engine and the rest 742.0 "
+                       "ms (floor 694.0), steal 0.0 ms (floor 10.0)"),
+            std::string::npos)
+      << found;
+  // A level that was met says nothing of the kind.
+  for (const std::string& line : a.time_budget)
+    EXPECT_EQ(line.find("concurrency 1 (missed)"), std::string::npos);
+}
+
 TEST(BenchReport, GapsRestartAtEachBlock) {
   SweepLevel l;
   l.block_starts = {100, 1000};
@@ -436,8 +464,10 @@ TEST(BenchReport, MarkdownHasTheSections) {
         "## Warm and pool invocations",
         "| ephemera warm | 21 | 0.40 |",
         "## Pool refill rate",
-        "| pool (2) | 10 | 200.0 | 300.0 | 4.0 | 2.0 | 40.0 | 1.0 | 250.0 | 3.0 |",
-        "| raw floor (2) | 10 | 200.0 | 360.0 | 0.0 | 1.0 | 42.0 | 0.0 | 314.0 | 3.0 |",
+        "| pool | 2 | 10 | 200.0 | 300.0 | 1.50 | 4.0 | 2.0 | 40.0 | 1.0 | 250.0 | 3.0 |",
+        "| raw floor | 2 | 10 | 200.0 | 360.0 | 1.80 | 0.0 | 1.0 | 42.0 | 0.0 | 314.0 | 3.0 |",
+        "| ephemera cold @2 | 1 | 4 | 500.0 | 800.0 | 1.60 | 5.0 | 2.0 | 50.0 | 1.0 | 742.0 | 0.0 "
+        "|",
         "## Warm throughput",
         "| 16 | 12000 |",
         "_raw_spin_unlock_irqrestore",

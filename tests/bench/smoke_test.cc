@@ -117,7 +117,7 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
        {"## Headline", "## Targets", "## Where the time goes", "## Concurrency sweep",
         "## Environment", "## Warm and pool invocations", "## Pool refill rate",
         "## The engine's knee", "## Warm throughput", "## Daemon memory with queued invocations",
-        "CPU per container started", "| pool (1) | 3 |", "| raw floor (1) | 3 |"}) {
+        "CPU per container started", "| pool | 1 | 3 |", "| raw floor | 1 | 3 |"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s;
   }
   for (const char* f : {"cdf.svg", "phases.svg", "sweep.svg"}) {
