@@ -64,8 +64,6 @@ struct Series {
   std::vector<double> phase(const std::string& name) const;  // samples that have it
 };
 
-// One level of the concurrency sweep for one series: `concurrency` workers issue cold
-// starts back to back until `samples` have been started.
 // CPU over a series' blocks, each from the block's start until the engine and daemon are
 // quiet again (every container the block started is removed; a pool full again), with the
 // containers the blocks started: where a series' time went, against the other's. ms; -1:
@@ -79,6 +77,8 @@ struct BlockCpu {
   double rest_ms() const;
 };
 
+// One level of the concurrency sweep for one series: `concurrency` workers issue cold
+// starts back to back until `samples` have been started.
 struct SweepLevel {
   std::string series;  // kEphemera or kRawFloor
   int concurrency = 1;

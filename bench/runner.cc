@@ -1930,7 +1930,7 @@ class Runner {
   size_t tp_index_ = 0;
   int tp_notes_ = 0;
   Cpu cpu0_, cpu1_;
-  Cpu block_cpu0_;  // at the start of the current pool or pool-floor block
+  Cpu block_cpu0_;  // at the start of the current block (a sweep level's, the pool's, its floor's)
   double block_t0_ = 0;
   std::string perf_data_;
   std::vector<std::string> perf_argv_;
