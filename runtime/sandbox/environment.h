@@ -167,8 +167,8 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void FailFunction(std::string error_type, std::string message);
   // Exit 137 during an invocation: Runtime.OutOfMemory if the container's cgroup, the
   // kernel's log or the engine (asked up to 7 times over 3.15 s) says the memory limit
-  // killed it, else Runtime.ExitError (at once when the machine counted no OOM kill since
-  // the invocation began).
+  // killed it, else Runtime.ExitError (at once when, in an environment's first invocation,
+  // the machine counted no OOM kill since the environment was provisioned).
   void ClassifyKill(const std::string& request_id, int attempt);
   // `message`: the error message of either outcome (ClassifyKill's).
   void ReadKernelLog(const std::string& request_id, const std::string& message);
