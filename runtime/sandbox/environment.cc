@@ -27,9 +27,13 @@ constexpr size_t kMaxLogBytes = 64 * 1024;
 // How long past the init timeout the daemon waits for the runtime's own init error.
 constexpr uint64_t kInitReportGraceMs = 1000;
 // How long a finished invocation's outcome may wait for its last output on the attach
-// stream: until the container is removed (cold) or the runtime asks for its next event
-// (kept environments), never longer than this.
+// stream. A kept environment's waits until the runtime asks for its next event, never
+// longer than kLogGraceMs. A disposed one's waits until the attach stream ends, which the
+// engine does once it has written everything the container wrote: a busy engine's stream
+// can lag by over a second, and a cap of kLogGraceMs lost the function's last lines there.
+// kLogRemovalBackstopMs is only for an engine that never ends the stream.
 constexpr uint64_t kLogGraceMs = 1000;
+constexpr uint64_t kLogRemovalBackstopMs = 10000;
 // Once a kept environment's runtime asks for its next event, the output of the previous
 // one was written; give the engine's attach stream a moment to carry it (it lags behind
 // the Runtime API by milliseconds, more on a loaded machine). Only log-tail calls wait.
@@ -369,8 +373,7 @@ void Environment::OpenRuntimeApi() {
                    if (self->events_.on_lost) self->events_.on_lost(self, s);
                    self->runtime_api_.reset();
                    self->ReleaseIsolation(true);
-                   self->SetState(EnvironmentState::kGone);
-                   if (self->events_.on_gone) self->events_.on_gone(self);
+                   self->Gone();
                  }));
   }
 }
@@ -457,7 +460,10 @@ void Environment::AttachOutput(void (*on_attached)(Environment*, Status)) {
       }),
       Guard([](Environment* self, Status) {
         self->attach_request_ = 0;
-        if (self->state_ == EnvironmentState::kDisposing) self->FlushDelivery();
+        if (self->state_ == EnvironmentState::kDisposing) {
+          self->FlushDelivery();
+          if (self->removed_) self->Gone();
+        }
       }));
 }
 
@@ -567,7 +573,11 @@ void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
   }
   if (handed_out == nullptr) {
     // The runtime is waiting for an event.
-    if (delivery_) delivery_timer_.Start(kLogSettleMs, [this] { FlushDelivery(); });
+    // A kept environment's previous outcome has its output by now, give or take the
+    // stream's lag; a disposed one's waits for the stream's end instead.
+    if (delivery_ && state_ != EnvironmentState::kDisposing) {
+      delivery_timer_.Start(kLogSettleMs, [this] { FlushDelivery(); });
+    }
     if (state_ == EnvironmentState::kProvisioning && !current_) {
       timer_.Stop();
       BecomeReady();
@@ -851,7 +861,12 @@ void Environment::Finish(InvokeOutcome outcome) {
   }
   if (wait_for_logs) {
     delivery_.emplace(std::move(outcome), std::move(inv.done));
-    delivery_timer_.Start(kLogGraceMs, Guard([](Environment* self) { self->FlushDelivery(); }));
+    const bool removing = state_ == EnvironmentState::kDisposing;
+    delivery_timer_.Start(removing ? kLogRemovalBackstopMs : kLogGraceMs,
+                          Guard([](Environment* self) {
+                            self->FlushDelivery();
+                            if (self->removed_) self->Gone();
+                          }));
     return;
   }
   if (inv.done) inv.done(std::move(outcome));
@@ -897,8 +912,7 @@ void Environment::RemoveContainer() {
                    self->FlushDelivery();
                    self->runtime_api_.reset();
                    self->ReleaseIsolation(true);
-                   self->SetState(EnvironmentState::kGone);
-                   if (self->events_.on_gone) self->events_.on_gone(self);
+                   self->Gone();
                  }));
     return;
   }
@@ -911,10 +925,19 @@ void Environment::RemoveContainer() {
                              // The runtime's last request (its 202) had its answer by now.
                              self->runtime_api_.reset();
                              self->ReleaseIsolation(status.ok());
-                             if (self->attach_request_ == 0) self->FlushDelivery();
-                             self->SetState(EnvironmentState::kGone);
-                             if (self->events_.on_gone) self->events_.on_gone(self);
+                             self->removed_ = true;
+                             // An outcome waiting for the rest of its output is flushed
+                             // when the stream ends (or at its backstop): then it is gone.
+                             if (self->attach_request_ != 0 && self->delivery_) return;
+                             self->FlushDelivery();
+                             self->Gone();
                            }));
+}
+
+void Environment::Gone() {
+  if (state_ == EnvironmentState::kGone) return;
+  SetState(EnvironmentState::kGone);
+  if (events_.on_gone) events_.on_gone(this);
 }
 
 }  // namespace ephemera::sandbox

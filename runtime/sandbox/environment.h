@@ -175,6 +175,7 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
   void RemoveContainer();
+  void Gone();  // the container is removed and no outcome waits for output: on_gone
   void SetState(EnvironmentState state);
   void ReportStarted();
 
@@ -202,6 +203,7 @@ class Environment : public std::enable_shared_from_this<Environment> {
   int pending_watches_ = 0;  // wait/attach registrations still awaited before start
   std::optional<runtime_api::Event> held_event_;  // waits for the attach (AttachThenDeliver)
   bool create_in_flight_ = false;
+  bool removed_ = false;  // the removal was answered; gone once the attach stream ends
   bool start_reported_ = false;
   bool prepare_only_ = false;   // Prepare()d: wait for Provision() after the create
   bool created_ahead_ = false;  // the container was created before its invocation came

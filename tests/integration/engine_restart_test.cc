@@ -4,7 +4,9 @@
 //   fail with a ServiceException naming the engine, kept environments are discarded, pools
 //   refill once the engine answers again, and no daemon restart is needed;
 // - an engine whose default log driver is `none`: the log tail comes from the attach,
-//   which does not need a log driver, under every policy.
+//   which does not need a log driver, under every policy;
+// - an engine whose attach streams lag (the suite's engine behind a proxy that holds them
+//   back): a cold invocation's log tail still holds everything the function wrote.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -259,6 +261,80 @@ TEST(EngineLogDriverNone, TheLogTailHoldsTheFunctionsOutputUnderEveryPolicy) {
   std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
   EXPECT_EQ(d.Stop(), 0) << d.log();
   EXPECT_EQ(engine.Containers(mine), 0) << "containers left on the engine";
+}
+
+// The suite's engine behind lagging_engine_proxy.py, which holds back what the engine
+// sends on attach connections. Killed and its folder removed when the test ends, however
+// it ends.
+class LaggingProxy {
+ public:
+  LaggingProxy() {
+    char tmpl[] = "/tmp/ephemera-lag-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  ~LaggingProxy() {
+    if (!pid_.empty()) Run("kill " + pid_);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string endpoint() const { return "unix://" + dir_ + "/docker.sock"; }
+  std::string log() const {
+    std::ifstream in(dir_ + "/proxy.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // Starts it, with attach streams `delay_s` behind, and waits until it listens.
+  bool Start(double delay_s) {
+    pid_ = Run("setsid /usr/bin/python3 " EPHEMERA_SOURCE_DIR
+               "/tests/integration/lagging_engine_proxy.py --listen " +
+               dir_ + "/docker.sock --engine /var/run/docker.sock --delay " +
+               std::to_string(delay_s) + " </dev/null >" + dir_ + "/proxy.log 2>&1 & echo $!");
+    while (!pid_.empty() && pid_.back() == '\n') pid_.pop_back();
+    return !pid_.empty() &&
+           WaitUntil([&] { return log().find("ready") != std::string::npos; }, 30000);
+  }
+
+ private:
+  std::string dir_;
+  std::string pid_;
+};
+
+// A busy engine's attach stream was seen to trail its container by over a second, and a
+// cold log tail cut off at a fixed wait then lacked the function's last lines. A cold
+// outcome that asked for the tail waits for the stream's end instead, which the engine
+// sends once it has written all the container wrote. The proxy makes every attach stream
+// lag by 1.5 s, more than the daemon's other log waits (1 s).
+TEST(LaggingEngine, AColdLogTailWaitsForTheEndOfTheAttachStream) {
+  LaggingProxy proxy;
+  ASSERT_TRUE(proxy.Start(1.5)) << proxy.log();
+  Daemon d;
+  Daemon::Options o;
+  o.extra_args = {"--docker", proxy.endpoint()};
+  ASSERT_EQ(d.Start(o), "");
+  HttpResult c =
+      Http("POST", d.url() + "/2015-03-31/functions",
+           R"({"FunctionName":"lag-cold","Code":{"ImageUri":"ephemera/busybox:latest"},)"
+           R"("ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]},)"
+           R"("Environment":{"Variables":{"EPHEMERA_MODE":"exec"}}})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  for (const char* n : {"first", "second"}) {
+    auto t0 = std::chrono::steady_clock::now();
+    HttpResult r = d.Invoke("lag-cold", std::string("\"") + n + "\"", {"X-Amz-Log-Type: Tail"});
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_EQ(r.status, 200) << r.body << d.log();
+    EXPECT_EQ(r.body, std::string("\"") + n + "\"\n");
+    EXPECT_EQ(r.Header("x-ephemera-start"), "cold");
+    // The premise: the stream's end reached the daemon only after the proxy's lag.
+    EXPECT_GE(ms, 1500) << "the proxy held the attach stream back";
+    auto log = Base64Decode(r.Header("x-amz-log-result"));
+    ASSERT_TRUE(log.has_value());
+    EXPECT_NE(log->find(std::string("log-\"") + n + "\""), std::string::npos) << *log;
+    EXPECT_NE(log->find("REPORT RequestId: "), std::string::npos) << *log;
+  }
+  std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_EQ(ephemera::testing::Run("/usr/bin/docker ps -aq --filter label=" + mine), "")
+      << "containers left on the engine";
 }
 
 }  // namespace
