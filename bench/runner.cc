@@ -944,6 +944,7 @@ class Runner {
   struct Health {
     int status = 0;
     double in_flight = 0, waiting = 0, environments = 0, idle = 0, disposing = 0;
+    double holders_starting = 0;  // the daemon making network namespaces ahead
   };
 
   void GetHealth(std::function<void(Health)> done) {
@@ -956,6 +957,7 @@ class Runner {
         h.environments = json::GetNumber(j.get(), "environments").value_or(0);
         h.idle = json::GetNumber(j.get(), "idle_environments").value_or(0);
         h.disposing = json::GetNumber(j.get(), "disposing").value_or(0);
+        h.holders_starting = json::GetNumber(j.get(), "holders_starting").value_or(0);
       }
       done(h);
     });
@@ -965,17 +967,18 @@ class Runner {
 
   void PollQuiet(std::function<void()> next) {
     GetHealth([this, next = std::move(next)](Health h) mutable {
-      bool quiet =
-          h.status == 200 && h.in_flight == 0 && h.disposing == 0 && h.idle >= ExpectedIdle();
+      bool quiet = h.status == 200 && h.in_flight == 0 && h.disposing == 0 &&
+                   h.holders_starting == 0 && h.idle >= ExpectedIdle();
       if (quiet || h.status == 0 || aborted_) return next();
       if (MonotonicMs() > quiet_deadline_) {
         if (unquiet_notes_++ < 3) {
-          r_->notes.push_back("the daemon was not quiet " + std::to_string(o_.settle_timeout_ms) +
-                              " ms after a sample (in flight " +
-                              std::to_string(static_cast<int>(h.in_flight)) + ", disposing " +
-                              std::to_string(static_cast<int>(h.disposing)) + ", idle " +
-                              std::to_string(static_cast<int>(h.idle)) + " of " +
-                              std::to_string(static_cast<int>(ExpectedIdle())) + " expected)");
+          r_->notes.push_back(
+              "the daemon was not quiet " + std::to_string(o_.settle_timeout_ms) +
+              " ms after a sample (in flight " + std::to_string(static_cast<int>(h.in_flight)) +
+              ", disposing " + std::to_string(static_cast<int>(h.disposing)) +
+              ", holders starting " + std::to_string(static_cast<int>(h.holders_starting)) +
+              ", idle " + std::to_string(static_cast<int>(h.idle)) + " of " +
+              std::to_string(static_cast<int>(ExpectedIdle())) + " expected)");
         }
         return next();
       }

@@ -233,6 +233,15 @@ int Serve(const ServeOptions& o) {
   // As many ready as starts may be in flight: a burst of cold starts or pool refills
   // finds a namespace for each at once instead of waiting for new holders.
   ho.spare = o.max_starts > 0 ? o.max_starts : scheduler::SchedulerOptions{}.max_starts_in_flight;
+  // A burst at 4 callers lends out up to twice the spares; making them mid-burst cost each
+  // of its starts engine time (bench/README.md, "Where the time goes"). Once isolated
+  // functions are called, the pool grows to what it keeps at most, while the daemon is idle.
+  ho.ahead = 4 * ho.spare;
+  ho.engine_idle = [&d] {
+    const auto* s = d.scheduler.get();
+    return s != nullptr && s->in_flight() == 0 && s->waiting() == 0 && s->starts_in_flight() == 0 &&
+           s->disposing() == 0;
+  };
   d.holders = std::make_unique<sandbox::HolderPool>(&loop, d.docker.get(), ho);
   d.docker->set_request_timeout_ms(o.engine_timeout_ms);
   scheduler::SchedulerOptions so;

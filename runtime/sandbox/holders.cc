@@ -14,7 +14,10 @@ HolderPool::HolderPool(uv_loop_t* loop, docker::DockerClient* docker, HolderOpti
       docker_(docker),
       options_(std::move(options)),
       serve_timer_(loop),
-      retry_timer_(loop) {}
+      retry_timer_(loop),
+      ahead_timer_(loop) {
+  options_.ahead = std::min(options_.ahead, 4 * options_.spare);  // Release keeps no more
+}
 
 HolderPool::~HolderPool() {
   *alive_ = false;
@@ -27,8 +30,36 @@ void HolderPool::Acquire(std::function<void(Status, std::string)> done) {
     return;
   }
   waiting_.push_back(std::move(done));
+  used_ = true;
+  last_acquire_ms_ = MonotonicMs();
   // Served on a later loop turn: callbacks never run inside the call.
   if (!serve_timer_.active()) serve_timer_.Start(0, [this] { Serve(); });
+  ArmAhead();
+}
+
+void HolderPool::ArmAhead() {
+  if (!used_ || shutting_down_ || static_cast<int>(all_.size()) >= options_.ahead) return;
+  if (ahead_timer_.active()) return;
+  double since = MonotonicMs() - last_acquire_ms_;
+  uint64_t wait = since >= static_cast<double>(options_.idle_ms)
+                      ? 0
+                      : static_cast<uint64_t>(static_cast<double>(options_.idle_ms) - since) + 1;
+  ahead_timer_.Start(wait, [this] { MakeAhead(); });
+}
+
+void HolderPool::MakeAhead() {
+  if (shutting_down_ || retry_timer_.active()) return;  // a failed make re-arms nothing
+  if (making_ > 0) return;  // a holder being made: its end arms this again
+  if (MonotonicMs() - last_acquire_ms_ < static_cast<double>(options_.idle_ms)) {
+    ArmAhead();  // an Acquire came meanwhile: wait for idle_ms past it
+    return;
+  }
+  if (options_.engine_idle && !options_.engine_idle()) {
+    ahead_timer_.Start(options_.idle_ms, [this] { MakeAhead(); });  // look again later
+    return;
+  }
+  if (static_cast<int>(all_.size()) >= options_.ahead) return;
+  Make();
 }
 
 void HolderPool::Serve() {
@@ -118,6 +149,7 @@ void HolderPool::Make() {
       }
       ready_.push_back(id);
       Serve();
+      ArmAhead();  // the next one made ahead, if the pool is still idle and short
     });
   });
 }
@@ -175,12 +207,14 @@ void HolderPool::Prune(const std::vector<docker::ContainerSummary>& rows) {
   retry_timer_.Stop();
   failures_ = 0;
   if (in_use) Fill();
+  ArmAhead();
 }
 
 void HolderPool::Shutdown(std::function<void()> done) {
   shutting_down_ = true;
   shutdown_done_ = std::move(done);
   retry_timer_.Stop();
+  ahead_timer_.Stop();
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& w : waiting) w(Cancelled("ephemera is stopping"), "");
@@ -195,6 +229,7 @@ void HolderPool::MaybeFinishShutdown() {
   shutdown_done_ = nullptr;
   serve_timer_.Close();
   retry_timer_.Close();
+  ahead_timer_.Close();
   done();
 }
 

@@ -12,7 +12,13 @@
 // and with no capabilities nothing in it could have changed its interfaces or routes).
 //
 // The pool keeps `spare` holders ready. Acquire hands one out (from the pool at once, or
-// once a new one has started); Release takes it back. Holders are labelled like every
+// once a new one has started); Release takes it back. A burst lends out more than `spare`
+// (a holder is lent from its environment's create until its removal is answered), and
+// the holders made for it mid-burst cost the burst's starts engine time. So once the pool
+// has been used, it also makes holders ahead while the daemon is idle (no Acquire for
+// `idle_ms` and `engine_idle` says nothing else is being started or run), one at a time,
+// until it has `ahead` in all; a daemon whose isolated functions are never called keeps
+// `spare` only. Holders are labelled like every
 // container of ours (ephemera.managed, ephemera.daemon) plus ephemera.holder=1, and are
 // hardened like environments.
 //
@@ -42,6 +48,10 @@ struct HolderOptions {
   std::string shim_path;                         // bind-mounted, run as `--hold`
   std::string instance_label;                    // ephemera.daemon
   int spare = 2;  // holders kept ready (`ephemera serve`: one per start that may be in flight)
+  int ahead = 0;  // holders in all made ahead while idle, once used (0: none); at most 4 × spare
+  uint64_t idle_ms = 100;  // how long without an Acquire counts as idle, and how often to look
+  // True when the daemon starts, runs and removes nothing (unset: always idle).
+  std::function<bool()> engine_idle;
 };
 
 class HolderPool {
@@ -68,12 +78,15 @@ class HolderPool {
   bool IsHolder(const std::string& id) const { return all_.count(id) != 0; }
   size_t ready() const { return ready_.size(); }
   size_t total() const { return all_.size(); }
+  size_t starting() const { return static_cast<size_t>(making_); }  // being created or started
   uint64_t created() const { return created_; }
   double mean_start_ms() const { return created_ ? start_ms_sum_ / created_ : 0; }
 
  private:
   void Make();
   void Serve();
+  void ArmAhead();   // schedules MakeAhead if the pool is short of `ahead`
+  void MakeAhead();  // one holder more, if the pool is idle
   void Remove(const std::string& id);
   void MaybeFinishShutdown();
 
@@ -90,6 +103,9 @@ class HolderPool {
   double start_ms_sum_ = 0;
   Timer serve_timer_;
   Timer retry_timer_;
+  Timer ahead_timer_;
+  bool used_ = false;           // some Acquire came
+  double last_acquire_ms_ = 0;  // MonotonicMs of the latest
   int failures_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;

@@ -146,6 +146,10 @@ class Scheduler {
   // Environments being removed (their containers are still there).
   size_t disposing() const;
   size_t starts_in_flight() const { return static_cast<size_t>(starts_in_flight_); }
+  // Network-namespace holders being made (for a burst, or ahead while idle).
+  size_t holders_starting() const {
+    return options_.sandbox.holders ? options_.sandbox.holders->starting() : 0;
+  }
   const SchedulerStats& stats() const { return stats_; }
   const SchedulerOptions& options() const { return options_; }
   docker::DockerClient* docker() const { return docker_; }

@@ -4,9 +4,12 @@
 // it matters, to show the probe can see what isolation hides.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
+#include "runtime/json/json.h"
 #include "tests/integration/daemon_fixture.h"
 
 namespace ephemera::testing {
@@ -156,6 +159,48 @@ TEST_F(Isolation, ASetuidBinaryCannotGainPrivileges) {
   EXPECT_EQ(gained.body, "uid=993 euid=0\n") << "the probe shows a setuid binary at work";
   EXPECT_TRUE(daemon_->WaitIdle());
   std::system(("/usr/bin/docker rmi -f " + image + " >/dev/null 2>&1").c_str());
+}
+
+// Network namespaces are made ahead (runtime/sandbox/holders.h): `--max-starts` holders
+// ready from the start while some function is isolated, and, once an isolated function has
+// been called, four times as many in all, made while the daemon is idle, so a burst finds
+// them made. Then no more, however idle.
+TEST(IsolationHolders, ThePoolGrowsAheadOnlyOnceUsedAndOnlyToItsCap) {
+  Daemon d;
+  Daemon::Options o;
+  o.extra_args = {"--max-starts", "1"};
+  ASSERT_EQ(d.Start(o), "");
+  const std::string mine = "ephemera.daemon=" + std::to_string(d.pid());
+  auto holders = [&] { return ContainersWithLabels({mine, "ephemera.holder=1"}).size(); };
+  auto starting = [&] {
+    auto j = json::Parse(Http("GET", d.url() + "/healthz").body);
+    return j ? json::GetNumber(j.get(), "holders_starting").value_or(-1) : -1;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return holders() == 1 && starting() == 0; }, 30000))
+      << "one spare for one start in flight: " << holders() << d.log();
+  // Unused, the pool stays at its spare, idle as the daemon is.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(holders(), 1u);
+  EXPECT_EQ(starting(), 0);
+
+  HttpResult r = d.Invoke("echo", R"({"n":1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(d.WaitIdle());
+  EXPECT_TRUE(WaitUntil([&] { return holders() == 4 && starting() == 0; }, 30000))
+      << "4 x the spare once used: " << holders() << d.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(holders(), 4u) << "no more than the cap";
+
+  // The next call takes one of them and gives it back: still 4.
+  r = d.Invoke("echo", R"({"n":2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(d.WaitIdle());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(holders(), 4u);
+  EXPECT_EQ(starting(), 0);
+
+  EXPECT_EQ(d.Stop(), 0) << d.log();
+  EXPECT_TRUE(ContainersWithLabel(mine).empty()) << "containers left by the daemon";
 }
 
 }  // namespace
