@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "bench/runner.h"
+#include "bench/stats.h"
 #include "runtime/json/json.h"
 
 namespace ephemera::bench {
@@ -310,6 +312,10 @@ std::string JsonReport(const RunResult& run, const Analysis& a) {
     cJSON_AddItemToObject(o, "rejects", RejectsJson(p.rejects));
     cJSON_AddItemToObject(o, "pool_cpu", BlockCpuJson(p.pool_cpu));
     cJSON_AddItemToObject(o, "floor_cpu", BlockCpuJson(p.floor.cpu));
+    cJSON_AddNumberToObject(o, "polls", p.polls);
+    cJSON_AddNumberToObject(o, "poll_basis_ms", p.poll_basis_ms);
+    cJSON* refills = cJSON_AddArrayToObject(o, "refill_ms");
+    for (double ms : p.refill_ms) cJSON_AddItemToArray(refills, cJSON_CreateNumber(ms));
     cJSON_AddItemToObject(o, "samples", SamplesJson(p.samples));
   }
   cJSON* tp = cJSON_AddArrayToObject(r, "throughput");
@@ -615,6 +621,24 @@ std::string MarkdownReport(const RunResult& run, const Analysis& a) {
           CiText(a.pool_rate) + " | " + F("%.2f", floor_rate) + " | " +
           (a.pool_floor_ratio.valid ? F("%.3f", a.pool_floor_ratio.estimate) : "–") + " | " +
           CiText(a.pool_floor_ratio, "%.3f") + " |\n\n";
+    if (pr.polls > 0) {
+      const int answered = pr.fresh + pr.not_fresh + pr.failed;
+      md +=
+          F("Looking for an idle environment, the benchmark asked /healthz %.0f times "
+            "(%.1f per invocation). ",
+            pr.polls, answered > 0 ? double(pr.polls) / answered : 0.0);
+      if (!pr.refill_ms.empty()) {
+        md += F("Of the replacements it saw become idle right after a short poll, %.0f gave a "
+                "time from their take: ",
+                double(pr.refill_ms.size())) +
+              F("p10 %.0f, p50 %.0f, p90 %.0f ms; ", Percentile(pr.refill_ms, 0.1),
+                Percentile(pr.refill_ms, 0.5), Percentile(pr.refill_ms, 0.9)) +
+              F("after a take it slept until %.2f x %.0f ms (their 20th percentile) had passed "
+                "since the oldest take still waiting, then asked every 2 ms.",
+                PoolPollPlan::kLead, pr.poll_basis_ms);
+      }
+      md += "\n\n";
+    }
     std::string cpu = CpuTable({{"pool", &pr.pool_cpu}, {"raw floor", &pr.floor.cpu}});
     if (!cpu.empty()) md += kCpuTableIntro + cpu;
   }

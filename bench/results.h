@@ -130,6 +130,11 @@ struct PoolRate {
   // The pool's blocks' CPU (the floor's is floor.cpu); one container per invocation (its
   // replacement).
   BlockCpu pool_cpu;
+  // How the pool blocks looked for idle environments (runner.h PoolPollPlan): the GET
+  // /healthz asked, the take-to-idle times counted, and what the last sleep aimed at.
+  int polls = 0;
+  std::vector<double> refill_ms;
+  double poll_basis_ms = 0;
 };
 
 // Warm throughput at one level of concurrent keep-alive clients (bench/loadgen.h).

@@ -24,6 +24,7 @@
 #include "bench/probes.h"
 #include "bench/progress.h"
 #include "bench/report.h"
+#include "bench/stats.h"
 #include "runtime/core/clock.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/uv_handle.h"
@@ -165,6 +166,9 @@ void PoolPollPlan::Take(double now) {
     takes_.pop_front();
     if (last_empty_ms_ > 0 && now - last_empty_ms_ <= 10) {
       refill_min_ms_ = refill_min_ms_ > 0 ? std::min(refill_min_ms_, took) : took;
+      refills_.push_back(took);
+      basis_ms_ =
+          refills_.size() >= kBasisSamples ? Percentile(refills_, kBasisQuantile) : refill_min_ms_;
     }
   }
   takes_.push_back(now);
@@ -172,8 +176,8 @@ void PoolPollPlan::Take(double now) {
 }
 
 double PoolPollPlan::DelayMs(double now) const {
-  if (takes_.empty() || refill_min_ms_ <= 0) return kPollMs;
-  return std::max(kPollMs, takes_.front() + kLead * refill_min_ms_ - now);
+  if (takes_.empty() || basis_ms_ <= 0) return kPollMs;
+  return std::max(kPollMs, takes_.front() + kLead * basis_ms_ - now);
 }
 
 bool ColdContainersSettled(const std::vector<docker::ContainerSummary>& rows,
@@ -1031,11 +1035,14 @@ class Runner {
     if (aborted_ || pool_block_left_ <= 0) {
       return Quiet([this] {
         AddBlockCpu(&r_->pool_rate.pool_cpu, BlockCount() - std::max(0, pool_block_left_));
+        r_->pool_rate.refill_ms = pool_poll_.refills();
+        r_->pool_rate.poll_basis_ms = pool_poll_.basis_ms();
         ++block_;
         Later(0, [this] { RunBlock(); });
       });
     }
     GetHealth([this](Health h) {
+      ++r_->pool_rate.polls;
       if (aborted_) return PoolRateNext();
       double now = MonotonicMs();
       if (h.status == 200 && h.idle - other_idle_ < 1) {

@@ -155,11 +155,21 @@ class PoolPollPlan {
   void Take(double now);
   double DelayMs(double now) const;
   double refill_min_ms() const { return refill_min_ms_; }
+  // What the sleep aims at: the 20th percentile of the take-to-idle times counted, once
+  // there are kBasisSamples of them, else the shortest (0: none yet). A single short
+  // outlier (a replacement matched to the wrong take) then no longer makes every later
+  // wait a poll every 2 ms.
+  static constexpr size_t kBasisSamples = 5;
+  static constexpr double kBasisQuantile = 0.2;
+  double basis_ms() const { return basis_ms_; }
+  const std::vector<double>& refills() const { return refills_; }  // counted, in order
 
  private:
   int originals_ = 0;
   std::deque<double> takes_;  // takes whose replacement has not been taken yet
   double refill_min_ms_ = 0;  // shortest take-to-idle seen (0: none yet)
+  double basis_ms_ = 0;
+  std::vector<double> refills_;
   double last_empty_ms_ = 0;  // the last poll that saw none idle after a short wait
 };
 

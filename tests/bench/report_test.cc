@@ -123,6 +123,10 @@ RunResult MakeRun() {
   // Its blocks' CPU against the floor's: 10 containers each, 2 s of wall time.
   r.pool_rate.pool_cpu = {2, 10, 2000, 3000, 40, 20, 400, 10, 30};
   r.pool_rate.floor.cpu = {2, 10, 2000, 3600, 0, 10, 420, 0, 30};
+  // It asked /healthz 26 times (2 per invocation) and counted ten replacements' times.
+  r.pool_rate.polls = 26;
+  r.pool_rate.refill_ms = {100, 110, 120, 130, 140, 150, 160, 170, 180, 190};
+  r.pool_rate.poll_basis_ms = 118;
   // Throughput: 12,000 invokes in 1 s at 16 clients, 6,000 in 1 s at 1.
   for (int c : {1, 16}) {
     ThroughputLevel t;
@@ -462,6 +466,9 @@ TEST(BenchReport, MarkdownHasTheSections) {
         "## Pool refill rate",
         "| pool | 2 | 10 | 200.0 | 300.0 | 1.50 | 4.0 | 2.0 | 40.0 | 1.0 | 250.0 | 3.0 |",
         "| raw floor | 2 | 10 | 200.0 | 360.0 | 1.80 | 0.0 | 1.0 | 42.0 | 0.0 | 314.0 | 3.0 |",
+        "the benchmark asked /healthz 26 times (2.0 per invocation). Of the replacements it "
+        "saw become idle right after a short poll, 10 gave a time from their take: p10 109, "
+        "p50 145, p90 181 ms; after a take it slept until 0.85 x 118 ms",
         "| ephemera cold @2 | 1 | 4 | 500.0 | 800.0 | 1.60 | 5.0 | 2.0 | 50.0 | 1.0 | 742.0 | 0.0 "
         "|",
         "## Warm throughput",

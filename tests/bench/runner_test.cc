@@ -223,5 +223,30 @@ TEST(BenchRunner, ThePoolPollSleepsUntilShortlyBeforeTheOldestReplacementCanBeRe
   EXPECT_DOUBLE_EQ(plan.DelayMs(2), 0 + 0.85 * 279 - 2);
 }
 
+// One replacement matched to the wrong take looks very fast; with five or more times the
+// sleep aims at their 20th percentile, so that outlier does not turn every later wait into
+// polls every 2 ms.
+TEST(BenchRunner, ThePoolPollAimsAtTheTwentiethPercentileOnceItHasFiveTimes) {
+  PoolPollPlan plan;
+  plan.StartBlock(0);
+  double now = 0;
+  plan.Take(now);  // no replacement time from the first take
+  for (double took : {20.0, 300.0, 310.0, 320.0}) {
+    now += took;
+    plan.SawNoneIdle(now - 2, 2);
+    plan.Take(now);
+  }
+  ASSERT_EQ(plan.refills().size(), 4u);
+  EXPECT_DOUBLE_EQ(plan.basis_ms(), 20) << "under five times, the shortest";
+  now += 330;
+  plan.SawNoneIdle(now - 2, 2);
+  plan.Take(now);
+  ASSERT_EQ(plan.refills().size(), 5u);
+  EXPECT_DOUBLE_EQ(plan.refill_min_ms(), 20);
+  // 20, 300, 310, 320, 330: the 20th percentile is 20 + 0.8 x (300 - 20) = 244.
+  EXPECT_DOUBLE_EQ(plan.basis_ms(), 244);
+  EXPECT_DOUBLE_EQ(plan.DelayMs(now + 1), 0.85 * 244 - 1);
+}
+
 }  // namespace
 }  // namespace ephemera::bench
