@@ -948,7 +948,8 @@ class Runner {
   struct Health {
     int status = 0;
     double in_flight = 0, waiting = 0, environments = 0, idle = 0, disposing = 0;
-    double holders_starting = 0;  // the daemon making network namespaces ahead
+    // The daemon making network namespaces, and how many it will still make ahead.
+    double holders_starting = 0, holders_ahead_left = 0;
   };
 
   void GetHealth(std::function<void(Health)> done) {
@@ -962,6 +963,7 @@ class Runner {
         h.idle = json::GetNumber(j.get(), "idle_environments").value_or(0);
         h.disposing = json::GetNumber(j.get(), "disposing").value_or(0);
         h.holders_starting = json::GetNumber(j.get(), "holders_starting").value_or(0);
+        h.holders_ahead_left = json::GetNumber(j.get(), "holders_ahead_left").value_or(0);
       }
       done(h);
     });
@@ -972,7 +974,7 @@ class Runner {
   void PollQuiet(std::function<void()> next) {
     GetHealth([this, next = std::move(next)](Health h) mutable {
       bool quiet = h.status == 200 && h.in_flight == 0 && h.disposing == 0 &&
-                   h.holders_starting == 0 && h.idle >= ExpectedIdle();
+                   h.holders_starting == 0 && h.holders_ahead_left == 0 && h.idle >= ExpectedIdle();
       if (quiet || h.status == 0 || aborted_) return next();
       if (MonotonicMs() > quiet_deadline_) {
         if (unquiet_notes_++ < 3) {
@@ -980,8 +982,9 @@ class Runner {
               "the daemon was not quiet " + std::to_string(o_.settle_timeout_ms) +
               " ms after a sample (in flight " + std::to_string(static_cast<int>(h.in_flight)) +
               ", disposing " + std::to_string(static_cast<int>(h.disposing)) +
-              ", holders starting " + std::to_string(static_cast<int>(h.holders_starting)) +
-              ", idle " + std::to_string(static_cast<int>(h.idle)) + " of " +
+              ", holders starting " + std::to_string(static_cast<int>(h.holders_starting)) + " (" +
+              std::to_string(static_cast<int>(h.holders_ahead_left)) +
+              " more to make ahead), idle " + std::to_string(static_cast<int>(h.idle)) + " of " +
               std::to_string(static_cast<int>(ExpectedIdle())) + " expected)");
         }
         return next();

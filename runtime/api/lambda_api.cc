@@ -551,16 +551,18 @@ void LambdaApi::DeleteFunction(const Ex& ex, const std::string& ref) {
 // ---- Health and metrics ----
 
 void LambdaApi::Health(const Ex& ex) {
-  char body[340];
+  char body[380];
   std::snprintf(body, sizeof body,
                 "{\"status\":\"ok\",\"in_flight\":%zu,\"waiting\":%zu,\"environments\":%zu,"
                 "\"idle_environments\":%zu,\"disposing\":%zu,\"holders_starting\":%zu,"
+                "\"holders_ahead_left\":%zu,"
                 "\"functions\":%zu}\n",
                 // Event invocations the queue holds outside the scheduler count as in flight:
                 // picked up and not yet running, or recording their outcome.
                 scheduler_->in_flight() + (events_ ? events_->queue().held_not_running() : 0),
                 scheduler_->waiting(), scheduler_->environments(), scheduler_->idle_environments(),
-                scheduler_->disposing(), scheduler_->holders_starting(), registry_->List().size());
+                scheduler_->disposing(), scheduler_->holders_starting(),
+                scheduler_->holders_ahead_left(), registry_->List().size());
   ex->Reply(http::HttpResponse(200, body, "application/json"));
 }
 

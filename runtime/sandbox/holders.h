@@ -79,6 +79,11 @@ class HolderPool {
   size_t ready() const { return ready_.size(); }
   size_t total() const { return all_.size(); }
   size_t starting() const { return static_cast<size_t>(making_); }  // being created or started
+  // How many more it will make ahead once the daemon is idle (0 until it is used).
+  size_t ahead_left() const {
+    if (!used_ || shutting_down_ || static_cast<int>(all_.size()) >= options_.ahead) return 0;
+    return static_cast<size_t>(options_.ahead) - all_.size();
+  }
   uint64_t created() const { return created_; }
   double mean_start_ms() const { return created_ ? start_ms_sum_ / created_ : 0; }
 

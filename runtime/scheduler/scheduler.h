@@ -150,6 +150,9 @@ class Scheduler {
   size_t holders_starting() const {
     return options_.sandbox.holders ? options_.sandbox.holders->starting() : 0;
   }
+  size_t holders_ahead_left() const {
+    return options_.sandbox.holders ? options_.sandbox.holders->ahead_left() : 0;
+  }
   const SchedulerStats& stats() const { return stats_; }
   const SchedulerOptions& options() const { return options_; }
   docker::DockerClient* docker() const { return docker_; }
