@@ -189,7 +189,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Router::Params params;
     std::string pattern(in.substr(0, cut)), path(in.substr(cut + 1));
     if (Router::Match(pattern, path, &params)) {
-      for (const auto& p : params) Check(!p.empty(), "a {} parameter is never empty");
+      // A "{...}" last segment takes the rest of the path, which may be empty
+      // (runtime/http/router.h); every "{}" parameter is one segment, never empty.
+      const bool rest =
+          pattern == "{...}" ||
+          (pattern.size() > 5 && pattern.compare(pattern.size() - 6, 6, "/{...}") == 0);
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (rest && i + 1 == params.size()) {
+          Check(path.size() >= params[i].size() &&
+                    path.compare(path.size() - params[i].size(), params[i].size(), params[i]) == 0,
+                "a {...} parameter is the end of the path");
+        } else {
+          Check(!params[i].empty(), "a {} parameter is never empty");
+        }
+      }
     }
   }
   return 0;
