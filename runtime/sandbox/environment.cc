@@ -27,10 +27,10 @@ constexpr size_t kMaxLogBytes = 64 * 1024;
 // How long past the init timeout the daemon waits for the runtime's own init error.
 constexpr uint64_t kInitReportGraceMs = 1000;
 // How long a finished invocation's outcome may wait for its last output on the attach
-// stream. A kept environment's waits until the runtime asks for its next event, never
-// longer than kLogGraceMs. A disposed one's waits until the attach stream ends, which the
-// engine does once it has written everything the container wrote: a busy engine's stream
-// can lag by over a second, and a cap of kLogGraceMs lost the function's last lines there.
+// stream. A kept environment's waits until the runtime asks for its next event and
+// kLogSettleMs more, never longer than kLogGraceMs. A disposed one's waits until the attach stream
+// ends, which the engine does once it has written everything the container wrote: a busy engine's
+// stream can lag by over a second, and a cap of kLogGraceMs lost the function's last lines there.
 // kLogRemovalBackstopMs is only for an engine that never ends the stream.
 constexpr uint64_t kLogGraceMs = 1000;
 constexpr uint64_t kLogRemovalBackstopMs = 10000;

@@ -38,8 +38,7 @@ void HolderPool::Acquire(std::function<void(Status, std::string)> done) {
 }
 
 void HolderPool::ArmAhead() {
-  if (!used_ || shutting_down_ || static_cast<int>(all_.size()) >= options_.ahead) return;
-  if (ahead_timer_.active()) return;
+  if (ahead_left() == 0 || ahead_timer_.active()) return;
   double since = MonotonicMs() - last_acquire_ms_;
   uint64_t wait = since >= static_cast<double>(options_.idle_ms)
                       ? 0
@@ -58,8 +57,7 @@ void HolderPool::MakeAhead() {
     ahead_timer_.Start(options_.idle_ms, [this] { MakeAhead(); });  // look again later
     return;
   }
-  if (static_cast<int>(all_.size()) >= options_.ahead) return;
-  Make();
+  if (ahead_left() > 0) Make();
 }
 
 void HolderPool::Serve() {

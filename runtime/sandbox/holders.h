@@ -18,9 +18,8 @@
 // has been used, it also makes holders ahead while the daemon is idle (no Acquire for
 // `idle_ms` and `engine_idle` says nothing else is being started or run), one at a time,
 // until it has `ahead` in all; a daemon whose isolated functions are never called keeps
-// `spare` only. Holders are labelled like every
-// container of ours (ephemera.managed, ephemera.daemon) plus ephemera.holder=1, and are
-// hardened like environments.
+// `spare` only. Holders are labelled like every container of ours (ephemera.managed,
+// ephemera.daemon) plus ephemera.holder=1, and are hardened like environments.
 //
 // Thread: the loop thread. Callbacks: Acquire's `done` runs exactly once, never inside
 // the call; Shutdown's once every holder is removed. Destroying the pool drops pending
