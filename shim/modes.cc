@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 
+#include "shim/log_mark.h"
 #include "shim/supervisor.h"
 
 namespace ephemera::shim {
@@ -156,12 +157,17 @@ ProxyHooks ShimProxyHooks(const Endpoint& upstream, AutoDecision* decision) {
   hooks.on_request = [decision](const WireHead& request, std::string* local_response) {
     if (request.target.compare(0, kRuntimePrefix.size(), kRuntimePrefix) != 0) return false;
     std::string_view answered = AnsweredRequestId(request);
-    if (!answered.empty()) ForgetDeadline(answered);
+    if (!answered.empty()) {
+      ForgetDeadline(answered);
+      // Before the result goes upstream: the function's output so far is ahead of it.
+      WriteLogMarkFor(answered);
+    }
     return decision != nullptr && decision->OnRuntimeRequest(request, local_response);
   };
   hooks.on_response = [](const WireHead& request, const WireHead& response) {
     if (request.method != "GET" || request.target != kNextTarget || response.status != 200) return;
     const std::string* id = response.Header("Lambda-Runtime-Aws-Request-Id");
+    if (id != nullptr && response.Header(kLogMarkAskHeader) != nullptr) ExpectLogMark(*id);
     const std::string* deadline = response.Header("Lambda-Runtime-Deadline-Ms");
     if (id != nullptr && deadline != nullptr) {
       WatchDeadline(*id, strtoll(deadline->c_str(), nullptr, 10));

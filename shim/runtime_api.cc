@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "shim/json.h"
+#include "shim/log_mark.h"
 
 namespace ephemera::shim {
 namespace {
@@ -68,6 +69,7 @@ HttpRequest NextRequest() {
   request.method = "GET";
   request.target = std::string(kPrefix) + "/invocation/next";
   request.headers.emplace_back("User-Agent", kUserAgent);
+  request.headers.emplace_back(std::string(kLogMarksOfferHeader), "1");
   return request;
 }
 
@@ -112,6 +114,7 @@ Status ReadInvocation(HttpResponse* response, bool keep, Invocation* invocation)
   invocation->client_context = HeaderOrEmpty(*response, "Lambda-Runtime-Client-Context");
   invocation->cognito_identity = HeaderOrEmpty(*response, "Lambda-Runtime-Cognito-Identity");
   invocation->content_type = HeaderOrEmpty(*response, "Content-Type");
+  if (response->Header(kLogMarkAskHeader) != nullptr) ExpectLogMark(invocation->request_id);
   if (keep) {
     invocation->event = response->body;
   } else {
@@ -130,8 +133,9 @@ Status RuntimeApiClient::Next(Invocation* invocation, HttpResponse* full_respons
   return ReadInvocation(&response, full_response != nullptr, invocation);
 }
 
-Status RuntimeApiClient::Post(std::string target, std::string body, std::string_view content_type,
-                              std::string_view error_type) {
+Status RuntimeApiClient::Post(std::string_view request_id, std::string target, std::string body,
+                              std::string_view content_type, std::string_view error_type) {
+  WriteLogMarkFor(request_id);  // the output so far is ahead of the mark (log_mark.h)
   HttpRequest request = PostRequest(std::move(target), std::move(body), content_type, error_type);
   HttpResponse response;
   Status st = http_.Send(request, &response);
@@ -141,18 +145,22 @@ Status RuntimeApiClient::Post(std::string target, std::string body, std::string_
 
 Status RuntimeApiClient::PostResponse(std::string_view request_id, std::string body,
                                       std::string_view content_type) {
-  return Post(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/response",
+  return Post(request_id,
+              std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/response",
               std::move(body), content_type, {});
 }
 
 Status RuntimeApiClient::PostError(std::string_view request_id, std::string_view error_type,
                                    std::string_view message) {
-  return Post(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/error",
+  return Post(request_id,
+              std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/error",
               ErrorBody(error_type, message), "application/json", error_type);
 }
 
-Status RuntimeApiClient::PostThenNext(const HttpRequest& post, Invocation* next, bool* posted) {
+Status RuntimeApiClient::PostThenNext(std::string_view request_id, const HttpRequest& post,
+                                      Invocation* next, bool* posted) {
   *posted = false;
+  WriteLogMarkFor(request_id);
   HttpResponse post_response;
   HttpResponse next_response;
   Status st = http_.SendPipelined(post, &post_response, NextRequest(), &next_response,
@@ -169,6 +177,7 @@ Status RuntimeApiClient::PostResponseThenNext(std::string_view request_id, std::
                                               std::string_view content_type, Invocation* next,
                                               bool* posted) {
   return PostThenNext(
+      request_id,
       PostRequest(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/response",
                   std::move(body), content_type, {}),
       next, posted);
@@ -178,13 +187,14 @@ Status RuntimeApiClient::PostErrorThenNext(std::string_view request_id, std::str
                                            std::string_view message, Invocation* next,
                                            bool* posted) {
   return PostThenNext(
+      request_id,
       PostRequest(std::string(kPrefix) + "/invocation/" + std::string(request_id) + "/error",
                   ErrorBody(error_type, message), "application/json", error_type),
       next, posted);
 }
 
 Status RuntimeApiClient::PostInitError(std::string_view error_type, std::string_view message) {
-  return Post(std::string(kPrefix) + "/init/error", ErrorBody(error_type, message),
+  return Post({}, std::string(kPrefix) + "/init/error", ErrorBody(error_type, message),
               "application/json", error_type);
 }
 

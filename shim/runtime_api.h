@@ -6,6 +6,8 @@
 // the function cannot start. Used by the shim's modes and by native functions
 // (shim/native.h). Where the daemon is comes from the environment (UpstreamFromEnvironment):
 // a unix socket (EPHEMERA_RUNTIME_SOCKET) or TCP host:port.
+// GET /next offers log marks, and a result is preceded by the invocation's mark when its
+// /next answer asked for one (shim/log_mark.h).
 // Errors are Status sentences; IsReachable() tells a daemon that is gone from one that
 // merely failed a request.
 // Thread: one thread per client. Depends on: shim/http_client.h.
@@ -100,9 +102,11 @@ class RuntimeApiClient {
   const Endpoint& endpoint() const noexcept { return http_.endpoint(); }
 
  private:
-  Status Post(std::string target, std::string body, std::string_view content_type,
-              std::string_view error_type);
-  Status PostThenNext(const HttpRequest& post, Invocation* next, bool* posted);
+  // Both write the invocation's log mark first, if it asked for one (log_mark.h).
+  Status Post(std::string_view request_id, std::string target, std::string body,
+              std::string_view content_type, std::string_view error_type);
+  Status PostThenNext(std::string_view request_id, const HttpRequest& post, Invocation* next,
+                      bool* posted);
 
   HttpClient http_;
 };

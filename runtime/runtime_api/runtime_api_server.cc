@@ -3,6 +3,7 @@
 #include "runtime/core/clock.h"
 #include "runtime/core/log.h"
 #include "runtime/json/json.h"
+#include "shim/log_mark.h"
 
 namespace ephemera::runtime_api {
 namespace {
@@ -122,6 +123,7 @@ void RuntimeApiServer::Deliver(Event event) {
 
 void RuntimeApiServer::HandleNext(const std::shared_ptr<http::HttpExchange>& ex) {
   ++next_calls_;
+  if (ex->request().headers.Has(shim::kLogMarksOfferHeader)) offers_log_marks_ = true;
   if (queue_.empty()) {
     if (parked_next_ && parked_next_->waiting()) {
       ex->Reply(RuntimeApiError(403, "InvalidStateTransition",
@@ -153,6 +155,7 @@ void RuntimeApiServer::HandOut(const std::shared_ptr<http::HttpExchange>& ex) {
   if (!event.cognito_identity.empty()) {
     r.headers.Set("Lambda-Runtime-Cognito-Identity", event.cognito_identity);
   }
+  if (event.log_mark) r.headers.Set(shim::kLogMarkAskHeader, "1");
   outstanding_.insert(event.request_id);
   event.payload.clear();
   // Tell the owner before replying: it starts the handler clock at hand-out.

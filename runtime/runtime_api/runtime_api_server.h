@@ -53,6 +53,8 @@ struct Event {
   std::string trace_id;
   std::string client_context;    // JSON text, already base64-decoded
   std::string cognito_identity;  // JSON text
+  // Ask the runtime to mark the end of this invocation's output (shim/log_mark.h).
+  bool log_mark = false;
 };
 
 struct RuntimeError {
@@ -97,6 +99,8 @@ class RuntimeApiServer {
   void Close() { server_.Close(); }
 
   bool runtime_waiting() const;
+  // True once a GET /next offered log marks (shim/log_mark.h).
+  bool runtime_offers_log_marks() const { return offers_log_marks_; }
   uint64_t next_calls() const { return next_calls_; }
 
  private:
@@ -115,6 +119,7 @@ class RuntimeApiServer {
   std::shared_ptr<http::HttpExchange> parked_next_;
   std::set<std::string> outstanding_;  // handed out, not yet answered
   uint64_t next_calls_ = 0;
+  bool offers_log_marks_ = false;
 };
 
 // {"errorMessage":..,"errorType":..} with status, as the Runtime API answers errors.

@@ -27,16 +27,16 @@ constexpr size_t kMaxLogBytes = 64 * 1024;
 // How long past the init timeout the daemon waits for the runtime's own init error.
 constexpr uint64_t kInitReportGraceMs = 1000;
 // How long a finished invocation's outcome may wait for its last output on the attach
-// stream. A kept environment's waits until the runtime asks for its next event and
-// kLogSettleMs more, never longer than kLogGraceMs. A disposed one's waits until the attach stream
-// ends, which the engine does once it has written everything the container wrote: a busy engine's
-// stream can lag by over a second, and a cap of kLogGraceMs lost the function's last lines there.
-// kLogRemovalBackstopMs is only for an engine that never ends the stream.
+// stream, which trails the Runtime API by milliseconds, or by over a second on a busy
+// engine. When the runtime writes log marks (log_marks.h) the outcome waits for its mark on
+// both streams, or for the stream's end, and the outcome of a removed container without
+// them for the stream's end: the engine ends it once it has written all the container
+// wrote. kLogBackstopMs is only for an engine that never sends either. A kept environment
+// whose runtime writes no marks waits until the runtime asks for its next event and
+// kLogSettleMs more, never longer than kLogGraceMs: that can lose the last lines when the
+// stream trails by more.
 constexpr uint64_t kLogGraceMs = 1000;
-constexpr uint64_t kLogRemovalBackstopMs = 10000;
-// Once a kept environment's runtime asks for its next event, the output of the previous
-// one was written; give the engine's attach stream a moment to carry it (it lags behind
-// the Runtime API by milliseconds, more on a loaded machine). Only log-tail calls wait.
+constexpr uint64_t kLogBackstopMs = 10000;
 constexpr uint64_t kLogSettleMs = 50;
 // How long a kept environment's event waits for the attach its log tail asked for; past
 // it the event goes without (an engine that never answers must not hold an invocation).
@@ -451,20 +451,40 @@ void Environment::WatchContainer() {
 // The container's output goes to the invocation's log tail (or, once its outcome waits
 // for trailing output, to that outcome's) from the attach's answer on.
 void Environment::AttachOutput(void (*on_attached)(Environment*, Status)) {
-  attach_request_ = docker_->Attach(
-      container_id_, Guard(on_attached),
-      Guard([](Environment* self, docker::StreamType, std::string_view data) {
-        std::string& sink = self->delivery_ ? self->delivery_->first.logs : self->logs_;
-        sink.append(data);
-        if (sink.size() > kMaxLogBytes) sink.erase(0, sink.size() - kMaxLogBytes);
-      }),
-      Guard([](Environment* self, Status) {
-        self->attach_request_ = 0;
-        if (self->state_ == EnvironmentState::kDisposing) {
-          self->FlushDelivery();
-          if (self->removed_) self->Gone();
-        }
-      }));
+  attach_request_ =
+      docker_->Attach(container_id_, Guard(on_attached),
+                      Guard([](Environment* self, docker::StreamType type, std::string_view data) {
+                        const int s = type == docker::StreamType::kStderr ? 1 : 0;
+                        self->mark_scanners_[s].Feed(
+                            data, [self, s](std::string_view text) { self->AppendOutput(s, text); },
+                            [self, s](std::string_view id) { self->OnLogMark(s, id); });
+                      }),
+                      Guard([](Environment* self, Status) {
+                        self->attach_request_ = 0;
+                        // No more output will come, nor marks: the waiting outcome has all there
+                        // is.
+                        self->FlushDelivery();
+                        if (self->removed_) self->Gone();
+                      }));
+}
+
+void Environment::AppendOutput(int s, std::string_view text) {
+  std::string* sink = &logs_;
+  if (delivery_ && (!delivery_marked_ || marked_[s] != delivery_id_)) {
+    sink = &delivery_->first.logs;
+  } else if (current_ && mark_expected_ && marked_[s] == current_->request.request_id) {
+    return;  // written after the invocation's result: between invocations, in no tail
+  }
+  sink->append(text);
+  if (sink->size() > kMaxLogBytes) sink->erase(0, sink->size() - kMaxLogBytes);
+}
+
+void Environment::OnLogMark(int s, std::string_view request_id) {
+  marked_[s].assign(request_id);
+  if (delivery_ && delivery_marked_ && MarkedOnBothStreams(delivery_id_)) {
+    FlushDelivery();
+    if (removed_) Gone();
+  }
 }
 
 // A kept environment's first invocation that asks for its log tail: the event waits until
@@ -534,7 +554,9 @@ void Environment::Run(Invocation invocation) {
     if (invocation.done) invocation.done(std::move(out));
     return;
   }
-  FlushDelivery();  // the previous outcome goes out before the next event starts
+  // The previous outcome goes out before the next event starts, unless its marks will tell
+  // its output from the next invocation's.
+  if (!delivery_marked_) FlushDelivery();
   SetState(EnvironmentState::kBusy);
   if (invocation.request.capture_logs && !container_id_.empty()) ResetMaxMemory(container_id_);
   oom_kills_before_ = container_id_.empty() ? 0 : OomKills(container_id_, &oom_fd_);
@@ -550,6 +572,7 @@ void Environment::Hand(Invocation invocation, bool deliver) {
   if (served_ > 0) machine_oom_kills_before_ = -1;
   logs_.clear();
   event_taken_ = false;
+  mark_expected_ = false;
   runtime_api::Event event;
   event.request_id = invocation.request.request_id;
   event.payload = std::move(invocation.request.payload);  // not read again: no 6 MB copy
@@ -558,6 +581,7 @@ void Environment::Hand(Invocation invocation, bool deliver) {
   event.function_arn = registry::FunctionArn(spec_->name);
   event.client_context = invocation.request.client_context;
   event.trace_id = TraceId(invocation.request.request_id);
+  event.log_mark = invocation.request.capture_logs;
   current_ = std::move(invocation);
   if (deliver) {
     runtime_api_->Deliver(std::move(event));
@@ -575,7 +599,7 @@ void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
     // The runtime is waiting for an event.
     // A kept environment's previous outcome has its output by now, give or take the
     // stream's lag; a disposed one's waits for the stream's end instead.
-    if (delivery_ && state_ != EnvironmentState::kDisposing) {
+    if (delivery_ && !delivery_marked_ && state_ != EnvironmentState::kDisposing) {
       delivery_timer_.Start(kLogSettleMs, [this] { FlushDelivery(); });
     }
     if (state_ == EnvironmentState::kProvisioning && !current_) {
@@ -587,6 +611,8 @@ void Environment::OnRuntimeNext(const runtime_api::Event* handed_out) {
   if (!current_ || state_ == EnvironmentState::kDisposing) return;
   SetState(EnvironmentState::kBusy);
   event_taken_ = true;
+  mark_expected_ =
+      handed_out->log_mark && (InjectsShim(*spec_) || runtime_api_->runtime_offers_log_marks());
   t_handed_ = MonotonicMs();
   timer_.Start(static_cast<uint64_t>(spec_->timeout_s) * 1000, [this] { OnTimeout(); });
 }
@@ -851,7 +877,11 @@ void Environment::Finish(InvokeOutcome outcome) {
     if (!container_id_.empty()) outcome.max_memory_used_mb = MaxMemoryUsedMb(container_id_);
   }
   logs_.clear();
-  bool wait_for_logs = inv.request.capture_logs && attach_request_ != 0;
+  const std::string& id = inv.request.request_id;
+  const bool marked = mark_expected_ && event_taken_;
+  // With marks read on both streams the tail is complete already.
+  bool wait_for_logs =
+      inv.request.capture_logs && attach_request_ != 0 && !(marked && MarkedOnBothStreams(id));
   if (reusable_) SetState(EnvironmentState::kReady);
   // The owner decides first (keep or dispose), then the caller gets the outcome; the
   // caller's copy waits for trailing output when it asked for the log tail.
@@ -860,9 +890,12 @@ void Environment::Finish(InvokeOutcome outcome) {
     Dispose();
   }
   if (wait_for_logs) {
+    FlushDelivery();  // an earlier outcome still waiting for its marks goes without them
     delivery_.emplace(std::move(outcome), std::move(inv.done));
+    delivery_marked_ = marked;
+    delivery_id_ = id;
     const bool removing = state_ == EnvironmentState::kDisposing;
-    delivery_timer_.Start(removing ? kLogRemovalBackstopMs : kLogGraceMs,
+    delivery_timer_.Start(removing || marked ? kLogBackstopMs : kLogGraceMs,
                           Guard([](Environment* self) {
                             self->FlushDelivery();
                             if (self->removed_) self->Gone();
@@ -877,6 +910,7 @@ void Environment::FlushDelivery() {
   if (!delivery_) return;
   auto [outcome, done] = std::move(*delivery_);
   delivery_.reset();
+  delivery_marked_ = false;
   if (done) done(std::move(outcome));
 }
 

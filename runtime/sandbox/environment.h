@@ -43,6 +43,7 @@
 #include "runtime/sandbox/forwarder.h"
 #include "runtime/sandbox/holders.h"
 #include "runtime/sandbox/invocation.h"
+#include "runtime/sandbox/log_marks.h"
 
 namespace ephemera::sandbox {
 
@@ -174,6 +175,13 @@ class Environment : public std::enable_shared_from_this<Environment> {
   void ReadKernelLog(const std::string& request_id, const std::string& message);
   void Lose(Status why);  // a failure with no invocation in the environment
   void FlushDelivery();   // hands a finished invocation's outcome to its caller
+  // Output of stream `s` (0 stdout, 1 stderr) goes to the outcome waiting for it, else to
+  // the current invocation's tail, unless that invocation's mark came first.
+  void AppendOutput(int s, std::string_view text);
+  void OnLogMark(int s, std::string_view request_id);
+  bool MarkedOnBothStreams(const std::string& request_id) const {
+    return marked_[0] == request_id && marked_[1] == request_id;
+  }
   void RemoveContainer();
   void Gone();  // the container is removed and no outcome waits for output: on_gone
   void SetState(EnvironmentState state);
@@ -218,6 +226,14 @@ class Environment : public std::enable_shared_from_this<Environment> {
   std::string logs_;
   // A finished invocation whose outcome waits for the rest of its output.
   std::optional<std::pair<InvokeOutcome, InvokeDone>> delivery_;
+  // Log marks (log_marks.h): one scanner per stream (0 stdout, 1 stderr) and the request
+  // id of the last mark each one read. `mark_expected_`: the current invocation's runtime
+  // was asked for a mark and writes them; `delivery_marked_`, the same for delivery_'s.
+  LogMarkScanner mark_scanners_[2];
+  std::string marked_[2];
+  bool mark_expected_ = false;
+  bool delivery_marked_ = false;
+  std::string delivery_id_;
   uint64_t served_ = 0;
   long oom_kills_before_ = 0;           // the container's OOM-kill count when the invocation began
   long machine_oom_kills_before_ = -1;  // the machine's, when the environment was provisioned

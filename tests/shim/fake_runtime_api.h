@@ -28,6 +28,7 @@ class FakeRuntimeApi {
   struct Options {
     std::string unix_path;            // listen on this unix socket instead of TCP
     long long deadline_after_ms = 0;  // > 0: each event's deadline is this long after /next
+    bool ask_log_mark = false;        // each event asks for a log mark (shim/log_mark.h)
   };
 
   explicit FakeRuntimeApi(std::vector<std::string> events)
@@ -76,7 +77,8 @@ class FakeRuntimeApi {
                                    "\r\nLambda-Runtime-Deadline-Ms: " + std::to_string(deadline) +
                                    "\r\nLambda-Runtime-Trace-Id: Root=1-test\r\n"
                                    "Lambda-Runtime-Invoked-Function-Arn: " +
-                                   kFunctionArn + "\r\nContent-Type: application/json\r\n");
+                                   kFunctionArn + "\r\nContent-Type: application/json\r\n" +
+                                   (options_.ask_log_mark ? "Ephemera-Log-Mark: 1\r\n" : ""));
     }
     return FakeReply::Simple(202, "{\"status\":\"OK\"}");
   }

@@ -22,6 +22,7 @@
 
 #include "shim/http_client.h"
 #include "shim/json.h"
+#include "shim/log_mark.h"
 #include "tests/shim/fake_runtime_api.h"
 #include "tests/shim/unix_echo_server.h"
 
@@ -209,6 +210,52 @@ TEST(ShimProcess, NonZeroExitPostsFunctionErrorWithStderrTail) {
   // The environment survives a function error: the second event is served too.
   ASSERT_TRUE(api.WaitForPost("/invocation/req-2/error", &post));
   EXPECT_NE(shim.Stderr().find("oops"), std::string::npos);  // forwarded to the log
+}
+
+// Asked for it, the shim writes the invocation's log mark on stderr (and stdout) after the
+// function's output and before the result; GET /next offers marks. Unasked, no mark.
+TEST(ShimProcess, ExecModeWritesTheLogMarkAfterTheOutputWhenAsked) {
+  FakeRuntimeApi::Options asked;
+  asked.ask_log_mark = true;
+  FakeRuntimeApi api({"{}", "{}"}, asked);
+  ShimProcess shim(api.endpoint(), {"/bin/sh", "-c", "echo err-line >&2; cat"});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  std::string log = shim.Stderr();
+  size_t line = log.find("err-line\n");
+  size_t mark1 = log.find(ephemera::shim::LogMark("req-1"));
+  size_t mark2 = log.find(ephemera::shim::LogMark("req-2"));
+  ASSERT_NE(line, std::string::npos) << log;
+  ASSERT_NE(mark1, std::string::npos) << log;
+  ASSERT_NE(mark2, std::string::npos) << log;
+  EXPECT_LT(line, mark1);
+  EXPECT_LT(mark1, log.find("err-line\n", line + 1)) << "the second run's line follows mark 1";
+  EXPECT_LT(log.find("err-line\n", line + 1), mark2);
+  for (const auto& r : api.server().requests()) {
+    if (r.target == kNext) {
+      EXPECT_EQ(r.Header("Ephemera-Log-Marks"), "1");
+    }
+  }
+
+  FakeRuntimeApi unasked({"{}"});
+  ShimProcess plain(unasked.endpoint(), {"/bin/sh", "-c", "echo err-line >&2; cat"});
+  ASSERT_TRUE(unasked.WaitForPost("/invocation/req-1/response", &post)) << plain.Stderr();
+  EXPECT_EQ(plain.Stderr().find(ephemera::shim::kLogMarkPrefix), std::string::npos)
+      << plain.Stderr();
+}
+
+// A Runtime API client of its own posts through the proxy, which writes the mark for it
+// (the first event's ask was seen by the shim's own GET /next, the second's by the proxy).
+TEST(ShimProcess, TheProxyWritesTheLogMarkOfAClientThatPostsThroughIt) {
+  FakeRuntimeApi::Options asked;
+  asked.ask_log_mark = true;
+  FakeRuntimeApi api({"{\"a\":1}", "{\"b\":2}"}, asked);
+  ShimProcess shim(api.endpoint(), {EPHEMERA_LAMBDA_CPP_BINARY}, {"EPHEMERA_MODE=auto"});
+  FakeRequest post;
+  ASSERT_TRUE(api.WaitForPost("/invocation/req-2/response", &post)) << shim.Stderr();
+  std::string log = shim.Stderr();
+  EXPECT_NE(log.find(ephemera::shim::LogMark("req-1")), std::string::npos) << log;
+  EXPECT_NE(log.find(ephemera::shim::LogMark("req-2")), std::string::npos) << log;
 }
 
 TEST(ShimProcess, SigtermIsForwardedToTheRunningFunction) {
