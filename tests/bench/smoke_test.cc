@@ -36,6 +36,24 @@ std::string Shell(const std::string& cmd) {
   return out;
 }
 
+// What a run left behind, for a failed check: the containers with their labels and
+// states, the run's notes (results.json) and its daemon's last lines.
+std::string Leftovers(const std::string& out) {
+  std::string text = Shell(
+      "docker ps -a --filter label=ephemera.bench --format "
+      "'{{.ID}} {{.Names}} {{.Status}} {{.CreatedAt}} {{.Labels}}'");
+  json::Json j = json::Parse(Read(out + "/results.json"));
+  const cJSON* note = nullptr;
+  if (j) {
+    cJSON_ArrayForEach(note, cJSON_GetObjectItemCaseSensitive(j.get(), "notes")) {
+      if (cJSON_IsString(note)) text += std::string("note: ") + note->valuestring + "\n";
+    }
+  }
+  std::string log = Read(out + "/daemon.log");
+  if (log.size() > 4000) log = log.substr(log.size() - 4000);
+  return text + "daemon.log (end):\n" + log;
+}
+
 const cJSON* Get(const cJSON* o, const char* key) {
   return cJSON_GetObjectItemCaseSensitive(o, key);
 }
@@ -128,7 +146,7 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
   EXPECT_NE(Read(out + "/stdout.txt").find("ephemera / raw floor"), std::string::npos);
 
   // Nothing left behind: no container of ours, no daemon.
-  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "");
+  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "") << Leftovers(out);
   EXPECT_EQ(std::system(("rm -rf '" + out + "'").c_str()), 0);
 }
 
@@ -177,7 +195,7 @@ TEST(BenchSmoke, PrecreateRunKeepsColdSamplesWithoutCreateAndLeavesNothing) {
 
   // Nothing left behind: neither the floor's containers nor the daemon's (its pid is in
   // the progress line "daemon ... (pid N, log ...)").
-  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "");
+  EXPECT_EQ(Shell("docker ps -aq --filter label=ephemera.bench"), "") << Leftovers(out);
   size_t at = err.find("(pid ");
   ASSERT_NE(at, std::string::npos) << err;
   std::string pid = err.substr(at + 5, err.find(',', at) - at - 5);
