@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "shim/log_mark.h"
 #include "shim/signals.h"
 
 extern char** environ;
@@ -213,6 +214,47 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
   long long kill_at = -1;
   long long drain_until = -1;
   char buf[kIoChunk];
+  // Reads what the child wrote, until the pipe is empty (or closed).
+  auto read_out = [&] {
+    if (out[0] < 0) return;
+    while (true) {
+      ssize_t n = read(out[0], buf, sizeof buf);
+      if (n > 0 && result->promoted) {
+        WriteAllBlocking(options.stdout_forward_fd, buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n > 0) {
+        size_t room = options.max_output_bytes - result->output.size();
+        if (static_cast<size_t>(n) > room) {
+          result->output_truncated = true;
+          result->output.append(buf, room);
+        } else {
+          result->output.append(buf, static_cast<size_t>(n));
+        }
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) CloseFd(&out[0]);
+      break;
+    }
+  };
+  auto read_err = [&] {
+    if (err[0] < 0) return;
+    while (true) {
+      ssize_t n = read(err[0], buf, sizeof buf);
+      if (n > 0) {
+        if (options.stderr_forward_fd >= 0) {
+          WriteAllBlocking(options.stderr_forward_fd, buf, static_cast<size_t>(n));
+        }
+        AppendTail(&result->stderr_tail, buf, static_cast<size_t>(n), options.stderr_tail_bytes);
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) CloseFd(&err[0]);
+      break;
+    }
+  };
+  // Auto mode: marks for a promoted client's results are written here, in order with its
+  // output (log_mark.h).
+  const int relay_fd = options.promote_fd >= 0 ? OpenLogMarkRelay() : -1;
 
   while (true) {
     if (!exited) {
@@ -237,10 +279,10 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
     }
     if (exited && ((out[0] < 0 && err[0] < 0) || now >= drain_until)) break;
 
-    struct pollfd fds[6];
+    struct pollfd fds[7];
     int nfds = 0;
     int sig_index = -1, in_index = -1, out_index = -1, err_index = -1;
-    int watch_index = -1, promote_index = -1;
+    int watch_index = -1, promote_index = -1, relay_index = -1;
     int watch_fd = options.upstream_watch.fd && !exited ? options.upstream_watch.fd() : -1;
     if (watch_fd >= 0) {
       watch_index = nfds;
@@ -249,6 +291,10 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
     if (options.promote_fd >= 0 && !result->promoted) {
       promote_index = nfds;
       fds[nfds++] = {options.promote_fd, POLLIN, 0};
+    }
+    if (relay_fd >= 0) {
+      relay_index = nfds;
+      fds[nfds++] = {relay_fd, POLLIN, 0};
     }
     if (SignalPipeFd() >= 0) {
       sig_index = nfds;
@@ -304,42 +350,16 @@ void RunProcess(const ExecOptions& options, std::string_view input, ExecResult* 
         }
       }
     }
-    if (out_index >= 0 && fds[out_index].revents != 0) {
-      while (true) {
-        ssize_t n = read(out[0], buf, sizeof buf);
-        if (n > 0 && result->promoted) {
-          WriteAllBlocking(options.stdout_forward_fd, buf, static_cast<size_t>(n));
-          continue;
-        }
-        if (n > 0) {
-          size_t room = options.max_output_bytes - result->output.size();
-          if (static_cast<size_t>(n) > room) {
-            result->output_truncated = true;
-            result->output.append(buf, room);
-          } else {
-            result->output.append(buf, static_cast<size_t>(n));
-          }
-          continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) CloseFd(&out[0]);
-        break;
-      }
-    }
-    if (err_index >= 0 && fds[err_index].revents != 0) {
-      while (true) {
-        ssize_t n = read(err[0], buf, sizeof buf);
-        if (n > 0) {
-          if (options.stderr_forward_fd >= 0) {
-            WriteAllBlocking(options.stderr_forward_fd, buf, static_cast<size_t>(n));
-          }
-          AppendTail(&result->stderr_tail, buf, static_cast<size_t>(n), options.stderr_tail_bytes);
-          continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) CloseFd(&err[0]);
-        break;
-      }
+    if (out_index >= 0 && fds[out_index].revents != 0) read_out();
+    if (err_index >= 0 && fds[err_index].revents != 0) read_err();
+    if (relay_index >= 0 && fds[relay_index].revents != 0) {
+      // A mark waits (log_mark.h): copy all the child wrote before its result first.
+      read_out();
+      read_err();
+      ServeLogMarkRelay();
     }
   }
+  if (relay_fd >= 0) CloseLogMarkRelay();
   for (int* fd : {&in[1], &out[0], &err[0]}) CloseFd(fd);
   if (result->stderr_tail.size() > options.stderr_tail_bytes) {
     result->stderr_tail.erase(0, result->stderr_tail.size() - options.stderr_tail_bytes);

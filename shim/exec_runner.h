@@ -12,13 +12,15 @@
 // connection; if its check fails the child's group is killed and the run ends with
 // upstream_lost), and a promote fd (auto mode: once it is readable the child turned out to
 // be a Runtime API client, so its stdin is closed and its stdout, so far collected as a
-// would-be response, is written to the log and forwarded from then on).
+// would-be response, is written to the log and forwarded from then on). With a promote
+// fd the run also serves the log-mark relay (log_mark.h): a mark the proxy asks for is
+// written once the child's pipes have been copied, so it follows the child's output.
 //
 // Children get their own process group, default signal dispositions and only fds 0-2.
 // The shim is usually PID 1, so orphans are reparented to it: ReapChildren() collects
 // every exited child after each event.
 // Thread: the main thread (it waits for SIGCHLD through the self-pipe).
-// Depends on: POSIX, shim/signals.h, shim/http_client.h (ReadWatch).
+// Depends on: POSIX, shim/signals.h, shim/http_client.h (ReadWatch), shim/log_mark.h.
 #pragma once
 
 #include <sys/types.h>

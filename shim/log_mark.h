@@ -46,4 +46,18 @@ void ExpectLogMark(std::string_view request_id);
 // true. Call it just before posting the invocation's result.
 bool WriteLogMarkFor(std::string_view request_id);
 
+// The same, for a result that passes through the proxy. While a relay is open (auto mode:
+// the main thread copies a promoted client's stdout and stderr from pipes), the client's
+// last lines may still sit in those pipes, so the mark is handed to the relay's thread,
+// which copies all that is there first; this waits until it has (at most 1 s, then it
+// writes the mark itself). Without a relay, it is WriteLogMarkFor.
+void WriteLogMarkInOrder(std::string_view request_id);
+
+// The relay's side (exec_runner.cc, main thread). Open returns a descriptor that turns
+// readable when a mark waits; Serve writes the waiting marks (call it once everything the
+// child wrote so far has been copied); Close writes any still waiting and ends the relay.
+int OpenLogMarkRelay();
+void ServeLogMarkRelay();
+void CloseLogMarkRelay();
+
 }  // namespace ephemera::shim

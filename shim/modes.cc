@@ -160,7 +160,7 @@ ProxyHooks ShimProxyHooks(const Endpoint& upstream, AutoDecision* decision) {
     if (!answered.empty()) {
       ForgetDeadline(answered);
       // Before the result goes upstream: the function's output so far is ahead of it.
-      WriteLogMarkFor(answered);
+      WriteLogMarkInOrder(answered);
     }
     return decision != nullptr && decision->OnRuntimeRequest(request, local_response);
   };
