@@ -120,7 +120,9 @@ TEST(BenchSmoke, QuickRunWritesCompleteReports) {
     EXPECT_GT(json::GetNumber(c, "machine_ms").value_or(0), 0) << series;
     EXPECT_GT(json::GetNumber(c, "wall_ms").value_or(0), 0) << series;
   }
-  EXPECT_GT(json::GetNumber(Get(Get(j.get(), "pool_rate"), "pool_cpu"), "daemon_ms").value_or(0),
+  // The daemon's CPU was read (-1: unknown). It may be 0: /proc counts 10 ms ticks, and
+  // three refills can cost the daemon less than one on a fast machine.
+  EXPECT_GE(json::GetNumber(Get(Get(j.get(), "pool_rate"), "pool_cpu"), "daemon_ms").value_or(-1),
             0);
   EXPECT_EQ(cJSON_GetArraySize(Get(j.get(), "throughput")), 2);
   const cJSON* qm = Get(j.get(), "queue_memory");
