@@ -307,22 +307,32 @@ class LaggingProxy {
   std::string pid_;
 };
 
+// The suite's engine behind a LaggingProxy whose attach streams trail by 1.5 s, and a
+// daemon that uses it (stopped before the proxy: members go in reverse order).
+class LaggingEngine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (LaggingProxy::EngineSocket().empty()) {
+      GTEST_SKIP() << "the suite's engine is not on a unix socket (DOCKER_HOST="
+                   << std::getenv("DOCKER_HOST") << ")";
+    }
+    ASSERT_TRUE(proxy_.Start(1.5)) << proxy_.log();
+    Daemon::Options o;
+    o.extra_args = {"--docker", proxy_.endpoint()};
+    ASSERT_EQ(daemon_.Start(o), "");
+  }
+
+  LaggingProxy proxy_;
+  Daemon daemon_;
+};
+
 // A busy engine's attach stream was seen to trail its container by over a second, and a
 // cold log tail cut off at a fixed wait then lacked the function's last lines. A cold
 // outcome that asked for the tail waits for the stream's end instead, which the engine
 // sends once it has written all the container wrote. The proxy makes every attach stream
 // lag by 1.5 s, more than the daemon's other log waits (1 s).
-TEST(LaggingEngine, AColdLogTailWaitsForTheEndOfTheAttachStream) {
-  if (LaggingProxy::EngineSocket().empty()) {
-    GTEST_SKIP() << "the suite's engine is not on a unix socket (DOCKER_HOST="
-                 << std::getenv("DOCKER_HOST") << ")";
-  }
-  LaggingProxy proxy;
-  ASSERT_TRUE(proxy.Start(1.5)) << proxy.log();
-  Daemon d;
-  Daemon::Options o;
-  o.extra_args = {"--docker", proxy.endpoint()};
-  ASSERT_EQ(d.Start(o), "");
+TEST_F(LaggingEngine, AColdLogTailWaitsForTheEndOfTheAttachStream) {
+  Daemon& d = daemon_;
   HttpResult c =
       Http("POST", d.url() + "/2015-03-31/functions",
            R"({"FunctionName":"lag-cold","Code":{"ImageUri":"ephemera/busybox:latest"},)"
@@ -356,22 +366,8 @@ TEST(LaggingEngine, AColdLogTailWaitsForTheEndOfTheAttachStream) {
 // kept environment's tail used to wait at most) each tail still holds its own lines and
 // none of the other invocation's. Exec mode marks from the shim itself; lambda-cpp (its
 // own libcurl client, auto mode) posts through the shim's proxy, which marks for it.
-TEST(LaggingEngine, KeptEnvironmentsLogTailsWaitForTheRuntimesMarks) {
-  if (LaggingProxy::EngineSocket().empty()) {
-    GTEST_SKIP() << "the suite's engine is not on a unix socket (DOCKER_HOST="
-                 << std::getenv("DOCKER_HOST") << ")";
-  }
-  LaggingProxy proxy;
-  ASSERT_TRUE(proxy.Start(1.5)) << proxy.log();
-  Daemon d;
-  Daemon::Options o;
-  o.extra_args = {"--docker", proxy.endpoint()};
-  ASSERT_EQ(d.Start(o), "");
-  struct Case {
-    const char* name;
-    const char* create;
-    const char* policy;
-  };
+TEST_F(LaggingEngine, KeptEnvironmentsLogTailsWaitForTheRuntimesMarks) {
+  Daemon& d = daemon_;
   const std::string exec_fn =
       R"("Code":{"ImageUri":"ephemera/busybox:latest"},)"
       R"("ImageConfig":{"EntryPoint":["sh","-c","read x; echo log-$x >&2; echo $x"]},)";
