@@ -56,6 +56,12 @@ void AppendTail(std::string* tail, const char* data, size_t n, size_t cap) {
   if (tail->size() > 2 * cap) tail->erase(0, tail->size() - cap);
 }
 
+void SignalGroup(pid_t pid, int signo) {
+  if (kill(-pid, signo) != 0) kill(pid, signo);
+}
+
+}  // namespace
+
 void WriteAllBlocking(int fd, const char* data, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, data, n);
@@ -72,12 +78,6 @@ void WriteAllBlocking(int fd, const char* data, size_t n) {
     n -= static_cast<size_t>(w);
   }
 }
-
-void SignalGroup(pid_t pid, int signo) {
-  if (kill(-pid, signo) != 0) kill(pid, signo);
-}
-
-}  // namespace
 
 Status CheckExecutable(const std::string& command) {
   if (command.empty()) return Status::Error("cannot run an empty command");

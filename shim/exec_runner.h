@@ -41,6 +41,10 @@ namespace ephemera::shim {
 // The error reads "cannot run <command>: <reason>", e.g. "No such file or directory".
 Status CheckExecutable(const std::string& command);
 
+// Writes all of data to fd, retrying EINTR and waiting out EAGAIN; gives up on other
+// errors (a log sink that is gone must not stop the shim).
+void WriteAllBlocking(int fd, const char* data, size_t n);
+
 // Forks and execs argv (execvp semantics) with the current environment, `extra_env`
 // ("NAME=value" overrides a same-named variable; a bare "NAME" removes it), and in/out/err
 // as fds 0, 1, 2.

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <set>
 
+#include "shim/exec_runner.h"
+
 namespace ephemera::shim {
 namespace {
 
@@ -25,17 +27,6 @@ std::set<std::string, std::less<>>& Owed() {
   return *owed;
 }
 constexpr size_t kMaxOwed = 64;
-
-void WriteAll(int fd, const std::string& text) {
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
 
 // The relay: ids waiting for the main thread, and how many it has served so far.
 struct Relay {
@@ -79,8 +70,8 @@ bool WriteLogMarkFor(std::string_view request_id) {
     Owed().erase(it);
   }
   const std::string mark = LogMark(request_id);
-  WriteAll(1, mark);
-  WriteAll(2, mark);
+  WriteAllBlocking(1, mark.data(), mark.size());
+  WriteAllBlocking(2, mark.data(), mark.size());
   return true;
 }
 
